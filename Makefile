@@ -1,0 +1,39 @@
+# liveshow: `make run` serves the demo, `make test` runs every test. Both install what they need.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean services browser
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/liveshow migrate
+	$(BIN)/liveshow demo
+	$(BIN)/liveshow serve --host 127.0.0.1 --port 8000
+
+browser:
+	bash scripts/ensure-chromium.sh
+
+services:
+	bash scripts/ensure-services.sh
+
+test: install browser services
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check liveshow tests bench
+	$(BIN)/mypy
+
+bench: install services
+	$(BIN)/python bench/run_all.py
+
+clean:
+	rm -rf $(VENV) data .pytest_cache

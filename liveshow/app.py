@@ -1,0 +1,90 @@
+"""create_app(settings): the one place where adapters are built and routes are assembled."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from liveshow.bus import make_bus
+from liveshow.context import WEB_DIR, AppContext
+from liveshow.db import Database
+from liveshow.errors import DomainError
+from liveshow.logs import setup_logging
+from liveshow.metrics import Metrics
+from liveshow.settings import Settings, load_settings
+from liveshow.web import ops, pages
+from liveshow.web.middleware import RequestContextMiddleware
+from liveshow.web.rendering import domain_error_handler, make_templates
+
+log = logging.getLogger(__name__)
+
+
+def build_context(settings: Settings) -> AppContext:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    return AppContext(
+        settings=settings,
+        db=Database(settings.resolved_database_url),
+        bus=make_bus(settings.bus_url, prefix=settings.bus_prefix),
+        templates=make_templates(),
+        metrics=Metrics(),
+    )
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    setup_logging(settings.log_level)
+    context = build_context(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await context.bus.start()
+        for start in context.on_startup:
+            await start()
+        log.info("liveshow ready", extra={"fields": {"bus": settings.bus_url.split("@")[-1]}})
+        try:
+            yield
+        finally:
+            for stop in reversed(context.on_shutdown):
+                try:
+                    await stop()
+                except Exception:
+                    log.exception("shutdown hook failed")
+            await context.bus.close()
+            context.db.close()
+
+    routes: list[BaseRoute] = [
+        *ops.routes(),
+        *pages.routes(context),
+        Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"),
+        Mount(
+            "/uploads", app=StaticFiles(directory=str(settings.uploads_dir), check_dir=False), name="uploads"
+        ),
+    ]
+    https = settings.public_url.startswith("https://")
+    middleware = [
+        Middleware(RequestContextMiddleware, metrics=context.metrics),
+        Middleware(
+            SessionMiddleware,
+            secret_key=settings.secret_key,
+            session_cookie="liveshow_session",
+            same_site="lax",
+            https_only=https,
+            max_age=14 * 24 * 3600,
+        ),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={DomainError: domain_error_handler},
+    )
+    app.state.ctx = context
+    return app

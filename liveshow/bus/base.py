@@ -1,0 +1,84 @@
+"""The bus protocol shared by both adapters.
+
+A topic (one per show, e.g. ``show:12``) is an ordered log: ``publish`` gives each event the next
+sequence number of its topic, keeps the last ``retain`` events for gap recovery and hands the event
+to every subscriber in every process, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Event:
+    topic: str
+    seq: int
+    type: str
+    data: dict[str, Any]
+    ts_ms: int
+
+    def to_json(self) -> str:
+        return json.dumps({"type": self.type, "data": self.data, "ts": self.ts_ms}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, topic: str, seq: int, raw: str | bytes) -> Event:
+        body = json.loads(raw)
+        return cls(topic=topic, seq=seq, type=body["type"], data=body["data"], ts_ms=body["ts"])
+
+    def wire(self) -> dict[str, Any]:
+        """The frame a client sees: the event's own fields plus its place in the show's log."""
+        return {"type": self.type, "seq": self.seq, "ts": self.ts_ms, **self.data}
+
+
+@dataclass(eq=False)
+class Subscription:
+    """Events of one topic from the moment of subscribing; iterate, then close."""
+
+    topic: str
+    queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    closed: bool = False
+    _on_close: list[Any] = field(default_factory=list)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[Event]:
+        while not self.closed:
+            yield await self.queue.get()
+
+    async def get(self, timeout: float | None = None) -> Event:
+        return await asyncio.wait_for(self.queue.get(), timeout)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            for callback in self._on_close:
+                callback(self)
+
+
+class Bus(Protocol):
+    retain: int
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def publish(self, topic: str, type: str, data: dict[str, Any]) -> Event: ...
+
+    def subscribe(self, topic: str, after_seq: int | None = None) -> Subscription:
+        """Events of the topic after after_seq (default: from now). A topic has one reader per
+        process, so a later subscriber joins at the reader's position: dedupe by seq."""
+        ...
+
+    async def history(self, topic: str, after_seq: int, limit: int = 1000) -> list[Event] | None:
+        """Events with seq > after_seq, oldest first; None when some of them are no longer kept."""
+        ...
+
+    async def last_seq(self, topic: str) -> int: ...

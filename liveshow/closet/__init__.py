@@ -1,0 +1,1 @@
+"""The closet: a seller's listings and their photos."""

@@ -1,0 +1,39 @@
+"""What a running app holds: settings, adapters and services, built once in create_app."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from starlette.templating import Jinja2Templates
+
+from liveshow.accounts.models import User
+from liveshow.bus import Bus
+from liveshow.db import Database
+from liveshow.metrics import Metrics
+from liveshow.settings import Settings
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+# A room message type answered by another service (e.g. "bid", "claim"): called with the show id, the
+# sender (None when anonymous) and the decoded message; returns the reply frame for the sender, or
+# None. Raise a DomainError to refuse: the room turns it into an error frame.
+RoomHandler = Callable[[int, User | None, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+# Called for every accepted chat message (show id, author, text), e.g. to turn "claim 2" into a claim.
+ChatHook = Callable[[int, User, str], Awaitable[None]]
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    bus: Bus
+    templates: Jinja2Templates
+    metrics: Metrics
+    room_handlers: dict[str, RoomHandler] = field(default_factory=dict)
+    chat_hooks: list[ChatHook] = field(default_factory=list)
+    # Services register their own start and stop hooks; lifespan runs them in order (stop reversed).
+    on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)

@@ -1,0 +1,90 @@
+"""Settings: read once from config/default.toml, then LIVESHOW_* environment variables."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any
+
+DEFAULTS_FILE = Path(__file__).resolve().parent.parent / "config" / "default.toml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    bus_url: str = "memory://"
+    # Namespace of every Redis key, so several deployments (or test runs) can share one Redis.
+    bus_prefix: str = "liveshow"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str = ""
+    public_url: str = ""
+    ice_servers: tuple[str, ...] = ()
+    max_photo_bytes: int = 8 * 1024 * 1024
+    max_photos_per_listing: int = 8
+    publisher_grace_seconds: float = 60.0
+    payment_window_minutes: int = 15
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'liveshow.db'}"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(field: dataclasses.Field[Any], raw: Any) -> Any:
+    kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", "")
+    if kind == "Path":
+        return Path(str(raw))
+    if kind == "int":
+        return int(raw)
+    if kind == "float":
+        return float(raw)
+    if kind.startswith("tuple"):
+        if isinstance(raw, list | tuple):
+            return tuple(str(x) for x in raw)
+        return tuple(s.strip() for s in str(raw).split(",") if s.strip())
+    return str(raw)
+
+
+def load_settings(env: dict[str, str] | None = None, defaults_file: Path = DEFAULTS_FILE) -> Settings:
+    """Merge the defaults file with LIVESHOW_* variables; the secret key is made once and kept."""
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    if defaults_file.exists():
+        values.update(tomllib.loads(defaults_file.read_text()))
+    for field in dataclasses.fields(Settings):
+        key = f"LIVESHOW_{field.name.upper()}"
+        if key in env:
+            values[field.name] = env[key]
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    settings = Settings(**{k: _coerce(known[k], v) for k, v in values.items() if k in known})
+    if not settings.secret_key:
+        settings = settings.with_overrides(secret_key=_persistent_secret(settings.data_dir))
+    return settings
+
+
+def _persistent_secret(data_dir: Path) -> str:
+    # Sessions must survive restarts, so a generated key is written beside the data it protects.
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key

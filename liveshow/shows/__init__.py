@@ -1,0 +1,1 @@
+"""Shows: scheduling, lineup, lifecycle."""

@@ -1,0 +1,7 @@
+"""Every table module, imported so SQLModel.metadata (and Alembic) sees the whole schema."""
+
+from liveshow.accounts import models as accounts_models
+from liveshow.closet import models as closet_models
+from liveshow.shows import models as shows_models
+
+__all__ = ["accounts_models", "closet_models", "shows_models"]

@@ -1,0 +1,1 @@
+"""HTTP glue shared by every handler: who is asking, CSRF, rendering, errors."""

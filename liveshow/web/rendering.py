@@ -1,0 +1,52 @@
+"""Templates and error responses."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.templating import Jinja2Templates
+
+from liveshow.context import WEB_DIR
+from liveshow.errors import DomainError
+from liveshow.web.auth import csrf_token, ctx, current_user
+
+log = logging.getLogger(__name__)
+
+
+def make_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(WEB_DIR / "templates"))
+    templates.env.globals["csrf_token"] = csrf_token
+    templates.env.filters["money"] = format_cents
+    return templates
+
+
+def format_cents(cents: int | None) -> str:
+    if cents is None:
+        return ""
+    sign = "-" if cents < 0 else ""
+    cents = abs(int(cents))
+    return f"{sign}${cents // 100:,}.{cents % 100:02d}"
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    context.setdefault("user", current_user(request))
+    return ctx(request).templates.TemplateResponse(request, template, context, status_code=status_code)
+
+
+def wants_json(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(("/api/", "/whip/", "/whep/")):
+        return True
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "text/html" not in accept
+
+
+async def domain_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DomainError)
+    log.info("refused %s %s: %s (%s)", request.method, request.url.path, exc.message, exc.code)
+    if wants_json(request):
+        return JSONResponse({"error": exc.code, "reason": exc.message, **exc.details}, status_code=exc.status)
+    return render(request, "error.html", status_code=exc.status, message=exc.message, status=exc.status)
