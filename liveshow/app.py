@@ -19,6 +19,7 @@ from liveshow.errors import DomainError
 from liveshow.logs import setup_logging
 from liveshow.metrics import Metrics
 from liveshow.settings import Settings, load_settings
+from liveshow.showlog import ShowLog
 from liveshow.web import ops, pages
 from liveshow.web.middleware import RequestContextMiddleware
 from liveshow.web.rendering import domain_error_handler, make_templates
@@ -29,12 +30,15 @@ log = logging.getLogger(__name__)
 def build_context(settings: Settings) -> AppContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.resolved_database_url)
+    bus = make_bus(settings.bus_url, prefix=settings.bus_prefix)
     return AppContext(
         settings=settings,
-        db=Database(settings.resolved_database_url),
-        bus=make_bus(settings.bus_url, prefix=settings.bus_prefix),
+        db=db,
+        bus=bus,
         templates=make_templates(),
         metrics=Metrics(),
+        showlog=ShowLog(bus, db),
     )
 
 
@@ -46,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await context.bus.start()
+        await context.showlog.start()
         for start in context.on_startup:
             await start()
         log.info("liveshow ready", extra={"fields": {"bus": settings.bus_url.split("@")[-1]}})
@@ -57,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     await stop()
                 except Exception:
                     log.exception("shutdown hook failed")
+            await context.showlog.stop()
             await context.bus.close()
             context.db.close()
 

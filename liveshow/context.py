@@ -14,6 +14,7 @@ from liveshow.bus import Bus
 from liveshow.db import Database
 from liveshow.metrics import Metrics
 from liveshow.settings import Settings
+from liveshow.showlog import ShowLog
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -32,6 +33,8 @@ class AppContext:
     bus: Bus
     templates: Jinja2Templates
     metrics: Metrics
+    # Publish show events through this (not the bare bus) so they are archived for replay.
+    showlog: ShowLog
     room_handlers: dict[str, RoomHandler] = field(default_factory=dict)
     chat_hooks: list[ChatHook] = field(default_factory=list)
     # Services register their own start and stop hooks; lifespan runs them in order (stop reversed).

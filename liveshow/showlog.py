@@ -1,0 +1,114 @@
+"""A show's event log: publish a room event on the bus and keep it for replay.
+
+The bus numbers the event (the show's ``seq``) and fans it out; the archive keeps public events in the
+``show_events`` table so a replay can show chat, items and sales in step with the recording. Archiving is
+batched off the hot path: a flush every ``flush_interval`` seconds, one INSERT for many events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, Session, SQLModel, col, select
+from starlette.concurrency import run_in_threadpool
+
+from liveshow.bus import Bus, Event
+from liveshow.db import Database
+
+log = logging.getLogger(__name__)
+
+# Events that describe the moment, not the show: never archived (presence counts, typing, private notices).
+EPHEMERAL_TYPES = frozenset({"presence", "snapshot"})
+
+
+def show_topic(show_id: int) -> str:
+    return f"show:{show_id}"
+
+
+class ShowEvent(SQLModel, table=True):
+    __tablename__ = "show_events"
+    __table_args__ = (UniqueConstraint("show_id", "seq", name="uq_show_events_show_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    show_id: int = Field(foreign_key="shows.id", index=True)
+    seq: int
+    type: str = Field(max_length=40)
+    data: str  # JSON
+    at: datetime
+
+
+class ShowLog:
+    def __init__(self, bus: Bus, db: Database, flush_interval: float = 0.2) -> None:
+        self.bus = bus
+        self.db = db
+        self.flush_interval = flush_interval
+        self._pending: list[ShowEvent] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish(self, show_id: int, type: str, data: dict[str, Any]) -> Event:
+        event = await self.bus.publish(show_topic(show_id), type, data)
+        if type not in EPHEMERAL_TYPES and "to" not in data:
+            self._pending.append(
+                ShowEvent(
+                    show_id=show_id,
+                    seq=event.seq,
+                    type=type,
+                    data=json.dumps(data, separators=(",", ":")),
+                    at=datetime.fromtimestamp(event.ts_ms / 1000, UTC),
+                )
+            )
+        return event
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_forever(), name="showlog-flush")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending = self._pending, []
+        try:
+            await run_in_threadpool(self._insert, batch)
+        except Exception:
+            # Keep them for the next flush rather than lose a sale from the replay.
+            log.exception("archiving %d show events failed; will retry", len(batch))
+            self._pending[:0] = batch
+
+    def _insert(self, batch: list[ShowEvent]) -> None:
+        with self.db.session() as session:
+            session.add_all(batch)
+            session.commit()
+
+    async def _flush_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            await self.flush()
+
+    def archived(self, show_id: int, after_seq: int = 0, limit: int = 10_000) -> list[ShowEvent]:
+        with self.db.session() as session:
+            return list(archived_events(session, show_id, after_seq, limit))
+
+
+def archived_events(
+    session: Session, show_id: int, after_seq: int = 0, limit: int = 10_000
+) -> list[ShowEvent]:
+    rows = session.exec(
+        select(ShowEvent)
+        .where(ShowEvent.show_id == show_id, col(ShowEvent.seq) > after_seq)
+        .order_by(col(ShowEvent.seq))
+        .limit(limit)
+    )
+    return list(rows)

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import json
+
+from liveshow.accounts.service import create_user
+from liveshow.bus.memory import MemoryBus
+from liveshow.db import Database
+from liveshow.showlog import ShowLog, show_topic
+from liveshow.shows.models import Show
+
+
+async def test_publish_fans_out_and_archives_public_events(database_url: str) -> None:
+    db = Database(database_url)
+    with db.session() as session:
+        seller = create_user(session, "archivist", "long enough pw")
+        show = Show(seller_id=seller.id, title="Archive", stream_key="k")
+        session.add(show)
+        session.commit()
+        session.refresh(show)
+    assert show.id is not None
+    bus = MemoryBus()
+    showlog = ShowLog(bus, db, flush_interval=60)
+    sub = bus.subscribe(show_topic(show.id))
+    first = await showlog.publish(show.id, "chat.message", {"text": "hi"})
+    await showlog.publish(show.id, "presence", {"count": 3})
+    await showlog.publish(show.id, "notice", {"to": [1], "text": "you were outbid"})
+    last = await showlog.publish(show.id, "lot.opened", {"lot": 1})
+    assert [(await sub.get(1)).seq for _ in range(4)] == [1, 2, 3, 4]
+    await showlog.stop()  # flushes what is pending
+    archived = showlog.archived(show.id)
+    assert [(e.seq, e.type) for e in archived] == [(first.seq, "chat.message"), (last.seq, "lot.opened")]
+    assert json.loads(archived[0].data) == {"text": "hi"}
+    assert showlog.archived(show.id, after_seq=1)[0].seq == 4
+    db.close()
