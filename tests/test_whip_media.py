@@ -58,6 +58,7 @@ class Stage:
         self.seller_token = seller_token
         self.whip = f"{server.url}/whip/{show.id}"
         self.whep = f"{server.url}/whep/{show.id}"
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def media(self) -> MediaService:
@@ -87,9 +88,17 @@ def make_show(app: Starlette, username: str = "seller", **fields: Any) -> tuple[
 @pytest.fixture
 def stage(tmp_path: Path, sqlite_url: str) -> Iterator[Stage]:
     app = create_app(make_settings(tmp_path, sqlite_url, publisher_grace_seconds=2.0))
+    loops: list[asyncio.AbstractEventLoop] = []
+
+    async def remember_loop() -> None:
+        loops.append(asyncio.get_running_loop())
+
+    app.state.ctx.on_startup.append(remember_loop)
     server = LiveServer(app).start()
     show, token = make_show(app)
-    yield Stage(app, server, show, token)
+    staged = Stage(app, server, show, token)
+    staged.loop = loops[0]
+    yield staged
     server.stop()
 
 
