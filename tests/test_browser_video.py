@@ -123,7 +123,8 @@ def test_refused_camera_is_explained(browser: Any, browser_stage: tuple[LiveServ
     page = context.new_page()
     # ...and the fake-UI flag auto-accepts, so refuse explicitly the way a user's "Block" does.
     page.add_init_script(
-        "navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('denied', 'NotAllowedError'));"
+        "navigator.mediaDevices.getUserMedia = () =>"
+        " Promise.reject(new DOMException('denied', 'NotAllowedError'));"
     )
     try:
         page.goto(f"{server.url}/test/studio/{show.id}")

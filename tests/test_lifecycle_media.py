@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 
 import httpx
@@ -10,7 +11,8 @@ import httpx
 from liveshow.media.frames import EncodedFrame
 from liveshow.showlog import archived_events
 from liveshow.signaling.client import Watcher, publish
-from tests.test_whip_media import Stage, stage, wait_for  # noqa: F401
+from tests.test_whip_media import Stage, wait_for
+from tests.test_whip_media import stage as _stage  # noqa: F401  (the fixture)
 
 
 def announced(stage: Stage) -> list[str]:
@@ -65,7 +67,9 @@ async def test_drop_resume_and_end_by_seller(stage: Stage) -> None:
 
     # the seller ends it with an API token
     async with httpx.AsyncClient(base_url=stage.server.url) as http:
-        resp = await http.post(f"/api/shows/{show_id}/end", headers={"Authorization": f"Bearer {stage.seller_token}"})
+        resp = await http.post(
+            f"/api/shows/{show_id}/end", headers={"Authorization": f"Bearer {stage.seller_token}"}
+        )
         assert resp.status_code == 200 and resp.json()["state"] == "ended"
     await wait_for(lambda: watcher.pc.connectionState in ("closed", "failed"), timeout=40)
     show = stage.db_show()
@@ -77,8 +81,8 @@ async def test_drop_resume_and_end_by_seller(stage: Stage) -> None:
     assert len(sinks) == 1 and sinks[0].closed
     video = [f for f in sinks[0].frames if f.kind == "video"]
     audio = [f for f in sinks[0].frames if f.kind == "audio"]
-    assert video[0].keyframe and all(b.pts > a.pts for a, b in zip(video, video[1:], strict=False))
-    assert all(b.pts > a.pts for a, b in zip(audio, audio[1:], strict=False))
+    assert video[0].keyframe and all(b.pts > a.pts for a, b in itertools.pairwise(video))
+    assert all(b.pts > a.pts for a, b in itertools.pairwise(audio))
     # audio and video share the show clock: their last timestamps agree within half a second
     assert abs(video[-1].pts / 90000 - audio[-1].pts / 48000) < 0.5
     await watcher.close(delete=False)
@@ -87,7 +91,7 @@ async def test_drop_resume_and_end_by_seller(stage: Stage) -> None:
 
 async def test_grace_runs_out(stage: Stage) -> None:
     show_id = stage.show.id or 0
-    pub, location = await publish(stage.whip, stage.show.stream_key)
+    pub, _ = await publish(stage.whip, stage.show.stream_key)
     await wait_for(lambda: stage.media.state(show_id) == "live")
     await pub.close()  # gone without a DELETE
     await wait_for(lambda: stage.media.state(show_id) == "reconnecting", timeout=40)
@@ -115,8 +119,7 @@ async def test_reair_source_feeds_viewers(stage: Stage) -> None:
         source = await stage.media.open_source(show_id, "VP8", None)
         requests: list[int] = []
         source.on_keyframe_request = lambda: requests.append(1)
-        while stage.media.viewer_count(show_id) == 0:
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: stage.media.viewer_count(show_id) > 0)
         for frame in replay:
             source.push(frame)
             await asyncio.sleep(1 / 30)

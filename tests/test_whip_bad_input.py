@@ -9,7 +9,8 @@ import httpx
 from aiortc import RTCPeerConnection
 
 from liveshow.signaling.client import Watcher, publish
-from tests.test_whip_media import Stage, codecs, make_show, stage, wait_for  # noqa: F401
+from tests.test_whip_media import Stage, make_show, wait_for
+from tests.test_whip_media import stage as _stage  # noqa: F401  (the fixture)
 
 SDP = {"Content-Type": "application/sdp"}
 
@@ -72,7 +73,9 @@ async def test_bad_input_is_refused_and_the_show_goes_on(stage: Stage) -> None:
         frag_type = {"Content-Type": "application/trickle-ice-sdpfrag"}
         assert (await http.patch(location, content=frag, headers=frag_type)).status_code == 204
         restart = "a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\n"
-        refused(await http.patch(location, content=restart, headers=frag_type), 422, "ice_restart_unsupported")
+        refused(
+            await http.patch(location, content=restart, headers=frag_type), 422, "ice_restart_unsupported"
+        )
         refused(await http.patch(location, content=frag, headers=SDP), 415)
         options = await http.options(url)
         assert options.status_code == 204 and "POST" in options.headers["access-control-allow-methods"]
@@ -80,7 +83,10 @@ async def test_bad_input_is_refused_and_the_show_goes_on(stage: Stage) -> None:
         # ending: only the show's seller
         refused(await http.post(f"/api/shows/{show_id}/end"), 401)
         _, other_token = make_show(stage.app, "other")
-        refused(await http.post(f"/api/shows/{show_id}/end", headers={"Authorization": f"Bearer {other_token}"}), 403)
+        refused(
+            await http.post(f"/api/shows/{show_id}/end", headers={"Authorization": f"Bearer {other_token}"}),
+            403,
+        )
 
     frames = watcher.frames["video"]
     await wait_for(lambda: watcher.frames["video"] > frames + 15)

@@ -16,6 +16,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 log = logging.getLogger(__name__)
 
+_pending: set[asyncio.Future[None]] = set()  # keeps in-flight PLI sends referenced until done
 FORWARDED = {"video": ("VP8", "H264"), "audio": ("opus",)}
 
 
@@ -24,16 +25,19 @@ def make_peer(ice_servers: tuple[str, ...]) -> RTCPeerConnection:
     return RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
 
 
-def capabilities(kind: str, codec_names: tuple[str, ...], first_params: dict[str, Any] | None = None) -> list[
-    RTCRtpCodecCapability
-]:
+def capabilities(
+    kind: str, codec_names: tuple[str, ...], first_params: dict[str, Any] | None = None
+) -> list[RTCRtpCodecCapability]:
     """aiortc codec capabilities limited to the codecs we forward (RTX kept for retransmissions)."""
     wanted = {name.lower() for name in codec_names}
     caps: list[RTCRtpCodecCapability] = []
     for codec in CODECS[kind]:
         if codec.name.lower() in wanted:
             cap = RTCRtpCodecCapability(
-                mimeType=codec.mimeType, clockRate=codec.clockRate, channels=codec.channels, parameters=codec.parameters
+                mimeType=codec.mimeType,
+                clockRate=codec.clockRate,
+                channels=codec.channels,
+                parameters=codec.parameters,
             )
             if cap not in caps:
                 caps.append(cap)
@@ -83,7 +87,9 @@ def request_pli(transceiver: RTCRtpTransceiver) -> None:
     rtx: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
     for ssrc in streams:
         if ssrc not in rtx:
-            asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
+            task = asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
 
 
 class ParkedTrack(MediaStreamTrack):
@@ -104,7 +110,7 @@ class ParkedTrack(MediaStreamTrack):
         self._ended.set()
 
 
-def raw_transport(pc: RTCPeerConnection) -> tuple[Any, asyncio.DatagramTransport, Any] | None:
+def raw_transport(pc: RTCPeerConnection) -> tuple[Any, Any, Any] | None:
     """The connected peer's SRTP session, UDP transport and remote address (the nominated ICE pair)."""
     for transceiver in pc.getTransceivers():
         dtls = transceiver.sender.transport

@@ -70,7 +70,11 @@ class Publisher:
             self.frames += 1
             self.on_frame(
                 EncodedFrame(
-                    kind=kind, codec=codec, data=data, pts=timeline.pts(stream_ts), keyframe=is_keyframe(codec, data)
+                    kind=kind,
+                    codec=codec,
+                    data=data,
+                    pts=timeline.pts(stream_ts),
+                    keyframe=is_keyframe(codec, data),
                 )
             )
 

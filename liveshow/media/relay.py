@@ -69,7 +69,7 @@ class KeyframeRequests:
 class OutTrack:
     """The per-viewer rewrite state of one outgoing stream."""
 
-    __slots__ = ("sender", "ssrc", "pt", "seq", "ts_offset", "waiting", "packets", "octets", "codec")
+    __slots__ = ("codec", "octets", "packets", "pt", "sender", "seq", "ssrc", "ts_offset", "waiting")
 
     def __init__(self, sender: Any, pt: int, codec: str, seq: int, ts_offset: int) -> None:
         self.sender = sender
@@ -86,7 +86,7 @@ class OutTrack:
 class ViewerOutput:
     """Sends shared payloads to one viewer over its SRTP session and nominated ICE pair."""
 
-    def __init__(self, tracks: dict[str, OutTrack], srtp: Any, udp: asyncio.DatagramTransport, addr: Any) -> None:
+    def __init__(self, tracks: dict[str, OutTrack], srtp: Any, udp: Any, addr: Any) -> None:
         self.tracks = tracks
         self._protect = srtp.protect
         self._udp = udp

@@ -79,7 +79,9 @@ class MediaService:
 
     # ------------------------------------------------------------ publishing
 
-    async def publish(self, show_id: int, stream_key: str | None, offer: str, kinds: list[str]) -> tuple[str, str]:
+    async def publish(
+        self, show_id: int, stream_key: str | None, offer: str, kinds: list[str]
+    ) -> tuple[str, str]:
         show = await self.require_show(show_id)
         if not stream_key or not hmac.compare_digest(show.stream_key.encode(), stream_key.encode()):
             raise NotAuthenticated("Wrong stream key.")
@@ -90,7 +92,11 @@ class MediaService:
             if media.source is not None:
                 raise PublisherExists("This show already has a publisher.")
             publisher = Publisher(
-                secrets.token_urlsafe(24), media.clock, self.settings.ice_servers, media.relay.push, self._on_publisher
+                secrets.token_urlsafe(24),
+                media.clock,
+                self.settings.ice_servers,
+                media.relay.push,
+                self._on_publisher,
             )
             media.source = publisher
             try:
@@ -181,7 +187,9 @@ class MediaService:
             raise NotFound("No such publishing session.")
         return source
 
-    async def open_source(self, show_id: int, codec_video: str | None, codec_audio: str | None) -> FrameSource:
+    async def open_source(
+        self, show_id: int, codec_video: str | None, codec_audio: str | None
+    ) -> FrameSource:
         show = await self.require_show(show_id)
         if show.state == "ended":
             raise ShowEnded("This show has ended.")
@@ -241,7 +249,9 @@ class MediaService:
         media = self.shows.get(show_id)
         if media is None or not media.codecs:
             raise NotLive("The show has not started yet.")
-        viewer = Viewer(secrets.token_urlsafe(24), self.settings.ice_servers, self._on_viewer, media.relay.keyframes.want)
+        viewer = Viewer(
+            secrets.token_urlsafe(24), self.settings.ice_servers, self._on_viewer, media.relay.keyframes.want
+        )
         try:
             answer = await viewer.accept(offer, kinds, media.codecs, {})
         except CodecMismatch as exc:

@@ -23,7 +23,11 @@ class CodecMismatch(Exception):
 
 class Viewer:
     def __init__(
-        self, session_id: str, ice_servers: tuple[str, ...], on_state: StateCallback, on_keyframe: Callable[[], None]
+        self,
+        session_id: str,
+        ice_servers: tuple[str, ...],
+        on_state: StateCallback,
+        on_keyframe: Callable[[], None],
     ) -> None:
         self.session_id = session_id
         self.pc: RTCPeerConnection = make_peer(ice_servers)
@@ -33,7 +37,9 @@ class Viewer:
         self.codecs: dict[str, str] = {}
         self._tracks: list[ParkedTrack] = []
 
-    async def accept(self, offer: str, kinds: list[str], codecs: dict[str, str], h264_params: dict[str, object]) -> str:
+    async def accept(
+        self, offer: str, kinds: list[str], codecs: dict[str, str], h264_params: dict[str, object]
+    ) -> str:
         """Answer, sending each offered kind in exactly the codec the show's publisher sends."""
         for kind in kinds:
             codec = codecs.get(kind)
@@ -42,7 +48,9 @@ class Viewer:
             track = ParkedTrack(kind)
             self._tracks.append(track)
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
-            transceiver.setCodecPreferences(capabilities(kind, (codec,), h264_params if codec == "H264" else None))
+            transceiver.setCodecPreferences(
+                capabilities(kind, (codec,), h264_params if codec == "H264" else None)
+            )
             # A viewer's PLI/FIR becomes a (shared, rate-limited) keyframe request to the publisher.
             transceiver.sender._send_keyframe = self.on_keyframe  # type: ignore[method-assign]
 
@@ -74,7 +82,7 @@ class Viewer:
             codec = transceiver._codecs[0]
             tracks[transceiver.kind] = OutTrack(
                 transceiver.sender,
-                pt=codec.payloadType,
+                pt=codec.payloadType or 0,
                 codec=codec.name,
                 seq=random.randint(0, 32767),
                 ts_offset=random.randint(0, 0xFFFFFFFF),

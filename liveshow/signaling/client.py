@@ -27,13 +27,13 @@ class PatternTrack(VideoStreamTrack):
         self._ramp = bytes(int(i * 255 / max(width - 1, 1)) for i in range(width))
         self._chroma = b"\x80" * (width // 2 * height // 2)
         self._count = 0
-        self._start: float | None = None
+        self._began: float | None = None
 
     async def recv(self) -> av.VideoFrame:
-        if self._start is None:
-            self._start = time.time()
+        if self._began is None:
+            self._began = time.time()
         self._count += 1
-        wait = self._start + self._count / self.fps - time.time()
+        wait = self._began + self._count / self.fps - time.time()
         if wait > 0:
             await asyncio.sleep(wait)
         row = bytearray(self._ramp)
@@ -69,7 +69,11 @@ async def _exchange(url: str, offer: str, headers: dict[str, str]) -> tuple[str,
 
 
 async def publish(
-    url: str, stream_key: str, video: MediaStreamTrack | None = None, audio: bool = True, codec: str | None = None
+    url: str,
+    stream_key: str,
+    video: MediaStreamTrack | None = None,
+    audio: bool = True,
+    codec: str | None = None,
 ) -> tuple[RTCPeerConnection, str]:
     """Publish through WHIP; returns the peer and the session URL (DELETE it to stop)."""
     pc = RTCPeerConnection()
@@ -78,7 +82,9 @@ async def publish(
         pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
     prefer(pc, "video", codec)
     await pc.setLocalDescription(await pc.createOffer())
-    answer, location = await _exchange(url, pc.localDescription.sdp, {"Authorization": f"Bearer {stream_key}"})
+    answer, location = await _exchange(
+        url, pc.localDescription.sdp, {"Authorization": f"Bearer {stream_key}"}
+    )
     await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
     return pc, location
 

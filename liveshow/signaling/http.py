@@ -51,7 +51,9 @@ def with_cors(handler: Handler) -> Handler:
             response = await handler(request)
         except DomainError as exc:
             log.info("refused %s %s: %s (%s)", request.method, request.url.path, exc.message, exc.code)
-            response = JSONResponse({"error": exc.code, "reason": exc.message, **exc.details}, status_code=exc.status)
+            response = JSONResponse(
+                {"error": exc.code, "reason": exc.message, **exc.details}, status_code=exc.status
+            )
         response.headers.update(CORS)
         return response
 

@@ -43,7 +43,14 @@ def validate_offer(body: bytes, sending: bool) -> list[str]:
             raise BadSdp(f"Only audio and video are accepted, not {media.kind}.")
         if media.kind in kinds:
             raise BadSdp(f"More than one {media.kind} track; send one audio and one video track.")
-        if not media.ice.usernameFragment or not media.ice.password or not media.dtls or not media.dtls.fingerprints:
+        ice, dtls = media.ice, media.dtls
+        if (
+            ice is None
+            or not ice.usernameFragment
+            or not ice.password
+            or dtls is None
+            or not dtls.fingerprints
+        ):
             raise BadSdp(f"The {media.kind} section lacks ICE credentials or a DTLS fingerprint.")
         direction = media.direction or "sendrecv"
         allowed = ("sendonly", "sendrecv") if sending else ("recvonly", "sendrecv")
