@@ -5,12 +5,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import resource
+from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from aiortc import RTCPeerConnection
 
 from liveshow.signaling.client import Watcher, publish
-from tests.test_whip_media import Stage, wait_for
-from tests.test_whip_media import stage as _stage  # noqa: F401  (the fixture)
+from tests.test_whip_media import Stage, staged_server, wait_for
+
+
+@pytest.fixture
+def stage(tmp_path: Path, sqlite_url: str) -> Iterator[Stage]:
+    yield from staged_server(tmp_path, sqlite_url)
 
 
 async def server_tasks(stage: Stage) -> int:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from aiortc import RTCPeerConnection
 
 from liveshow.signaling.client import Watcher, publish
-from tests.test_whip_media import Stage, make_show, wait_for
-from tests.test_whip_media import stage as _stage  # noqa: F401  (the fixture)
+from tests.test_whip_media import Stage, make_show, staged_server, wait_for
 
 SDP = {"Content-Type": "application/sdp"}
+
+
+@pytest.fixture
+def stage(tmp_path: Path, sqlite_url: str) -> Iterator[Stage]:
+    yield from staged_server(tmp_path, sqlite_url)
 
 
 async def offer(*kinds: str, direction: str = "sendonly") -> str:

@@ -87,6 +87,11 @@ def make_show(app: Starlette, username: str = "seller", **fields: Any) -> tuple[
 
 @pytest.fixture
 def stage(tmp_path: Path, sqlite_url: str) -> Iterator[Stage]:
+    yield from staged_server(tmp_path, sqlite_url)
+
+
+def staged_server(tmp_path: Path, sqlite_url: str) -> Iterator[Stage]:
+    """A live server with a seller's scheduled show (shared by the media test modules)."""
     app = create_app(make_settings(tmp_path, sqlite_url, publisher_grace_seconds=2.0))
     loops: list[asyncio.AbstractEventLoop] = []
 
