@@ -380,7 +380,8 @@ def run_mode(mode: str, steps: list[int], window: float, per_proc: int, probes: 
             rows.append(row)
             print(
                 f"{mode:8} N={n:4d} server cpu {cpu * 100:5.1f}% (idle {idle * 100:4.1f}%) "
-                f"per viewer {row['cpu_per_viewer_ms']:.2f} ms/s  fps {fps:4.1f}  loss {row['loss'] * 100:5.2f}%  "
+                f"per viewer {row['cpu_per_viewer_ms']:.2f} ms/s  fps {fps:4.1f}  "
+                f"loss {row['loss'] * 100:5.2f}%  "
                 f"ttff p50 {fmt(row['ttff_p50'])} p95 {fmt(row['ttff_p95'])}  failed {failed}",
                 flush=True,
             )
@@ -393,7 +394,8 @@ def run_mode(mode: str, steps: list[int], window: float, per_proc: int, probes: 
         for row in rows:
             row["probe_ttff"] = ttffs
         print(
-            f"{mode:8} time to first frame, {len(ttffs)} joins one at a time: p50 {fmt(pct(ttffs, 50))} p95 {fmt(pct(ttffs, 95))}"
+            f"{mode:8} time to first frame, {len(ttffs)} joins one at a time: "
+            f"p50 {fmt(pct(ttffs, 50))} p95 {fmt(pct(ttffs, 95))}"
         )
     finally:
         publisher.kill()
@@ -453,7 +455,8 @@ def main() -> None:
         f"{a['viewers_per_core'] / b['viewers_per_core']:.1f}x more"
     )
     print(
-        f"first frame p50/p95   {fmt(a['ttff_p50'])} / {fmt(a['ttff_p95'])}    {fmt(b['ttff_p50'])} / {fmt(b['ttff_p95'])}"
+        f"first frame p50/p95   {fmt(a['ttff_p50'])} / {fmt(a['ttff_p95'])}    "
+        f"{fmt(b['ttff_p50'])} / {fmt(b['ttff_p95'])}"
     )
     print(f"run took {time.time() - started:.0f} s")
 
