@@ -17,6 +17,7 @@ from liveshow.context import WEB_DIR, AppContext
 from liveshow.db import Database
 from liveshow.errors import DomainError
 from liveshow.logs import setup_logging
+from liveshow.media import install as media_install
 from liveshow.metrics import Metrics
 from liveshow.settings import Settings, load_settings
 from liveshow.showlog import ShowLog
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *ops.routes(),
         *pages.routes(context),
+        *media_install.install(context),
         Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"),
         Mount(
             "/uploads", app=StaticFiles(directory=str(settings.uploads_dir), check_dir=False), name="uploads"
