@@ -243,8 +243,10 @@ def delete_listing(session: Session, store: PhotoStore, user: User, listing_id: 
         session.delete(item)
     for photo in photos:
         session.delete(photo)
-    session.delete(listing)
     try:
+        # No ORM relationships: flush the children first so the foreign keys never dangle.
+        session.flush()
+        session.delete(listing)
         session.commit()
     except IntegrityError as exc:
         # Another feature's rows (orders, lots) still point at it: keep it.

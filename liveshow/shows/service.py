@@ -152,6 +152,7 @@ def delete_show(session: Session, store: PhotoStore, user: User, show_id: int) -
         raise Conflict("Only a show that has not started can be deleted.")
     for item in _items(session, show_id):
         session.delete(item)
+    session.flush()
     session.delete(show)
     session.commit()
     if show.cover_filename:

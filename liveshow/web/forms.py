@@ -33,9 +33,11 @@ async def read_form(request: Request, max_files: int = 0) -> FormData:
         raise PayloadTooLarge("The upload is too large.")
     kind = request.headers.get("content-type", "")
     if not kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+        await check_csrf(request)  # a forged request hears "forbidden" first, whatever its body
         raise UnsupportedMediaType("Send the form as a web form.")
     try:
-        form = await request.form(max_files=max_files, max_fields=MAX_FORM_FIELDS, max_part_size=64 * 1024)
+        # Twice the file limit parses, so "too many photos" is answered on the re-rendered form.
+        form = await request.form(max_files=max_files * 2, max_fields=MAX_FORM_FIELDS, max_part_size=64 * 1024)
     except Exception as exc:  # multipart errors surface as various exception types
         if getattr(exc, "status_code", 400) == 413:
             raise PayloadTooLarge("The upload is too large.") from exc
