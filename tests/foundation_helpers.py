@@ -11,7 +11,9 @@ from starlette.testclient import TestClient
 from tests.helpers import form_csrf
 
 
-def image_bytes(fmt: str = "JPEG", size: tuple[int, int] = (320, 240), color: tuple[int, int, int] = (200, 40, 90)) -> bytes:
+def image_bytes(
+    fmt: str = "JPEG", size: tuple[int, int] = (320, 240), color: tuple[int, int, int] = (200, 40, 90)
+) -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, color).save(out, fmt)
     return out.getvalue()
@@ -21,9 +23,19 @@ def csrf(client: TestClient) -> str:
     return form_csrf(client, "/")
 
 
-def create_listing(client: TestClient, title: str = "Red silk blouse", price: str = "12.50", photos: int = 1, **extra: str) -> int:
+def create_listing(
+    client: TestClient, title: str = "Red silk blouse", price: str = "12.50", photos: int = 1, **extra: str
+) -> int:
     token = csrf(client)
-    data = {"csrf_token": token, "title": title, "price": price, "category": "tops", "condition": "good", "quantity": "1", **extra}
+    data = {
+        "csrf_token": token,
+        "title": title,
+        "price": price,
+        "category": "tops",
+        "condition": "good",
+        "quantity": "1",
+        **extra,
+    }
     files = [("photos", (f"p{i}.jpg", image_bytes(), "image/jpeg")) for i in range(photos)]
     resp = client.post("/listings/new", data=data, files=files or None, follow_redirects=False)
     assert resp.status_code == 303, resp.text
@@ -33,7 +45,9 @@ def create_listing(client: TestClient, title: str = "Red silk blouse", price: st
 
 
 def api_create_show(client: TestClient, **body: object) -> dict[str, object]:
-    resp = client.post("/api/shows", json={"title": "Friday drop", **body}, headers={"X-CSRF-Token": csrf(client)})
+    resp = client.post(
+        "/api/shows", json={"title": "Friday drop", **body}, headers={"X-CSRF-Token": csrf(client)}
+    )
     assert resp.status_code == 201, resp.text
     data: dict[str, object] = resp.json()
     return data

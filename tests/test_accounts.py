@@ -45,17 +45,26 @@ def test_signin_signout_and_wrong_password(client: TestClient) -> None:
     assert "Sign in" in client.get("/").text
 
     token = form_csrf(client, "/signin")
-    bad = client.post("/signin", data={"username": "carol", "password": "nope nope nope", "csrf_token": token})
+    bad = client.post(
+        "/signin", data={"username": "carol", "password": "nope nope nope", "csrf_token": token}
+    )
     assert bad.status_code == 401
     assert "Wrong username or password" in bad.text
     assert 'value="carol"' in bad.text  # the form comes back filled in
 
-    unknown = client.post("/signin", data={"username": "nobody", "password": "whatever1", "csrf_token": token})
+    unknown = client.post(
+        "/signin", data={"username": "nobody", "password": "whatever1", "csrf_token": token}
+    )
     assert unknown.status_code == 401
 
     good = client.post(
         "/signin",
-        data={"username": "carol", "password": "correct horse battery", "csrf_token": token, "next": "/settings"},
+        data={
+            "username": "carol",
+            "password": "correct horse battery",
+            "csrf_token": token,
+            "next": "/settings",
+        },
         follow_redirects=False,
     )
     assert good.status_code == 303 and good.headers["location"] == "/settings"
@@ -69,7 +78,12 @@ def test_signin_never_redirects_off_site(client: TestClient) -> None:
         token = form_csrf(client, "/signin")
         resp = client.post(
             "/signin",
-            data={"username": "dave", "password": "correct horse battery", "csrf_token": token, "next": target},
+            data={
+                "username": "dave",
+                "password": "correct horse battery",
+                "csrf_token": token,
+                "next": target,
+            },
             follow_redirects=False,
         )
         assert resp.headers["location"] == "/"
@@ -92,11 +106,15 @@ def test_signup_errors_rerender_the_form(client: TestClient) -> None:
     signup(client, "frank")
     client.post("/signout", data={"csrf_token": form_csrf(client)})
     token = form_csrf(client, "/signup")
-    taken = client.post("/signup", data={"username": "frank", "password": "correct horse battery", "csrf_token": token})
+    taken = client.post(
+        "/signup", data={"username": "frank", "password": "correct horse battery", "csrf_token": token}
+    )
     assert taken.status_code == 409 and "taken" in taken.text
     short = client.post("/signup", data={"username": "gina", "password": "short", "csrf_token": token})
     assert short.status_code == 400 and "Password" in short.text
-    bad_name = client.post("/signup", data={"username": "a b!", "password": "correct horse battery", "csrf_token": token})
+    bad_name = client.post(
+        "/signup", data={"username": "a b!", "password": "correct horse battery", "csrf_token": token}
+    )
     assert bad_name.status_code == 400 and "Username" in bad_name.text
     assert 'name="username"' in bad_name.text
 
@@ -116,7 +134,9 @@ def test_settings_issue_api_token_that_authenticates(client: TestClient) -> None
 def test_profile_update_validates(client: TestClient) -> None:
     signup(client, "ivan")
     token = form_csrf(client, "/settings")
-    ok = client.post("/settings/profile", data={"csrf_token": token, "display_name": "Ivan's Vintage", "bio": "Denim"})
+    ok = client.post(
+        "/settings/profile", data={"csrf_token": token, "display_name": "Ivan's Vintage", "bio": "Denim"}
+    )
     assert ok.status_code == 200 and "Profile saved" in ok.text
     assert "Ivan&#39;s Vintage" in client.get("/closet/ivan").text
     long = client.post("/settings/profile", data={"csrf_token": token, "display_name": "x" * 65})

@@ -39,9 +39,11 @@ def test_seller_first_day(page: Any, live_server: LiveServer, tmp_path: Path) ->
     page.wait_for_url(f"{base}/closet/rosa")
     assert "Your closet is empty" in page.content()
 
-    items = [("Vintage wool blazer", "64.50", "outerwear", (90, 70, 60)),
-             ("Striped linen shirt", "22", "tops", (220, 200, 170)),
-             ("Leather crossbody bag", "118.00", "bags", (120, 60, 40))]
+    items = [
+        ("Vintage wool blazer", "64.50", "outerwear", (90, 70, 60)),
+        ("Striped linen shirt", "22", "tops", (220, 200, 170)),
+        ("Leather crossbody bag", "118.00", "bags", (120, 60, 40)),
+    ]
     for title, price, category, colour in items:
         page.goto(f"{base}/listings/new")
         page.fill("#title", title)

@@ -28,14 +28,24 @@ def _uploads(settings: Settings) -> list[Path]:
 
 @pytest.mark.parametrize(
     ("text", "cents"),
-    [("12.50", 1250), ("12.5", 1250), ("$3", 300), ("0.01", 1), ("1,234.56", 123456), ("100000", 10_000_000),
-     ("0.29", 29), ("19.99", 1999)],
+    [
+        ("12.50", 1250),
+        ("12.5", 1250),
+        ("$3", 300),
+        ("0.01", 1),
+        ("1,234.56", 123456),
+        ("100000", 10_000_000),
+        ("0.29", 29),
+        ("19.99", 1999),
+    ],
 )
 def test_price_text_is_parsed_exactly(text: str, cents: int) -> None:
     assert price_text_to_cents(text) == cents
 
 
-@pytest.mark.parametrize("text", ["0", "0.00", "-5", "12.505", "1e3", "abc", "", "100000.01", "12,34", "nan", "inf"])
+@pytest.mark.parametrize(
+    "text", ["0", "0.00", "-5", "12.505", "1e3", "abc", "", "100000.01", "12,34", "nan", "inf"]
+)
 def test_bad_prices_are_refused(text: str) -> None:
     with pytest.raises(ValidationFailed):
         price_text_to_cents(text)
@@ -43,7 +53,9 @@ def test_bad_prices_are_refused(text: str) -> None:
 
 def test_listing_crud_with_photos(client: TestClient, settings: Settings) -> None:
     signup(client, "alice")
-    listing_id = create_listing(client, title="Levi's 501 jeans", price="48.00", photos=2, brand="Levi's", size="W28")
+    listing_id = create_listing(
+        client, title="Levi's 501 jeans", price="48.00", photos=2, brand="Levi's", size="W28"
+    )
     page = client.get(f"/listings/{listing_id}")
     assert page.status_code == 200
     assert "Levi&#39;s 501 jeans" in page.text and "$48.00" in page.text
@@ -61,15 +73,26 @@ def test_listing_crud_with_photos(client: TestClient, settings: Settings) -> Non
     token = csrf(client)
     resp = client.post(
         f"/listings/{listing_id}/edit",
-        data={"csrf_token": token, "title": "Levi's 501 jeans, light wash", "price": "45", "quantity": "2",
-              "category": "bottoms", "condition": "like new", "remove_photo": str(photos[0].id)},
+        data={
+            "csrf_token": token,
+            "title": "Levi's 501 jeans, light wash",
+            "price": "45",
+            "quantity": "2",
+            "category": "bottoms",
+            "condition": "like new",
+            "remove_photo": str(photos[0].id),
+        },
         files=[("photos", ("new.png", image_bytes("PNG"), "image/png"))],
         follow_redirects=False,
     )
     assert resp.status_code == 303, resp.text
     listing = _listings(client)[0]
     assert (listing.title, listing.price_cents, listing.quantity, listing.category) == (
-        "Levi's 501 jeans, light wash", 4500, 2, "bottoms")
+        "Levi's 501 jeans, light wash",
+        4500,
+        2,
+        "bottoms",
+    )
     assert not (settings.uploads_dir / photos[0].filename).exists()
     assert len(_uploads(settings)) == 4
 
@@ -102,7 +125,7 @@ def test_uploads_are_reencoded_without_metadata(client: TestClient, settings: Se
         follow_redirects=False,
     )
     assert resp.status_code == 303
-    stored = [p for p in _uploads(settings) if not p.stem.endswith("_t")][0]
+    stored = next(p for p in _uploads(settings) if not p.stem.endswith("_t"))
     assert b"SpyCam" not in stored.read_bytes() and b"<script>" not in stored.read_bytes()
     assert len(stored.stem) > 30  # random name, not the uploaded one
 
@@ -117,7 +140,11 @@ def test_uploads_are_reencoded_without_metadata(client: TestClient, settings: Se
     ],
 )
 def test_bad_photo_leaves_nothing_behind(
-    client: TestClient, settings: Settings, files: list[tuple[str, tuple[str, bytes, str]]], status: int, reason: str
+    client: TestClient,
+    settings: Settings,
+    files: list[tuple[str, tuple[str, bytes, str]]],
+    status: int,
+    reason: str,
 ) -> None:
     signup(client, "carl")
     token = csrf(client)
@@ -188,7 +215,9 @@ def test_other_sellers_listing_cannot_be_changed(client: TestClient, app: object
     other = TestClient(client.app, base_url="http://127.0.0.1")
     signup(other, "intruder")
     token = csrf(other)
-    edit = other.post(f"/listings/{listing_id}/edit", data={"csrf_token": token, "title": "Mine now", "price": "1"})
+    edit = other.post(
+        f"/listings/{listing_id}/edit", data={"csrf_token": token, "title": "Mine now", "price": "1"}
+    )
     assert edit.status_code == 403
     assert other.get(f"/listings/{listing_id}/edit").status_code == 403
     assert other.post(f"/listings/{listing_id}/delete", data={"csrf_token": token}).status_code == 403
@@ -223,12 +252,17 @@ def test_listings_api(client: TestClient) -> None:
     listing = resp.json()
     assert listing["price_cents"] == 18500 and listing["available"] == 1
     photo = client.post(
-        f"/api/listings/{listing['id']}/photos", content=image_bytes("WEBP"), headers={**headers, "content-type": "image/webp"}
+        f"/api/listings/{listing['id']}/photos",
+        content=image_bytes("WEBP"),
+        headers={**headers, "content-type": "image/webp"},
     )
     assert photo.status_code == 201 and photo.json()["photos"][0]["url"].endswith(".webp")
     patched = client.patch(f"/api/listings/{listing['id']}", json={"price": "150.00"}, headers=headers)
     assert patched.status_code == 200 and patched.json()["price_cents"] == 15000
-    assert client.get("/api/listings", params={"seller": "api-seller"}).json()["listings"][0]["title"] == "Coach bag"
+    assert (
+        client.get("/api/listings", params={"seller": "api-seller"}).json()["listings"][0]["title"]
+        == "Coach bag"
+    )
     for body, status in [
         ({"title": "x", "price_cents": 12.5}, 400),
         ({"title": "x", "price_cents": "1250"}, 400),
@@ -239,11 +273,33 @@ def test_listings_api(client: TestClient) -> None:
         ({"title": "x", "price_cents": 100, "quantity": 1000}, 400),
     ]:
         assert client.post("/api/listings", json=body, headers=headers).status_code == status, body
-    assert client.post("/api/listings", content=b"[1,2]", headers={**headers, "content-type": "application/json"}).status_code == 400
-    assert client.post("/api/listings", content=b"{bad", headers={**headers, "content-type": "application/json"}).status_code == 400
-    assert client.post("/api/listings", content=b"title=x", headers={**headers, "content-type": "text/plain"}).status_code == 415
-    assert client.post("/api/listings", json={"title": "x", "price_cents": 100}).status_code == 403  # no CSRF header
-    assert client.post("/api/listings", json={"title": "x" * 70_000, "price_cents": 1}, headers=headers).status_code == 413
+    assert (
+        client.post(
+            "/api/listings", content=b"[1,2]", headers={**headers, "content-type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/api/listings", content=b"{bad", headers={**headers, "content-type": "application/json"}
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/api/listings", content=b"title=x", headers={**headers, "content-type": "text/plain"}
+        ).status_code
+        == 415
+    )
+    assert (
+        client.post("/api/listings", json={"title": "x", "price_cents": 100}).status_code == 403
+    )  # no CSRF header
+    assert (
+        client.post(
+            "/api/listings", json={"title": "x" * 70_000, "price_cents": 1}, headers=headers
+        ).status_code
+        == 413
+    )
     bad_photo = client.post(f"/api/listings/{listing['id']}/photos", content=b"nope", headers=headers)
     assert bad_photo.status_code == 415
     assert client.delete(f"/api/listings/{listing['id']}", headers=headers).status_code == 204

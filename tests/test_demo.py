@@ -63,10 +63,22 @@ def test_demo_pages_render(client: TestClient, settings: Settings) -> None:
 def test_demo_command(tmp_path: Path) -> None:
     env = {"LIVESHOW_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
     cwd = Path(__file__).resolve().parent.parent
-    first = subprocess.run([sys.executable, "-m", "liveshow.cli", "demo"], env=env, cwd=cwd,
-                           capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        [sys.executable, "-m", "liveshow.cli", "demo"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert first.returncode == 0, first.stderr
     assert "sign in as demo-seller with password" in first.stdout
-    again = subprocess.run([sys.executable, "-m", "liveshow.cli", "demo"], env=env, cwd=cwd,
-                           capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "liveshow.cli", "demo"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode == 0 and "already loaded" in again.stdout

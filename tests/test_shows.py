@@ -2,9 +2,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
-
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -14,7 +13,6 @@ from liveshow.shows.models import LineupItem, Show
 from liveshow.web.auth import ctx
 from tests.conftest import signup
 from tests.foundation_helpers import api_create_show, create_listing, csrf, image_bytes
-
 
 SOON = (datetime.now(UTC) + timedelta(days=3)).replace(hour=18, minute=0, second=0, microsecond=0)
 
@@ -92,7 +90,10 @@ def test_create_show_auth(client: TestClient) -> None:
     assert client.post("/api/shows", json={"title": "x"}).status_code == 401
     signup(client, "selc")
     assert client.post("/api/shows", json={"title": "x"}).status_code == 403  # session without CSRF header
-    assert client.post("/api/shows", json={"title": "x"}, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert (
+        client.post("/api/shows", json={"title": "x"}, headers={"Authorization": "Bearer nope"}).status_code
+        == 401
+    )
     assert _shows(client) == []
 
 
@@ -101,7 +102,9 @@ def test_lineup_only_from_own_closet(client: TestClient) -> None:
     theirs = create_listing(client, title="Not yours")
     other = TestClient(client.app, base_url="http://127.0.0.1")
     signup(other, "sele")
-    resp = other.post("/api/shows", json={"title": "x", "listing_ids": [theirs]}, headers={"X-CSRF-Token": csrf(other)})
+    resp = other.post(
+        "/api/shows", json={"title": "x", "listing_ids": [theirs]}, headers={"X-CSRF-Token": csrf(other)}
+    )
     assert resp.status_code == 403
     assert _shows(client) == []
 
@@ -112,8 +115,13 @@ def test_lineup_reorder_add_remove_through_the_manage_page(client: TestClient) -
     token = csrf(client)
     resp = client.post(
         "/shows/new",
-        data={"csrf_token": token, "title": "Sunday show", "starts_at": SOON.strftime("%Y-%m-%dT%H:%M"), "tz": "-120",
-              "listing_ids": [str(ids[0]), str(ids[1])]},
+        data={
+            "csrf_token": token,
+            "title": "Sunday show",
+            "starts_at": SOON.strftime("%Y-%m-%dT%H:%M"),
+            "tz": "-120",
+            "listing_ids": [str(ids[0]), str(ids[1])],
+        },
         files=[("cover", ("cover.png", image_bytes("PNG", (640, 360)), "image/png"))],
         follow_redirects=False,
     )
@@ -143,16 +151,22 @@ def test_lineup_reorder_add_remove_through_the_manage_page(client: TestClient) -
     assert positions == [0, 1]
 
     # Replace the whole order through the API.
-    resp = client.put(f"/api/shows/{show_id}/lineup", json={"listing_ids": [ids[1], ids[2], ids[0]]},
-                      headers={"X-CSRF-Token": token})
+    resp = client.put(
+        f"/api/shows/{show_id}/lineup",
+        json={"listing_ids": [ids[1], ids[2], ids[0]]},
+        headers={"X-CSRF-Token": token},
+    )
     assert resp.status_code == 200
     assert _lineup_titles(client, show_id) == ["Item B", "Item C", "Item A"]
 
     page = client.get(f"/shows/{show_id}/manage")
     assert page.status_code == 200 and "Move up: Item B" in page.text
 
-    edit = client.post(f"/shows/{show_id}/edit", data={"csrf_token": token, "title": "Renamed", "visibility": "private"},
-                       follow_redirects=False)
+    edit = client.post(
+        f"/shows/{show_id}/edit",
+        data={"csrf_token": token, "title": "Renamed", "visibility": "private"},
+        follow_redirects=False,
+    )
     assert edit.status_code == 303
     assert _shows(client)[0].title == "Renamed"
     assert _shows(client)[0].starts_at == show.starts_at  # empty start time keeps the old one
@@ -167,10 +181,22 @@ def test_other_sellers_show_is_forbidden(client: TestClient) -> None:
     token = csrf(other)
     assert other.get(f"/studio/{show_id}").status_code == 403
     assert other.get(f"/shows/{show_id}/manage").status_code == 403
-    assert other.post(f"/shows/{show_id}/edit", data={"csrf_token": token, "title": "Hijack"}).status_code == 403
+    assert (
+        other.post(f"/shows/{show_id}/edit", data={"csrf_token": token, "title": "Hijack"}).status_code == 403
+    )
     assert other.post(f"/shows/{show_id}/delete", data={"csrf_token": token}).status_code == 403
-    assert other.post(f"/shows/{show_id}/lineup/remove", data={"csrf_token": token, "listing_id": str(listing)}).status_code == 403
-    assert other.put(f"/api/shows/{show_id}/lineup", json={"listing_ids": []}, headers={"X-CSRF-Token": token}).status_code == 403
+    assert (
+        other.post(
+            f"/shows/{show_id}/lineup/remove", data={"csrf_token": token, "listing_id": str(listing)}
+        ).status_code
+        == 403
+    )
+    assert (
+        other.put(
+            f"/api/shows/{show_id}/lineup", json={"listing_ids": []}, headers={"X-CSRF-Token": token}
+        ).status_code
+        == 403
+    )
     assert other.get(f"/shows/{show_id}").status_code == 200  # watching is fine
     show = _shows(client)[0]
     assert show.title == "Friday drop"
@@ -225,7 +251,12 @@ def test_delete_show_only_before_it_starts(client: TestClient) -> None:
         show.state = "scheduled"
         session.add(show)
         session.commit()
-    assert client.post(f"/shows/{show_id}/delete", data={"csrf_token": token}, follow_redirects=False).status_code == 303
+    assert (
+        client.post(
+            f"/shows/{show_id}/delete", data={"csrf_token": token}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     assert _shows(client) == []
 
 
@@ -234,20 +265,40 @@ def test_cli_create_user_and_token_then_create_show(tmp_path: Path, sqlite_url: 
     from tests.conftest import make_settings
 
     settings = make_settings(tmp_path, sqlite_url)
-    env = {"LIVESHOW_DATA_DIR": str(settings.data_dir), "LIVESHOW_DATABASE_URL": sqlite_url, "PATH": "/usr/bin:/bin"}
+    env = {
+        "LIVESHOW_DATA_DIR": str(settings.data_dir),
+        "LIVESHOW_DATABASE_URL": sqlite_url,
+        "PATH": "/usr/bin:/bin",
+    }
     run = [sys.executable, "-m", "liveshow.cli"]
     cwd = Path(__file__).resolve().parent.parent
-    made = subprocess.run([*run, "create-user", "obs-seller", "--password", "correct horse battery"],
-                          env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    made = subprocess.run(
+        [*run, "create-user", "obs-seller", "--password", "correct horse battery"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert made.returncode == 0, made.stderr
-    dup = subprocess.run([*run, "create-user", "obs-seller", "--password", "correct horse battery"],
-                         env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    dup = subprocess.run(
+        [*run, "create-user", "obs-seller", "--password", "correct horse battery"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert dup.returncode == 2 and "taken" in dup.stderr
-    token = subprocess.run([*run, "token", "obs-seller"], env=env, cwd=cwd, capture_output=True, text=True, timeout=60)
+    token = subprocess.run(
+        [*run, "token", "obs-seller"], env=env, cwd=cwd, capture_output=True, text=True, timeout=60
+    )
     assert token.returncode == 0, token.stderr
     api_token = token.stdout.strip()
     with TestClient(create_app(settings), base_url="http://127.0.0.1") as client:
-        resp = client.post("/api/shows", json={"title": "From a script"}, headers={"Authorization": f"Bearer {api_token}"})
+        resp = client.post(
+            "/api/shows", json={"title": "From a script"}, headers={"Authorization": f"Bearer {api_token}"}
+        )
         assert resp.status_code == 201, resp.text
         assert resp.json()["seller"]["username"] == "obs-seller"
         assert resp.json()["stream_key"]

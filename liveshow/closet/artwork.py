@@ -29,36 +29,119 @@ def _silhouette(category: str) -> tuple[Image.Image, list[tuple[str, object]]]:
     d = ImageDraw.Draw(mask)
     details: list[tuple[str, object]] = []
     if category == "tops":
-        _poly(d, [(330, 150), (470, 150), (585, 185), (680, 320), (610, 370), (560, 315), (560, 660),
-                  (240, 660), (240, 315), (190, 370), (120, 320), (215, 185)])
-        details += [("arc", (335, 100, 465, 205, 0, 180)), ("line", [(240, 315), (262, 300)]),
-                    ("line", [(560, 315), (538, 300)]), ("line", [(250, 640), (550, 640)])]
+        _poly(
+            d,
+            [
+                (330, 150),
+                (470, 150),
+                (585, 185),
+                (680, 320),
+                (610, 370),
+                (560, 315),
+                (560, 660),
+                (240, 660),
+                (240, 315),
+                (190, 370),
+                (120, 320),
+                (215, 185),
+            ],
+        )
+        details += [
+            ("arc", (335, 100, 465, 205, 0, 180)),
+            ("line", [(240, 315), (262, 300)]),
+            ("line", [(560, 315), (538, 300)]),
+            ("line", [(250, 640), (550, 640)]),
+        ]
     elif category == "outerwear":
-        _poly(d, [(330, 130), (470, 130), (590, 170), (665, 420), (680, 610), (615, 620), (580, 360),
-                  (580, 690), (220, 690), (220, 360), (185, 620), (120, 610), (135, 420), (210, 170)])
-        details += [("line", [(400, 175), (400, 690)]), ("line", [(330, 130), (400, 300), (470, 130)]),
-                    ("buttons", [(418, 330), (418, 420), (418, 510), (418, 600)]),
-                    ("rect", (260, 520, 350, 560)), ("rect", (450, 520, 540, 560))]
+        _poly(
+            d,
+            [
+                (330, 130),
+                (470, 130),
+                (590, 170),
+                (665, 420),
+                (680, 610),
+                (615, 620),
+                (580, 360),
+                (580, 690),
+                (220, 690),
+                (220, 360),
+                (185, 620),
+                (120, 610),
+                (135, 420),
+                (210, 170),
+            ],
+        )
+        details += [
+            ("line", [(400, 175), (400, 690)]),
+            ("line", [(330, 130), (400, 300), (470, 130)]),
+            ("buttons", [(418, 330), (418, 420), (418, 510), (418, 600)]),
+            ("rect", (260, 520, 350, 560)),
+            ("rect", (450, 520, 540, 560)),
+        ]
     elif category == "dresses":
-        _poly(d, [(335, 120), (365, 120), (375, 220), (425, 220), (435, 120), (465, 120), (480, 260),
-                  (455, 380), (640, 700), (160, 700), (345, 380), (320, 260)])
-        details += [("line", [(345, 380), (455, 380)]), ("line", [(400, 390), (330, 700)]),
-                    ("line", [(400, 390), (470, 700)])]
+        _poly(
+            d,
+            [
+                (335, 120),
+                (365, 120),
+                (375, 220),
+                (425, 220),
+                (435, 120),
+                (465, 120),
+                (480, 260),
+                (455, 380),
+                (640, 700),
+                (160, 700),
+                (345, 380),
+                (320, 260),
+            ],
+        )
+        details += [
+            ("line", [(345, 380), (455, 380)]),
+            ("line", [(400, 390), (330, 700)]),
+            ("line", [(400, 390), (470, 700)]),
+        ]
     elif category == "bottoms":
         _poly(d, [(270, 130), (530, 130), (560, 690), (430, 690), (400, 330), (370, 690), (240, 690)])
-        details += [("line", [(270, 175), (530, 175)]), ("line", [(400, 175), (400, 300)]),
-                    ("arc", (285, 150, 365, 250, 0, 90)), ("arc", (435, 150, 515, 250, 90, 180)),
-                    ("buttons", [(400, 155)])]
+        details += [
+            ("line", [(270, 175), (530, 175)]),
+            ("line", [(400, 175), (400, 300)]),
+            ("arc", (285, 150, 365, 250, 0, 90)),
+            ("arc", (435, 150, 515, 250, 90, 180)),
+            ("buttons", [(400, 155)]),
+        ]
     elif category == "shoes":
-        _poly(d, [(130, 560), (140, 470), (200, 440), (330, 420), (420, 330), (520, 320), (560, 380),
-                  (600, 470), (680, 500), (700, 580), (690, 610), (140, 610)])
-        details += [("line", [(140, 575), (695, 575)]), ("line", [(150, 610), (690, 610)]),
-                    ("laces", [(440, 360), (470, 390), (500, 420), (530, 450)]),
-                    ("arc", (150, 450, 330, 600, 180, 270))]
+        _poly(
+            d,
+            [
+                (130, 560),
+                (140, 470),
+                (200, 440),
+                (330, 420),
+                (420, 330),
+                (520, 320),
+                (560, 380),
+                (600, 470),
+                (680, 500),
+                (700, 580),
+                (690, 610),
+                (140, 610),
+            ],
+        )
+        details += [
+            ("line", [(140, 575), (695, 575)]),
+            ("line", [(150, 610), (690, 610)]),
+            ("laces", [(440, 360), (470, 390), (500, 420), (530, 450)]),
+            ("arc", (150, 450, 330, 600, 180, 270)),
+        ]
     elif category == "bags":
         _poly(d, [(230, 330), (570, 330), (620, 660), (180, 660)])
-        details += [("handle", (290, 170, 510, 430)), ("line", [(215, 420), (585, 420)]),
-                    ("rect", (370, 400, 430, 450))]
+        details += [
+            ("handle", (290, 170, 510, 430)),
+            ("line", [(215, 420), (585, 420)]),
+            ("rect", (370, 400, 430, 450)),
+        ]
     elif category == "accessories":
         _ellipse(d, (130, 430, 670, 600))
         _poly(d, [(260, 510), (290, 290), (400, 250), (510, 290), (540, 510)])
@@ -99,7 +182,9 @@ def product_image(category: str, color: RGB, seed: int, stripes: RGB | None = No
     ImageDraw.Draw(floor).ellipse((box[0] + 30, box[3] - 25, box[2] - 30, box[3] + 35), fill=120)
     shadow = ImageChops.lighter(floor, ImageChops.offset(mask, 18, 26).point(lambda v: v * 45 // 100))
     shadow = shadow.filter(ImageFilter.GaussianBlur(22))
-    image = Image.composite(Image.new("RGB", image.size, (60, 50, 55)), image, shadow.point(lambda v: v * 6 // 10))
+    image = Image.composite(
+        Image.new("RGB", image.size, (60, 50, 55)), image, shadow.point(lambda v: v * 6 // 10)
+    )
 
     fabric = Image.new("RGB", (SIZE, SIZE), color)
     if stripes is not None:
@@ -110,8 +195,12 @@ def product_image(category: str, color: RGB, seed: int, stripes: RGB | None = No
     fabric = Image.blend(fabric, ImageChops.multiply(fabric, grain), 0.25)
     shaded = ImageChops.multiply(fabric, _shade(mask, rng).convert("RGB"))
     highlight = Image.new("L", (SIZE, SIZE), 0)
-    ImageDraw.Draw(highlight).ellipse((box[0], box[1] - 80, box[0] + (box[2] - box[0]) * 0.7, box[1] + 260), fill=60)
-    shaded = ImageChops.screen(shaded, Image.merge("RGB", [highlight.filter(ImageFilter.GaussianBlur(60))] * 3))
+    ImageDraw.Draw(highlight).ellipse(
+        (box[0], box[1] - 80, box[0] + (box[2] - box[0]) * 0.7, box[1] + 260), fill=60
+    )
+    shaded = ImageChops.screen(
+        shaded, Image.merge("RGB", [highlight.filter(ImageFilter.GaussianBlur(60))] * 3)
+    )
     image.paste(shaded, (0, 0), mask)
 
     _draw_details(image, details, color)
@@ -142,7 +231,7 @@ def _draw_details(image: Image.Image, details: list[tuple[str, object]], color: 
                 draw.line([(x - 22, y + 10), (x + 22, y - 10)], fill=(250, 250, 250, 230), width=6)
         elif kind == "handle":
             assert isinstance(spec, tuple)
-            draw.arc(spec, 180, 360, fill=seam[:3] + (255,), width=22)
+            draw.arc(spec, 180, 360, fill=(*seam[:3], 255), width=22)
         elif kind == "band":
             assert isinstance(spec, tuple)
             draw.rectangle(spec, fill=(40, 30, 30, 200))
@@ -156,14 +245,20 @@ def cover_image(title: str, subtitle: str, shots: list[Image.Image], seed: int =
     across = Image.linear_gradient("L").rotate(90).resize((width, height)).point(lambda v: v // 2)
     down = Image.linear_gradient("L").resize((width, height)).point(lambda v: v // 2)
     ramp = ImageChops.add(ImageOps.mirror(across), down)
-    cover = Image.composite(Image.new("RGB", (width, height), (95, 61, 196)), Image.new("RGB", (width, height), (214, 51, 108)), ramp)
+    cover = Image.composite(
+        Image.new("RGB", (width, height), (95, 61, 196)),
+        Image.new("RGB", (width, height), (214, 51, 108)),
+        ramp,
+    )
     glow = Image.new("L", (width, height), 0)
     ImageDraw.Draw(glow).ellipse((760, -200, 1500, 520), fill=90)
     cover = ImageChops.screen(cover, Image.merge("RGB", [glow.filter(ImageFilter.GaussianBlur(90))] * 3))
     for i, shot in enumerate(shots[:3]):
         card = Image.new("RGB", (300, 340), (255, 255, 255))
         card.paste(shot.resize((280, 280), Image.Resampling.LANCZOS), (10, 10))
-        card = card.convert("RGBA").rotate(rng.uniform(-9, 9) + (i - 1) * 6, expand=True, resample=Image.Resampling.BICUBIC)
+        card = card.convert("RGBA").rotate(
+            rng.uniform(-9, 9) + (i - 1) * 6, expand=True, resample=Image.Resampling.BICUBIC
+        )
         pad = 40
         alpha = Image.new("L", (card.width + 2 * pad, card.height + 2 * pad), 0)
         alpha.paste(card.getchannel("A").point(lambda v: v * 45 // 100), (pad, pad))

@@ -65,10 +65,10 @@ def prepare_photo(
         raise PayloadTooLarge(f"{name}: the image has too many pixels.") from exc
     if min(image.size) < MIN_SIDE:
         raise ValidationFailed(f"{name}: the image is too small (at least {MIN_SIDE} pixels a side).")
-    image = ImageOps.exif_transpose(image)
+    upright: Image.Image = ImageOps.exif_transpose(image)
     content_type, extension = FORMATS[fmt]
-    full = _encode(_fit(image, MAX_SIDE), fmt)
-    thumb = _encode(_fit(image, thumb_side), fmt)
+    full = _encode(_fit(upright, MAX_SIDE), fmt)
+    thumb = _encode(_fit(upright, thumb_side), fmt)
     return PreparedPhoto(content_type=content_type, extension=extension, full=full, thumb=thumb)
 
 

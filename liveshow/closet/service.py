@@ -152,7 +152,9 @@ def edit_listing(
     if len(doomed) != len(set(remove_ids)):
         raise NotFound("No such photo on this listing.")
     if len(existing) - len(doomed) + len(new_photos) > store.max_per_listing:
-        raise ValidationFailed(f"At most {store.max_per_listing} photos per listing; this one has {len(existing)}.")
+        raise ValidationFailed(
+            f"At most {store.max_per_listing} photos per listing; this one has {len(existing)}."
+        )
     if data.quantity < listing.sold_count:
         raise ValidationFailed(f"Quantity: {listing.sold_count} already sold, so at least that many.")
     for key, value in asdict(data).items():
@@ -200,7 +202,9 @@ def add_photos(
     return rows
 
 
-def remove_photos(session: Session, store: PhotoStore, user: User, listing_id: int, photo_ids: list[int]) -> None:
+def remove_photos(
+    session: Session, store: PhotoStore, user: User, listing_id: int, photo_ids: list[int]
+) -> None:
     listing = owned_listing(session, user, listing_id)
     doomed = [p for p in photos_of(session, listing_id) if p.id in set(photo_ids)]
     if len(doomed) != len(set(photo_ids)):
@@ -278,7 +282,9 @@ def listing_json(listing: Listing, photos: list[ListingPhoto]) -> dict[str, Any]
     }
 
 
-def _add_photo_rows(session: Session, listing_id: int, stored: list[StoredPhoto], start: int) -> list[ListingPhoto]:
+def _add_photo_rows(
+    session: Session, listing_id: int, stored: list[StoredPhoto], start: int
+) -> list[ListingPhoto]:
     rows = [
         ListingPhoto(
             listing_id=listing_id,

@@ -118,7 +118,12 @@ def create_show(
 
 
 def update_show(
-    session: Session, store: PhotoStore, user: User, show_id: int, data: ShowInput, cover: PreparedPhoto | None
+    session: Session,
+    store: PhotoStore,
+    user: User,
+    show_id: int,
+    data: ShowInput,
+    cover: PreparedPhoto | None,
 ) -> Show:
     show = owned_show(session, user, show_id)
     if show.state == "ended":
@@ -257,7 +262,9 @@ def cover_url(show: Show, thumb: bool = True) -> str | None:
     return f"/uploads/{thumb_name(show.cover_filename) if thumb else show.cover_filename}"
 
 
-def show_json(show: Show, seller: User, entries: list[LineupEntry], origin: str, owner: bool) -> dict[str, Any]:
+def show_json(
+    show: Show, seller: User, entries: list[LineupEntry], origin: str, owner: bool
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": show.id,
         "title": show.title,

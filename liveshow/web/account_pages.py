@@ -98,12 +98,14 @@ def settings_page(request: Request) -> Response:
     return _render_settings(request, user)
 
 
-def _render_settings(
-    request: Request, user: User, status_code: int = 200, **extra: object
-) -> Response:
+def _render_settings(request: Request, user: User, status_code: int = 200, **extra: object) -> Response:
     with ctx(request).db.session() as session:
-        tokens = session.exec(select(func.count()).select_from(ApiToken).where(col(ApiToken.user_id) == user.id)).one()
-    return render(request, "settings.html", status_code=status_code, account=user, token_count=tokens, **extra)
+        tokens = session.exec(
+            select(func.count()).select_from(ApiToken).where(col(ApiToken.user_id) == user.id)
+        ).one()
+    return render(
+        request, "settings.html", status_code=status_code, account=user, token_count=tokens, **extra
+    )
 
 
 async def update_profile(request: Request) -> Response:

@@ -11,9 +11,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from liveshow.accounts.models import User
+from liveshow.accounts.service import get_user_by_name
 from liveshow.closet import fields
 from liveshow.closet import service as closet
-from liveshow.accounts.service import get_user_by_name
 from liveshow.errors import NotFound, ValidationFailed
 from liveshow.shows import service as shows
 from liveshow.web.auth import check_csrf, ctx, current_user, require_user
@@ -158,7 +158,9 @@ async def add_photo(request: Request) -> Response:
     def save() -> dict[str, Any]:
         with ctx(request).db.session() as session:
             closet.add_photos(session, store, user, listing_id, [prepared])
-            return closet.listing_json(closet.get_listing(session, listing_id), closet.photos_of(session, listing_id))
+            return closet.listing_json(
+                closet.get_listing(session, listing_id), closet.photos_of(session, listing_id)
+            )
 
     return JSONResponse(await run_in_threadpool(save), status_code=201)
 

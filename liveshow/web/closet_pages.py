@@ -21,7 +21,7 @@ from liveshow.web.auth import ctx, current_user, require_user
 from liveshow.web.forms import form_dict, form_ids, photo_store, read_form, read_photos, redirect
 from liveshow.web.rendering import render
 
-FORM_CHOICES = {"conditions": CONDITIONS, "categories": CATEGORIES}
+FORM_CHOICES: dict[str, Any] = {"conditions": CONDITIONS, "categories": CATEGORIES}
 
 
 def closet_page(request: Request) -> Response:
@@ -88,7 +88,13 @@ async def create_listing(request: Request) -> Response:
         listing = await run_in_threadpool(save)
     except DomainError as exc:
         return render(
-            request, "listing_form.html", exc.status, listing=None, values=values, error=exc.message, **FORM_CHOICES
+            request,
+            "listing_form.html",
+            exc.status,
+            listing=None,
+            values=values,
+            error=exc.message,
+            **FORM_CHOICES,
         )
     return redirect(f"/listings/{listing.id}")
 

@@ -37,7 +37,9 @@ async def read_form(request: Request, max_files: int = 0) -> FormData:
         raise UnsupportedMediaType("Send the form as a web form.")
     try:
         # Twice the file limit parses, so "too many photos" is answered on the re-rendered form.
-        form = await request.form(max_files=max_files * 2, max_fields=MAX_FORM_FIELDS, max_part_size=64 * 1024)
+        form = await request.form(
+            max_files=max_files * 2, max_fields=MAX_FORM_FIELDS, max_part_size=64 * 1024
+        )
     except Exception as exc:  # multipart errors surface as various exception types
         if getattr(exc, "status_code", 400) == 413:
             raise PayloadTooLarge("The upload is too large.") from exc

@@ -49,18 +49,28 @@ async def create_show(request: Request) -> Response:
     user = await run_in_threadpool(require_user, request)
     values = form_dict(form)
     try:
-        data = shows.parse_show({**values, "listing_ids": form_ids(form, "listing_ids")}, tz_offset(values.get("tz")))
+        data = shows.parse_show(
+            {**values, "listing_ids": form_ids(form, "listing_ids")}, tz_offset(values.get("tz"))
+        )
         covers = await read_photos(request, form, "cover", thumb_side=shows.COVER_THUMB)
 
         def save() -> Show:
             with ctx(request).db.session() as session:
-                return shows.create_show(session, photo_store(request), user, data, covers[0] if covers else None)
+                return shows.create_show(
+                    session, photo_store(request), user, data, covers[0] if covers else None
+                )
 
         show = await run_in_threadpool(save)
     except DomainError as exc:
         choices = await run_in_threadpool(_closet_choices, request, user)
         return render(
-            request, "show_form.html", exc.status, show=None, values=values, error=exc.message, choices=choices
+            request,
+            "show_form.html",
+            exc.status,
+            show=None,
+            values=values,
+            error=exc.message,
+            choices=choices,
         )
     return redirect(f"/shows/{show.id}/manage")
 
@@ -71,12 +81,20 @@ def _manage_context(request: Request, user: User, show_id: int) -> dict[str, Any
         entries = shows.lineup(session, show_id)
     in_lineup = {e.listing.id for e in entries}
     choices = [c for c in _closet_choices(request, user) if c[0].id not in in_lineup]
-    return {"show": show, "lineup": entries, "choices": choices, "values": _values(show), "origin": origin(request)}
+    return {
+        "show": show,
+        "lineup": entries,
+        "choices": choices,
+        "values": _values(show),
+        "origin": origin(request),
+    }
 
 
 def manage_page(request: Request) -> Response:
     user = require_user(request)
-    return render(request, "show_manage.html", **_manage_context(request, user, request.path_params["show_id"]))
+    return render(
+        request, "show_manage.html", **_manage_context(request, user, request.path_params["show_id"])
+    )
 
 
 async def update_show(request: Request) -> Response:
@@ -90,7 +108,9 @@ async def update_show(request: Request) -> Response:
 
         def save() -> None:
             with ctx(request).db.session() as session:
-                shows.update_show(session, photo_store(request), user, show_id, data, covers[0] if covers else None)
+                shows.update_show(
+                    session, photo_store(request), user, show_id, data, covers[0] if covers else None
+                )
 
         await run_in_threadpool(save)
     except DomainError as exc:
@@ -149,7 +169,13 @@ def _show_context(request: Request, show: Show, user: User | None) -> dict[str, 
     with ctx(request).db.session() as session:
         seller = session.get(User, show.seller_id)
         entries = shows.lineup(session, show.id or 0)
-    return {"show": show, "seller": seller, "lineup": entries, "user": user, "cover_url": shows.cover_url(show)}
+    return {
+        "show": show,
+        "seller": seller,
+        "lineup": entries,
+        "user": user,
+        "cover_url": shows.cover_url(show),
+    }
 
 
 def viewer_page(request: Request) -> Response:
