@@ -18,6 +18,7 @@ from liveshow.db import Database
 from liveshow.errors import DomainError
 from liveshow.logs import setup_logging
 from liveshow.metrics import Metrics
+from liveshow.replay import install as replay_install
 from liveshow.settings import Settings, load_settings
 from liveshow.showlog import ShowLog
 from liveshow.web import ops, pages
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *ops.routes(),
         *pages.routes(context),
+        *replay_install.install(context),
         Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"),
         Mount(
             "/uploads", app=StaticFiles(directory=str(settings.uploads_dir), check_dir=False), name="uploads"

@@ -206,7 +206,9 @@ class MuxWriter:
         self._video_base = key.pts
         self._audio_base = key.pts * AUDIO_CLOCK // VIDEO_CLOCK
         codecs = MUX_CODECS[key.codec] + ("+opus" if with_audio else "")
-        self.info = RecordingInfo(path=path, container=fmt, codecs=codecs, started_wall_ms=self._pending[0][0])
+        self.info = RecordingInfo(
+            path=path, container=fmt, codecs=codecs, started_wall_ms=self._pending[0][0]
+        )
         self.info.anchors.append((0, self.info.started_wall_ms))
         if self.on_start is not None:
             self.on_start(self.info)

@@ -132,3 +132,18 @@ def _frame(packet: Any, stream: Any) -> EncodedFrame:
         pts=pts,
         keyframe=bool(packet.is_keyframe) if kind == "video" else True,
     )
+
+
+def check_playable(path: Path) -> None:
+    """Cheap check before serving: the file opens and its first video packet is there."""
+    try:
+        with av.open(str(path)) as container:
+            video = next((s for s in container.streams if s.type == "video"), None)
+            if video is None:
+                raise CorruptRecording(f"{path.name}: no video stream")
+            for packet in container.demux(video):
+                if packet.size:
+                    return
+    except (av.error.FFmpegError, OSError) as exc:
+        raise CorruptRecording(f"{path.name}: {exc}") from exc
+    raise CorruptRecording(f"{path.name}: no video")

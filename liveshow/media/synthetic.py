@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from fractions import Fraction
+from typing import Any
 
 import av
 import numpy as np
@@ -47,7 +48,7 @@ def video_frames(
 ) -> Iterator[EncodedFrame]:
     """Encoded video frames with show-clock pts starting at ``start_pts`` (90 kHz)."""
     name = "libx264" if codec == "H264" else "libvpx"
-    encoder = av.CodecContext.create(name, "w")
+    encoder: Any = av.CodecContext.create(name, "w")
     encoder.width, encoder.height = width, height
     encoder.pix_fmt = "yuv420p"
     encoder.time_base = Fraction(1, fps)
@@ -80,7 +81,7 @@ def _frame(width: int, height: int, index: int) -> av.VideoFrame:
 
 def audio_frames(seconds: float, start_pts: int = 0, tone_hz: float = 440.0) -> Iterator[EncodedFrame]:
     """20 ms Opus packets of a stereo sine, show-clock pts starting at ``start_pts`` (48 kHz)."""
-    encoder = av.CodecContext.create("libopus", "w")
+    encoder: Any = av.CodecContext.create("libopus", "w")
     encoder.sample_rate = AUDIO_CLOCK
     encoder.layout = "stereo"
     encoder.format = "s16"
