@@ -72,8 +72,10 @@ def main() -> None:
     frames = looped(clip(args.width, args.height, args.bitrate), args.seconds)
     video_bytes = sum(len(f.data) for f in frames if f.kind == "video")
     duration = frames[-1].pts / (90000 if frames[-1].kind == "video" else 48000)
-    print(f"input: {args.width}x{args.height}@30 H.264 {video_bytes * 8 / duration / 1e6:.2f} Mbps + Opus, "
-          f"{len(frames)} frames, {duration:.1f} s")
+    print(
+        f"input: {args.width}x{args.height}@30 H.264 {video_bytes * 8 / duration / 1e6:.2f} Mbps + Opus, "
+        f"{len(frames)} frames, {duration:.1f} s"
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         base_cpu, wall = paced_cpu(frames, NullSink())
@@ -90,8 +92,10 @@ def main() -> None:
         info = writer.finish()
         spent = time.process_time() - t0
         assert info is not None
-        print(f"flat out:          {len(frames) / spent:,.0f} frames/s "
-              f"({duration / spent:.0f}x real time), file {info.bytes / 1e6:.1f} MB")
+        print(
+            f"flat out:          {len(frames) / spent:,.0f} frames/s "
+            f"({duration / spent:.0f}x real time), file {info.bytes / 1e6:.1f} MB"
+        )
 
         t0 = time.perf_counter()
         sink = Recorder(Path(tmp) / "enqueue")

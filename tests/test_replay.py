@@ -166,7 +166,9 @@ def test_recording_row_and_timeline_offsets(client: TestClient, recorded: Record
     assert offsets == sorted(offsets)
     [chapter] = timeline["chapters"]
     assert chapter["title"] == "The blue coat" and chapter["kind"] == "item"
-    assert chapter["offset_ms"] == next(e for e in timeline["events"] if e["type"] == "lot.opened")["offset_ms"]
+    assert (
+        chapter["offset_ms"] == next(e for e in timeline["events"] if e["type"] == "lot.opened")["offset_ms"]
+    )
     assert any(e["type"] == "claim.accepted" for e in timeline["events"])
 
 
@@ -252,7 +254,9 @@ def test_private_replay_only_for_its_seller(client: TestClient, app: Starlette, 
     assert client.get(file_url, headers={"Range": "bytes=0-9"}).status_code == 206
 
 
-def test_seller_deletes_recording_and_retention(client: TestClient, app: Starlette, recorded: Recorded) -> None:
+def test_seller_deletes_recording_and_retention(
+    client: TestClient, app: Starlette, recorded: Recorded
+) -> None:
     context = context_of(app)
     with context.db.session() as session:
         other = create_user(session, "mallory", "correct horse battery")
@@ -283,10 +287,12 @@ def test_seller_deletes_recording_and_retention(client: TestClient, app: Starlet
         assert row is not None and row.status == "deleted"
 
 
-def test_interrupted_recording_recovered_at_startup(client: TestClient, app: Starlette, tmp_path: Path) -> None:
+def test_interrupted_recording_recovered_at_startup(
+    client: TestClient, app: Starlette, tmp_path: Path
+) -> None:
     context = context_of(app)
     assert context.recordings is not None
-    seller, show = make_show(context)
+    _seller, show = make_show(context)
     # What a killed server leaves: a row still "recording" and a file cut in its last fragment.
     from liveshow.media.recorder import MuxWriter
 

@@ -5,6 +5,7 @@ All of it demuxes and remuxes packets; nothing is decoded.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 from collections.abc import Iterator
@@ -90,8 +91,11 @@ def repair(path: Path) -> Probe:
     return probe(path)
 
 
-def read_frames(path: Path, start_ms: int = 0) -> Iterator[EncodedFrame]:
-    """A recording's packets as EncodedFrames (show-clock pts from zero), in file order.
+def read_frames(path: Path, start_ms: int = 0, window_s: float = 3.0) -> Iterator[EncodedFrame]:
+    """A recording's packets as EncodedFrames (show-clock pts from zero), in time order.
+
+    Fragmented MP4 stores a fragment's video run before its audio run, so file order is up to a fragment
+    out of time order: frames are released from a heap once they are ``window_s`` behind the newest.
 
     H.264 comes out of MP4 length-prefixed; the ``h264_mp4toannexb`` filter gives the relay the
     Annex-B access units (parameter sets in front of keyframes) a live publisher would send.
@@ -110,15 +114,26 @@ def read_frames(path: Path, start_ms: int = 0) -> Iterator[EncodedFrame]:
             annexb = av.BitStreamFilterContext("h264_mp4toannexb", video)
         if start_ms > 0:
             container.seek(start_ms * 1000, backward=True, any_frame=False)
+        heap: list[tuple[float, int, EncodedFrame]] = []
+        order = 0
         for packet in container.demux(streams):
             if packet.pts is None or packet.size == 0:
                 continue
             outs = annexb.filter(packet) if annexb is not None and packet.stream is video else [packet]
             for out in outs:
-                yield _frame(out, packet.stream)
+                frame = _frame(out, packet.stream)
+                at = frame.pts / _CLOCKS[frame.kind]
+                heapq.heappush(heap, (at, order, frame))
+                order += 1
+                while heap and heap[0][0] < at - window_s:
+                    yield heapq.heappop(heap)[2]
         if annexb is not None:
             for out in annexb.filter(None):
-                yield _frame(out, video)
+                frame = _frame(out, video)
+                heapq.heappush(heap, (frame.pts / _CLOCKS["video"], order, frame))
+                order += 1
+        while heap:
+            yield heapq.heappop(heap)[2]
 
 
 def _frame(packet: Any, stream: Any) -> EncodedFrame:
