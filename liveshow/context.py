@@ -18,6 +18,7 @@ from liveshow.showlog import ShowLog
 
 if TYPE_CHECKING:
     from liveshow.media.service import MediaService
+    from liveshow.replay.service import RecordingService
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -45,3 +46,5 @@ class AppContext:
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Live video (liveshow.media): publishers, relay, viewers, show lifecycle, sinks for the recorder.
     media: MediaService | None = None
+    # Recordings of live shows (liveshow.replay): the relay's recorder sink, retention, deletion.
+    recordings: RecordingService | None = None
