@@ -2,7 +2,9 @@
 
 from liveshow import showlog
 from liveshow.accounts import models as accounts_models
+from liveshow.auction import models as auction_models
 from liveshow.closet import models as closet_models
+from liveshow.orders import models as orders_models
 from liveshow.shows import models as shows_models
 
-__all__ = ["accounts_models", "closet_models", "showlog", "shows_models"]
+__all__ = ["accounts_models", "auction_models", "closet_models", "orders_models", "showlog", "shows_models"]
