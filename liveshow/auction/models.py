@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Text, UniqueConstraint
+from sqlalchemy import BigInteger, Text, UniqueConstraint
 from sqlmodel import Column, Field, SQLModel
 
 from liveshow.clock import utcnow
@@ -49,7 +49,7 @@ class AuctionBid(SQLModel, table=True):
     lot_id: int = Field(foreign_key="auction_lots.id", index=True)
     bidder_id: int = Field(foreign_key="users.id")
     max_cents: int
-    at_ms: int
+    at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     epoch: int
     seq: int
 
@@ -62,7 +62,7 @@ class AuctionClaim(SQLModel, table=True):
     lot_id: int = Field(foreign_key="auction_lots.id", index=True)
     buyer_id: int = Field(foreign_key="users.id")
     quantity: int
-    at_ms: int
+    at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
     epoch: int
     seq: int
 
@@ -84,4 +84,4 @@ class AuctionDecision(SQLModel, table=True):
     fingerprint: str = Field(default="", max_length=32)
     accepted: bool
     reply: str = Field(sa_column=Column(Text, nullable=False))  # JSON: {"ok": ...} or {"error": ...}
-    at_ms: int
+    at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -143,6 +143,8 @@ class ShowWriter:
         except Exception:
             self.book, self.seq = start_book, start_seq
             raise
+        if stream_pos is not None:
+            self.stream_pos = stream_pos
         self._remember_all(decisions)
         await self._announce(decisions)
         return [(d.command, d.reply) for d in decisions]
