@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute
 
+from liveshow.auction import api
+from liveshow.auction.install_types import ROOM_TYPES
 from liveshow.auction.service import AuctionService
 from liveshow.context import AppContext
 from liveshow.orders import web as orders_web
 
-ROOM_TYPES = ("claim", "bid", "lot.state", "lot.open", "lot.close", "lot.next", "lot.cancel")
 
 
 def install(context: AppContext) -> list[BaseRoute]:
@@ -19,4 +20,4 @@ def install(context: AppContext) -> list[BaseRoute]:
     context.chat_hooks.append(service.on_chat)
     context.on_startup.append(service.start)
     context.on_shutdown.append(service.stop)
-    return orders_web.routes()
+    return [*api.routes(), *orders_web.routes()]
