@@ -25,19 +25,26 @@ class World:
         return self.show.id
 
 
-def make_world(db: Database, viewers: int = 3, quantities: tuple[int, ...] = (1, 3), live: bool = True) -> World:
+def make_world(
+    db: Database, viewers: int = 3, quantities: tuple[int, ...] = (1, 3), live: bool = True
+) -> World:
     with db.session() as s:
         seller = create_user(s, f"seller-{secrets.token_hex(3)}", "password123")
         people = [create_user(s, f"viewer{i}-{secrets.token_hex(3)}", "password123") for i in range(viewers)]
-        show = Show(seller_id=seller.id, title="Closet clear-out", stream_key=secrets.token_hex(8),
-                    state="live" if live else "scheduled")
+        show = Show(
+            seller_id=seller.id,
+            title="Closet clear-out",
+            stream_key=secrets.token_hex(8),
+            state="live" if live else "scheduled",
+        )
         s.add(show)
         s.commit()
         s.refresh(show)
         listings = []
         for i, qty in enumerate(quantities):
-            listing = Listing(seller_id=seller.id, title=f"Item {i}", size="M", price_cents=1500 + i * 100,
-                              quantity=qty)
+            listing = Listing(
+                seller_id=seller.id, title=f"Item {i}", size="M", price_cents=1500 + i * 100, quantity=qty
+            )
             s.add(listing)
             s.commit()
             s.refresh(listing)

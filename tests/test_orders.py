@@ -10,13 +10,13 @@ from starlette.testclient import TestClient
 
 from liveshow.auction.errors import SoldOut
 from liveshow.auction.models import AuctionBid, AuctionLot
+from liveshow.clock import utcnow
 from liveshow.closet.models import Listing
 from liveshow.db import Database
-from liveshow.errors import Conflict, Forbidden
+from liveshow.errors import Conflict, Forbidden, NotFound
 from liveshow.orders import service
 from liveshow.orders.models import Order, SecondChanceOffer
 from liveshow.orders.payments import InAppProvider
-from liveshow.clock import utcnow
 from liveshow.web.auth import SESSION_CSRF, SESSION_USER
 from tests.auction_fixtures import make_world
 
@@ -68,8 +68,17 @@ def test_unit_fence_is_a_database_constraint(database_url: str) -> None:
     w = make_world(db, quantities=(1,))
     with db.session() as s:
         service.create_order(s, w.viewers[0].id or 0, w.listings[0].id or 0, 100, "offer")
-        s.add(Order(buyer_id=w.viewers[1].id or 0, seller_id=w.seller.id or 0, listing_id=w.listings[0].id or 0,
-                    unit_no=1, price_cents=100, source="offer", pay_by=utcnow()))
+        s.add(
+            Order(
+                buyer_id=w.viewers[1].id or 0,
+                seller_id=w.seller.id or 0,
+                listing_id=w.listings[0].id or 0,
+                unit_no=1,
+                price_cents=100,
+                source="offer",
+                pay_by=utcnow(),
+            )
+        )
         with pytest.raises(IntegrityError):
             s.commit()
     db.close()
@@ -82,17 +91,41 @@ def test_unpaid_auction_win_cancelled_then_second_chance(database_url: str) -> N
     listing_id = w.listings[0].id or 0
     t0 = utcnow()
     with db.session() as s:
-        lot = AuctionLot(show_id=w.show_id, lot_no=1, listing_id=listing_id, kind="auction", state="closed",
-                         state_json="{}")
+        lot = AuctionLot(
+            show_id=w.show_id,
+            lot_no=1,
+            listing_id=listing_id,
+            kind="auction",
+            state="closed",
+            state_json="{}",
+        )
         s.add(lot)
         s.commit()
         s.refresh(lot)
         for bidder, amount in ((winner, 5000), (runner, 3000), (third, 2000)):
-            s.add(AuctionBid(show_id=w.show_id, lot_id=lot.id or 0, bidder_id=bidder, max_cents=amount, at_ms=1,
-                             epoch=1, seq=1))
+            s.add(
+                AuctionBid(
+                    show_id=w.show_id,
+                    lot_id=lot.id or 0,
+                    bidder_id=bidder,
+                    max_cents=amount,
+                    at_ms=1,
+                    epoch=1,
+                    seq=1,
+                )
+            )
         s.commit()
-        order = service.create_order(s, winner, listing_id, 3200, "auction", show_id=w.show_id, lot_id=lot.id,
-                                     now=t0, payment_window_minutes=15)
+        order = service.create_order(
+            s,
+            winner,
+            listing_id,
+            3200,
+            "auction",
+            show_id=w.show_id,
+            lot_id=lot.id,
+            now=t0,
+            payment_window_minutes=15,
+        )
         assert service.expire_unpaid(s, t0 + timedelta(minutes=14), 15) == []
         expired = service.expire_unpaid(s, t0 + timedelta(minutes=16), 15)
         assert [o.id for o in expired] == [order.id] and expired[0].status == "cancelled"
@@ -101,7 +134,7 @@ def test_unpaid_auction_win_cancelled_then_second_chance(database_url: str) -> N
             service.pay(s, order.id or 0, winner, PAY, now=t0 + timedelta(minutes=16))
         offer = s.exec(select(SecondChanceOffer)).one()
         assert (offer.buyer_id, offer.price_cents) == (runner, 3000)
-        with pytest.raises(Exception):
+        with pytest.raises(NotFound):
             service.accept_second_chance(s, offer.id or 0, third, now=t0 + timedelta(minutes=17))
         second = service.accept_second_chance(s, offer.id or 0, runner, now=t0 + timedelta(minutes=17))
         assert (second.buyer_id, second.price_cents, second.source) == (runner, 3000, "second_chance")
@@ -115,14 +148,22 @@ def test_second_chance_offer_expires(database_url: str) -> None:
     w = make_world(db, quantities=(1,))
     t0 = utcnow()
     with db.session() as s:
-        offer = SecondChanceOffer(order_id=None, buyer_id=w.viewers[0].id or 0, seller_id=w.seller.id or 0,  # type: ignore[arg-type]
-                                  listing_id=w.listings[0].id or 0, price_cents=900, expires_at=t0)
+        offer = SecondChanceOffer(
+            order_id=None,
+            buyer_id=w.viewers[0].id or 0,
+            seller_id=w.seller.id or 0,  # type: ignore[arg-type]
+            listing_id=w.listings[0].id or 0,
+            price_cents=900,
+            expires_at=t0,
+        )
         order = service.create_order(s, w.viewers[1].id or 0, w.listings[0].id or 0, 1000, "auction", now=t0)
         offer.order_id = order.id or 0
         s.add(offer)
         s.commit()
         with pytest.raises(Conflict):
-            service.accept_second_chance(s, offer.id or 0, w.viewers[0].id or 0, now=t0 + timedelta(minutes=1))
+            service.accept_second_chance(
+                s, offer.id or 0, w.viewers[0].id or 0, now=t0 + timedelta(minutes=1)
+            )
         s.refresh(offer)
         assert offer.status == "expired"
     db.close()
@@ -132,12 +173,16 @@ def test_orders_page_and_actions_with_csrf(client: TestClient, app: object) -> N
     db = app.state.ctx.db  # type: ignore[attr-defined]
     w = make_world(db, quantities=(1,))
     with db.session() as s:
-        order = service.create_order(s, w.viewers[0].id or 0, w.listings[0].id or 0, 1500, "claim", show_id=w.show_id)
+        order = service.create_order(
+            s, w.viewers[0].id or 0, w.listings[0].id or 0, 1500, "claim", show_id=w.show_id
+        )
 
     def sign_in(user_id: int) -> None:
         client.cookies.clear()
+        import base64
+        import json as _json
+
         from itsdangerous import TimestampSigner
-        import base64, json as _json
 
         payload = base64.b64encode(_json.dumps({SESSION_USER: user_id, SESSION_CSRF: "tok-123"}).encode())
         signer = TimestampSigner(str(app.state.ctx.settings.secret_key))  # type: ignore[attr-defined]
@@ -148,7 +193,12 @@ def test_orders_page_and_actions_with_csrf(client: TestClient, app: object) -> N
     page = client.get("/orders")
     assert page.status_code == 200 and "Item 0" in page.text and "awaiting payment" in page.text
     assert client.post(f"/orders/{order.id}/pay", data={}).status_code == 403  # no CSRF token
-    assert client.post(f"/orders/{order.id}/pay", data={"csrf_token": "tok-123"}, follow_redirects=False).status_code == 303
+    assert (
+        client.post(
+            f"/orders/{order.id}/pay", data={"csrf_token": "tok-123"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
     sign_in(w.seller.id or 0)
     sales = client.get("/orders")
     assert w.viewers[0].username in sales.text and "ship together" in sales.text

@@ -38,13 +38,20 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
         env.update(
-            LIVESHOW_BUS_URL=REDIS_URL, LIVESHOW_DATABASE_URL=db_url, LIVESHOW_BUS_PREFIX=prefix,
-            LIVESHOW_DATA_DIR=str(tmp / name), LIVESHOW_SECRET_KEY="cluster-test-secret", LIVESHOW_LOG_LEVEL="WARNING",
+            LIVESHOW_BUS_URL=REDIS_URL,
+            LIVESHOW_DATABASE_URL=db_url,
+            LIVESHOW_BUS_PREFIX=prefix,
+            LIVESHOW_DATA_DIR=str(tmp / name),
+            LIVESHOW_SECRET_KEY="cluster-test-secret",
+            LIVESHOW_LOG_LEVEL="WARNING",
         )
-        self.log = open(tmp / f"{name}.log", "wb")  # noqa: SIM115
+        self.log = open(tmp / f"{name}.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "liveshow.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 30
         while True:
@@ -54,7 +61,9 @@ class Server:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError(f"server {name} did not start: {(tmp / f'{name}.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"server {name} did not start: {(tmp / f'{name}.log').read_text()[-2000:]}"
+                )
             time.sleep(0.1)
 
     def kill(self) -> None:
@@ -120,13 +129,27 @@ def test_200_claimants_over_two_processes_one_unit_one_order(cluster: tuple[Any,
 
     async def run() -> list[httpx.Response]:
         async with httpx.AsyncClient() as client:
-            opened = await post(client, a.url + path, seller_token, type="lot.open",
-                                listing_id=world.listings[0].id, mode="claim")
+            opened = await post(
+                client,
+                a.url + path,
+                seller_token,
+                type="lot.open",
+                listing_id=world.listings[0].id,
+                mode="claim",
+            )
             assert opened.status_code == 200, opened.text
-            return await asyncio.gather(*[
-                post(client, (a if i % 2 else b).url + path, token, type="claim", key=f"claim-{i:04d}-{uid}")
-                for i, (uid, token) in enumerate(viewers)
-            ])
+            return await asyncio.gather(
+                *[
+                    post(
+                        client,
+                        (a if i % 2 else b).url + path,
+                        token,
+                        type="claim",
+                        key=f"claim-{i:04d}-{uid}",
+                    )
+                    for i, (uid, token) in enumerate(viewers)
+                ]
+            )
 
     replies = asyncio.run(run())
     ok = [r for r in replies if r.status_code == 200]
@@ -162,8 +185,17 @@ def test_killing_the_deciding_process_loses_no_accepted_bid(cluster: tuple[Any, 
 
     async def run() -> None:
         async with httpx.AsyncClient() as client:
-            opened = await post(client, a.url + path, seller_token, type="lot.open", listing_id=world.listings[0].id,
-                                mode="auction", start_cents=1000, duration_s=25, sudden_death=True)
+            opened = await post(
+                client,
+                a.url + path,
+                seller_token,
+                type="lot.open",
+                listing_id=world.listings[0].id,
+                mode="auction",
+                start_cents=1000,
+                duration_s=25,
+                sudden_death=True,
+            )
             assert opened.status_code == 200, opened.text
             b = spawn("b")  # a is the leader by now; b only forwards
             amount = 1000
@@ -183,8 +215,9 @@ def test_killing_the_deciding_process_loses_no_accepted_bid(cluster: tuple[Any, 
     assert [(r.bidder_id, r.max_cents) for r in rows] == accepted
     assert len({r.epoch for r in rows}) == 2  # decided by two writers, fenced by epoch
     # the auction closes on time under the new writer, with the winner a replay of the bids gives
-    book = rules.open_auction(rules.Book(world.show_id, world.seller.id or 0), world.listings[0].id or 0,
-                              1000, 25_000, True, 0).book
+    book = rules.open_auction(
+        rules.Book(world.show_id, world.seller.id or 0), world.listings[0].id or 0, 1000, 25_000, True, 0
+    ).book
     for n, (uid, amount) in enumerate(accepted):
         book = rules.bid(book, uid, amount, n + 1).book
     expected = rules.standing(book.lot)  # type: ignore[arg-type]

@@ -77,7 +77,7 @@ def count(value: Any, what: str = "quantity", default: int | None = 1, high: int
         value = int(value)
     if not 1 <= value <= high:
         raise ValidationFailed(f"The {what} must be between 1 and {high}.")
-    return value
+    return int(value)
 
 
 def idempotency_key(message: dict[str, Any]) -> str:
@@ -110,13 +110,17 @@ def parse_host(kind: str, message: dict[str, Any]) -> dict[str, Any]:
     if kind == "lot.open":
         payload["listing_id"] = count(message.get("listing_id"), "listing", default=None, high=2**31 - 1)
     if mode == "claim":
-        payload["price_cents"] = None if message.get("price_cents") is None else cents(message["price_cents"], "price")
+        payload["price_cents"] = (
+            None if message.get("price_cents") is None else cents(message["price_cents"], "price")
+        )
         payload["quantity"] = None if message.get("quantity") is None else count(message["quantity"])
         payload["per_buyer_limit"] = (
             None if message.get("per_buyer_limit") is None else count(message["per_buyer_limit"], "limit")
         )
     else:
-        payload["start_cents"] = None if message.get("start_cents") is None else cents(message["start_cents"], "start")
+        payload["start_cents"] = (
+            None if message.get("start_cents") is None else cents(message["start_cents"], "start")
+        )
         payload["duration_s"] = count(message.get("duration_s"), "duration", default=30, high=MAX_DURATION_S)
         sudden = message.get("sudden_death", False)
         if not isinstance(sudden, bool):

@@ -102,8 +102,10 @@ class RedisDispatcher:
             await self.redis.sadd(self._active_key, str(command.show_id))
         try:
             await self.redis.xadd(
-                self._key(command.show_id, "cmds"), {"c": command.to_json(), "r": self.reply_key},
-                maxlen=200_000, approximate=True,
+                self._key(command.show_id, "cmds"),
+                {"c": command.to_json(), "r": self.reply_key},
+                maxlen=200_000,
+                approximate=True,
             )
             return await asyncio.wait_for(future, REPLY_TIMEOUT)
         except TimeoutError as exc:
@@ -145,7 +147,9 @@ class RedisDispatcher:
                         continue
                     got = await self.redis.set(self._key(show_id, "leader"), self.token, nx=True, px=LEASE_MS)
                     if got:
-                        self._leading[show_id] = asyncio.create_task(self._lead(show_id), name=f"lead-{show_id}")
+                        self._leading[show_id] = asyncio.create_task(
+                            self._lead(show_id), name=f"lead-{show_id}"
+                        )
             except (OSError, aioredis.ConnectionError) as exc:
                 log.warning("auction campaign lost Redis: %s", exc)
             await asyncio.sleep(CAMPAIGN_S)
@@ -175,7 +179,9 @@ class RedisDispatcher:
             while not lost.is_set():
                 due = writer.due_ms()
                 block = 200 if due is None else max(1, min(200, due - wall_ms()))
-                resp: Any = await conn.xread({self._key(show_id, "cmds"): writer.stream_pos}, block=block, count=BATCH)
+                resp: Any = await conn.xread(
+                    {self._key(show_id, "cmds"): writer.stream_pos}, block=block, count=BATCH
+                )
                 entries = [e for _k, es in resp or [] for e in es]
                 items = [(Command.from_json(f["c"]), f["r"]) for _id, f in entries]
                 commands = [c for c, _r in items]
@@ -186,7 +192,11 @@ class RedisDispatcher:
                 if lost.is_set():
                     break
                 if not commands:
-                    if due is None and wall_ms() - idle_since > IDLE_RELEASE_MS and show_id not in self._interest:
+                    if (
+                        due is None
+                        and wall_ms() - idle_since > IDLE_RELEASE_MS
+                        and show_id not in self._interest
+                    ):
                         await self.redis.srem(self._active_key, str(show_id))
                         break
                     continue
@@ -196,7 +206,12 @@ class RedisDispatcher:
                 pipe = self.redis.pipeline(transaction=False)
                 for (command, reply_key), (_c, answer) in zip(items, answers, strict=True):
                     if reply_key:
-                        pipe.xadd(reply_key, {"id": command.id, "a": json.dumps(answer)}, maxlen=10_000, approximate=True)
+                        pipe.xadd(
+                            reply_key,
+                            {"id": command.id, "a": json.dumps(answer)},
+                            maxlen=10_000,
+                            approximate=True,
+                        )
                         pipe.expire(reply_key, 3600)
                 await pipe.execute()
         except Fenced:

@@ -11,7 +11,6 @@ from liveshow.context import AppContext
 from liveshow.orders import web as orders_web
 
 
-
 def install(context: AppContext) -> list[BaseRoute]:
     service = AuctionService(context.settings, context.db, context.showlog)
     context.auction = service

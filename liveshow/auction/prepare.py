@@ -31,11 +31,18 @@ class Prepared:
     next_listing: int | None = None
 
 
-def prepare(db: Database, show_id: int, book: rules.Book, commands: list[Command],
-            cached: Mapping[tuple[int, str], Answer]) -> Prepared:
+def prepare(
+    db: Database,
+    show_id: int,
+    book: rules.Book,
+    commands: list[Command],
+    cached: Mapping[tuple[int, str], Answer],
+) -> Prepared:
     out = Prepared()
     wanted = {
-        (c.user_id, c.key) for c in commands if c.key and c.user_id is not None and (c.user_id, c.key) not in cached
+        (c.user_id, c.key)
+        for c in commands
+        if c.key and c.user_id is not None and (c.user_id, c.key) not in cached
     }
     host = [c for c in commands if c.kind in ("lot.open", "lot.next")]
     if not wanted and not host:
@@ -44,10 +51,16 @@ def prepare(db: Database, show_id: int, book: rules.Book, commands: list[Command
         if wanted:
             keys = {k for _u, k in wanted}
             rows = s.exec(
-                select(AuctionDecision).where(AuctionDecision.show_id == show_id, col(AuctionDecision.idem_key).in_(keys))
+                select(AuctionDecision).where(
+                    AuctionDecision.show_id == show_id, col(AuctionDecision.idem_key).in_(keys)
+                )
             ).all()
             for row in rows:
-                if row.user_id is not None and row.idem_key is not None and (row.user_id, row.idem_key) in wanted:
+                if (
+                    row.user_id is not None
+                    and row.idem_key is not None
+                    and (row.user_id, row.idem_key) in wanted
+                ):
                     out.answers[(row.user_id, row.idem_key)] = (row.fingerprint, json.loads(row.reply))
         if host:
             show = s.get(Show, show_id)
@@ -56,7 +69,9 @@ def prepare(db: Database, show_id: int, book: rules.Book, commands: list[Command
             if any(c.kind == "lot.next" for c in host):
                 opened = set(s.exec(select(AuctionLot.listing_id).where(AuctionLot.show_id == show_id)).all())
                 lineup = s.exec(
-                    select(LineupItem).where(LineupItem.show_id == show_id).order_by(col(LineupItem.position), col(LineupItem.id))
+                    select(LineupItem)
+                    .where(LineupItem.show_id == show_id)
+                    .order_by(col(LineupItem.position), col(LineupItem.id))
                 ).all()
                 for item in lineup:
                     listing = s.get(Listing, item.listing_id)
@@ -68,15 +83,18 @@ def prepare(db: Database, show_id: int, book: rules.Book, commands: list[Command
                 assert listing.id is not None
                 out.listings[listing.id] = listing
                 photo = s.exec(
-                    select(ListingPhoto).where(ListingPhoto.listing_id == listing.id).order_by(col(ListingPhoto.position))
+                    select(ListingPhoto)
+                    .where(ListingPhoto.listing_id == listing.id)
+                    .order_by(col(ListingPhoto.position))
                 ).first()
                 if photo is not None:
                     out.photos[listing.id] = f"/uploads/{photo.thumb_filename or photo.filename}"
     return out
 
 
-def apply_host(book: rules.Book, command: Command, prepared: Prepared,
-               now_ms: int) -> tuple[rules.Outcome, dict[str, Any] | None]:
+def apply_host(
+    book: rules.Book, command: Command, prepared: Prepared, now_ms: int
+) -> tuple[rules.Outcome, dict[str, Any] | None]:
     """Decide a host command; also returns the display info (title, size, photo) of a newly opened lot."""
     if command.kind == "lot.close":
         return rules.close(book, now_ms, by_host=True), None
@@ -100,7 +118,9 @@ def apply_host(book: rules.Book, command: Command, prepared: Prepared,
     info = {"title": listing.title, "size": listing.size, "photo_url": prepared.photos.get(listing_id, "")}
     if p.get("mode") == "auction":
         start = p.get("start_cents") or listing.price_cents
-        outcome = rules.open_auction(book, listing_id, start, p["duration_s"] * 1000, p["sudden_death"], now_ms)
+        outcome = rules.open_auction(
+            book, listing_id, start, p["duration_s"] * 1000, p["sudden_death"], now_ms
+        )
         return outcome, info
     quantity = p.get("quantity") or listing.available
     if quantity > listing.available:

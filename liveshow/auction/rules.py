@@ -71,7 +71,9 @@ class Lot:
 
     @property
     def remaining(self) -> int:
-        return self.quantity - self.units_claimed if self.kind == "claim" else (1 if self.state == "open" else 0)
+        return (
+            self.quantity - self.units_claimed if self.kind == "claim" else (1 if self.state == "open" else 0)
+        )
 
     def claimed_by(self, buyer_id: int) -> int:
         return sum(c.quantity for c in self.claims if c.buyer_id == buyer_id)
@@ -126,7 +128,9 @@ def standing(lot: Lot) -> Standing:
         return Standing(leader.bidder_id, leader.max_cents, lot.start_cents, None, 0)
     runner = ranked[1]
     price = min(leader.max_cents, runner.max_cents + increment(runner.max_cents))
-    return Standing(leader.bidder_id, leader.max_cents, max(price, lot.start_cents), runner.bidder_id, runner.max_cents)
+    return Standing(
+        leader.bidder_id, leader.max_cents, max(price, lot.start_cents), runner.bidder_id, runner.max_cents
+    )
 
 
 def min_next_bid(lot: Lot) -> int:
@@ -144,13 +148,23 @@ def lot_view(lot: Lot) -> dict[str, Any]:
         "state": lot.state,
     }
     if lot.kind == "claim":
-        view.update(price_cents=lot.price_cents, quantity=lot.quantity, remaining=lot.remaining,
-                    per_buyer_limit=lot.per_buyer_limit)
+        view.update(
+            price_cents=lot.price_cents,
+            quantity=lot.quantity,
+            remaining=lot.remaining,
+            per_buyer_limit=lot.per_buyer_limit,
+        )
     else:
         s = standing(lot)
-        view.update(start_cents=lot.start_cents, ends_at_ms=lot.ends_at_ms, sudden_death=lot.sudden_death,
-                    price_cents=s.price_cents, leader_id=s.leader_id, bids=len(lot.bids),
-                    next_min_cents=min_next_bid(lot))
+        view.update(
+            start_cents=lot.start_cents,
+            ends_at_ms=lot.ends_at_ms,
+            sudden_death=lot.sudden_death,
+            price_cents=s.price_cents,
+            leader_id=s.leader_id,
+            bids=len(lot.bids),
+            next_min_cents=min_next_bid(lot),
+        )
     return view
 
 
@@ -162,22 +176,38 @@ def _require_no_open_lot(book: Book) -> None:
         raise LotStillOpen("Close the item on screen first.")
 
 
-def open_claim(book: Book, listing_id: int, price_cents: int, quantity: int, per_buyer_limit: int,
-               now_ms: int) -> Outcome:
+def open_claim(
+    book: Book, listing_id: int, price_cents: int, quantity: int, per_buyer_limit: int, now_ms: int
+) -> Outcome:
     _require_no_open_lot(book)
-    lot = Lot(lot_no=book.lots_opened + 1, listing_id=listing_id, seller_id=book.seller_id, kind="claim",
-              opened_at_ms=now_ms, price_cents=price_cents, quantity=quantity,
-              per_buyer_limit=min(per_buyer_limit, quantity))
+    lot = Lot(
+        lot_no=book.lots_opened + 1,
+        listing_id=listing_id,
+        seller_id=book.seller_id,
+        kind="claim",
+        opened_at_ms=now_ms,
+        price_cents=price_cents,
+        quantity=quantity,
+        per_buyer_limit=min(per_buyer_limit, quantity),
+    )
     new = replace(book, lot=lot, lots_opened=lot.lot_no)
     return Outcome(new, (("lot.opened", {"lot": lot_view(lot)}),), reply={"lot": lot_view(lot)})
 
 
-def open_auction(book: Book, listing_id: int, start_cents: int, duration_ms: int, sudden_death: bool,
-                 now_ms: int) -> Outcome:
+def open_auction(
+    book: Book, listing_id: int, start_cents: int, duration_ms: int, sudden_death: bool, now_ms: int
+) -> Outcome:
     _require_no_open_lot(book)
-    lot = Lot(lot_no=book.lots_opened + 1, listing_id=listing_id, seller_id=book.seller_id, kind="auction",
-              opened_at_ms=now_ms, start_cents=start_cents, ends_at_ms=now_ms + duration_ms,
-              sudden_death=sudden_death)
+    lot = Lot(
+        lot_no=book.lots_opened + 1,
+        listing_id=listing_id,
+        seller_id=book.seller_id,
+        kind="auction",
+        opened_at_ms=now_ms,
+        start_cents=start_cents,
+        ends_at_ms=now_ms + duration_ms,
+        sudden_death=sudden_death,
+    )
     new = replace(book, lot=lot, lots_opened=lot.lot_no)
     return Outcome(new, (("lot.opened", {"lot": lot_view(lot)}),), reply={"lot": lot_view(lot)})
 
@@ -198,7 +228,12 @@ def cancel(book: Book, now_ms: int) -> Outcome:
     if lot.bids or lot.claims:
         raise HasBids("An item cannot be cancelled once it has a bid or a claim.")
     done = replace(lot, state="cancelled", closed_at_ms=now_ms)
-    event = {"lot_no": lot.lot_no, "listing_id": lot.listing_id, "outcome": "cancelled", "lot": lot_view(done)}
+    event = {
+        "lot_no": lot.lot_no,
+        "listing_id": lot.listing_id,
+        "outcome": "cancelled",
+        "lot": lot_view(done),
+    }
     return Outcome(replace(book, lot=done), (("lot.closed", event),), reply={"lot": lot_view(done)})
 
 
@@ -216,21 +251,46 @@ def close(book: Book, now_ms: int, by_host: bool) -> Outcome:
     sales: tuple[Sale, ...] = ()
     if lot.kind == "claim":
         outcome = "sold_out" if lot.remaining == 0 else "closed"
-        closed = {"lot_no": lot.lot_no, "listing_id": lot.listing_id, "outcome": outcome, "lot": lot_view(done)}
+        closed = {
+            "lot_no": lot.lot_no,
+            "listing_id": lot.listing_id,
+            "outcome": outcome,
+            "lot": lot_view(done),
+        }
         events.append(("lot.closed", closed))
     else:
         s = standing(lot)
         if s.leader_id is None:
-            closed = {"lot_no": lot.lot_no, "listing_id": lot.listing_id, "outcome": "unsold",
-                      "lot": lot_view(done)}
+            closed = {
+                "lot_no": lot.lot_no,
+                "listing_id": lot.listing_id,
+                "outcome": "unsold",
+                "lot": lot_view(done),
+            }
             events.append(("lot.closed", closed))
         else:
-            sales = (Sale(lot.lot_no, lot.listing_id, lot.seller_id, s.leader_id, s.price_cents, 1, "auction"),)
-            events.append(("lot.closed", {"lot_no": lot.lot_no, "listing_id": lot.listing_id, "outcome": "sold",
-                                          "winner_id": s.leader_id, "price_cents": s.price_cents,
-                                          "lot": lot_view(done)}))
-            events.append(("notice", {"to": [s.leader_id], "kind": "won", "lot_no": lot.lot_no,
-                                      "price_cents": s.price_cents}))
+            sales = (
+                Sale(lot.lot_no, lot.listing_id, lot.seller_id, s.leader_id, s.price_cents, 1, "auction"),
+            )
+            events.append(
+                (
+                    "lot.closed",
+                    {
+                        "lot_no": lot.lot_no,
+                        "listing_id": lot.listing_id,
+                        "outcome": "sold",
+                        "winner_id": s.leader_id,
+                        "price_cents": s.price_cents,
+                        "lot": lot_view(done),
+                    },
+                )
+            )
+            events.append(
+                (
+                    "notice",
+                    {"to": [s.leader_id], "kind": "won", "lot_no": lot.lot_no, "price_cents": s.price_cents},
+                )
+            )
     return Outcome(replace(book, lot=done), tuple(events), sales, reply={"lot": lot_view(done)})
 
 
@@ -247,8 +307,12 @@ def due_ms(book: Book) -> int | None:
 
 def claim(book: Book, buyer_id: int, quantity: int, now_ms: int, lot_no: int | None = None) -> Outcome:
     lot = book.lot
-    if lot is not None and lot.kind == "claim" and lot.state == "closed" and lot.remaining == 0 and (
-        lot_no is None or lot_no == lot.lot_no
+    if (
+        lot is not None
+        and lot.kind == "claim"
+        and lot.state == "closed"
+        and lot.remaining == 0
+        and (lot_no is None or lot_no == lot.lot_no)
     ):
         raise SoldOut("Sold out.")
     lot = _current(book, lot_no, now_ms)
@@ -269,15 +333,37 @@ def claim(book: Book, buyer_id: int, quantity: int, now_ms: int, lot_no: int | N
         for i in range(quantity)
     )
     events: list[tuple[str, dict[str, Any]]] = [
-        ("claim.accepted", {"lot_no": lot.lot_no, "buyer_id": buyer_id, "quantity": quantity,
-                            "remaining": new_lot.remaining, "price_cents": lot.price_cents}),
+        (
+            "claim.accepted",
+            {
+                "lot_no": lot.lot_no,
+                "buyer_id": buyer_id,
+                "quantity": quantity,
+                "remaining": new_lot.remaining,
+                "price_cents": lot.price_cents,
+            },
+        ),
     ]
     if new_lot.remaining == 0:
         new_lot = replace(new_lot, state="closed", closed_at_ms=now_ms)
-        events.append(("lot.closed", {"lot_no": lot.lot_no, "listing_id": lot.listing_id,
-                                      "outcome": "sold_out", "lot": lot_view(new_lot)}))
-    reply = {"lot_no": lot.lot_no, "quantity": quantity, "units": [first + i for i in range(quantity)],
-             "price_cents": lot.price_cents, "remaining": new_lot.remaining}
+        events.append(
+            (
+                "lot.closed",
+                {
+                    "lot_no": lot.lot_no,
+                    "listing_id": lot.listing_id,
+                    "outcome": "sold_out",
+                    "lot": lot_view(new_lot),
+                },
+            )
+        )
+    reply = {
+        "lot_no": lot.lot_no,
+        "quantity": quantity,
+        "units": [first + i for i in range(quantity)],
+        "price_cents": lot.price_cents,
+        "remaining": new_lot.remaining,
+    }
     return Outcome(replace(book, lot=new_lot), tuple(events), sales, reply)
 
 
@@ -297,19 +383,48 @@ def bid(book: Book, bidder_id: int, max_cents: int, now_ms: int, lot_no: int | N
     ends = lot.ends_at_ms
     if not lot.sudden_death and ends - now_ms < ANTI_SNIPE_MS:
         ends = now_ms + ANTI_SNIPE_MS
-    new_lot = replace(lot, bids=(*lot.bids, Bid(bidder_id, max_cents, now_ms, len(lot.bids))), ends_at_ms=ends)
+    new_lot = replace(
+        lot, bids=(*lot.bids, Bid(bidder_id, max_cents, now_ms, len(lot.bids))), ends_at_ms=ends
+    )
     after = standing(new_lot)
     events: list[tuple[str, dict[str, Any]]] = [
-        ("bid.accepted", {"lot_no": lot.lot_no, "bidder_id": bidder_id, "leader_id": after.leader_id,
-                          "price_cents": after.price_cents, "ends_at_ms": ends, "bids": len(new_lot.bids),
-                          "next_min_cents": min_next_bid(new_lot)}),
+        (
+            "bid.accepted",
+            {
+                "lot_no": lot.lot_no,
+                "bidder_id": bidder_id,
+                "leader_id": after.leader_id,
+                "price_cents": after.price_cents,
+                "ends_at_ms": ends,
+                "bids": len(new_lot.bids),
+                "next_min_cents": min_next_bid(new_lot),
+            },
+        ),
     ]
     if after.leader_id != bidder_id:
-        events.append(("notice", {"to": [bidder_id], "kind": "outbid", "lot_no": lot.lot_no,
-                                  "price_cents": after.price_cents}))
+        events.append(
+            (
+                "notice",
+                {"to": [bidder_id], "kind": "outbid", "lot_no": lot.lot_no, "price_cents": after.price_cents},
+            )
+        )
     elif before.leader_id is not None and before.leader_id != bidder_id:
-        events.append(("notice", {"to": [before.leader_id], "kind": "outbid", "lot_no": lot.lot_no,
-                                  "price_cents": after.price_cents}))
-    reply = {"lot_no": lot.lot_no, "leading": after.leader_id == bidder_id, "price_cents": after.price_cents,
-             "max_cents": max_cents, "ends_at_ms": ends}
+        events.append(
+            (
+                "notice",
+                {
+                    "to": [before.leader_id],
+                    "kind": "outbid",
+                    "lot_no": lot.lot_no,
+                    "price_cents": after.price_cents,
+                },
+            )
+        )
+    reply = {
+        "lot_no": lot.lot_no,
+        "leading": after.leader_id == bidder_id,
+        "price_cents": after.price_cents,
+        "max_cents": max_cents,
+        "ends_at_ms": ends,
+    }
     return Outcome(replace(book, lot=new_lot), tuple(events), (), reply)

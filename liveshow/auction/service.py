@@ -43,7 +43,9 @@ class Dispatcher(Protocol):
 
 
 class AuctionService:
-    def __init__(self, settings: Settings, db: Database, showlog: ShowLog, dispatcher: Dispatcher | None = None) -> None:
+    def __init__(
+        self, settings: Settings, db: Database, showlog: ShowLog, dispatcher: Dispatcher | None = None
+    ) -> None:
         self.settings = settings
         self.db = db
         self.showlog = showlog
@@ -74,6 +76,7 @@ class AuctionService:
     async def _show(self, show_id: int) -> tuple[int, str]:
         known = self._sellers.get(show_id)
         if known is None:
+
             def load() -> tuple[int, str] | None:
                 with self.db.session() as s:
                     show = s.get(Show, show_id)
@@ -93,12 +96,16 @@ class AuctionService:
         result: dict[str, Any] = answer["ok"]
         return result
 
-    async def claim(self, show_id: int, user: User, quantity: int, key: str, lot_no: int | None = None) -> dict[str, Any]:
+    async def claim(
+        self, show_id: int, user: User, quantity: int, key: str, lot_no: int | None = None
+    ) -> dict[str, Any]:
         assert user.id is not None
         payload = {"quantity": quantity, "lot_no": lot_no}
         return await self.execute(cmds.Command("claim", show_id, user.id, key, payload, user.username))
 
-    async def bid(self, show_id: int, user: User, max_cents: int, key: str, lot_no: int | None = None) -> dict[str, Any]:
+    async def bid(
+        self, show_id: int, user: User, max_cents: int, key: str, lot_no: int | None = None
+    ) -> dict[str, Any]:
         assert user.id is not None
         payload = {"max_cents": max_cents, "lot_no": lot_no}
         return await self.execute(cmds.Command("bid", show_id, user.id, key, payload, user.username))
@@ -117,8 +124,11 @@ class AuctionService:
     async def on_message(self, show_id: int, user: User | None, message: dict[str, Any]) -> dict[str, Any]:
         kind = str(message.get("type"))
         if kind == "lot.state":
-            return {"type": "lot.state", "lot": await run_in_threadpool(self.current_lot, show_id),
-                    "server_ms": wall_ms()}
+            return {
+                "type": "lot.state",
+                "lot": await run_in_threadpool(self.current_lot, show_id),
+                "server_ms": wall_ms(),
+            }
         if user is None:
             raise NotAuthenticated("Sign in to take part.")
         if kind in cmds.HOST_KINDS:
@@ -130,7 +140,7 @@ class AuctionService:
         return {"type": f"{kind}.result", "ok": True, **result}
 
     async def on_chat(self, show_id: int, user: User, text: str) -> None:
-        """"claim" or "claim 2" (the show's keyword) in chat claims like a tap on Claim."""
+        """ "claim" or "claim 2" (the show's keyword) in chat claims like a tap on Claim."""
         _seller, keyword = await self._show(show_id)
         match = re.fullmatch(rf"\s*{re.escape(keyword.lower())}(?:\s+(\d{{1,3}}))?\s*[!.]*\s*", text.lower())
         if match is None:
@@ -140,8 +150,11 @@ class AuctionService:
             await self.claim(show_id, user, max(quantity, 1), f"chat-{uuid.uuid4().hex}")
         except DomainError as exc:
             assert user.id is not None
-            await self.showlog.publish(show_id, "notice", {"to": [user.id], "kind": "claim_refused",
-                                                           "code": exc.code, "reason": exc.message})
+            await self.showlog.publish(
+                show_id,
+                "notice",
+                {"to": [user.id], "kind": "claim_refused", "code": exc.code, "reason": exc.message},
+            )
 
     def current_lot(self, show_id: int) -> dict[str, Any] | None:
         """The lot on screen as last committed (for a page or socket that just opened)."""

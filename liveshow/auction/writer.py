@@ -60,7 +60,9 @@ def _at(ms: int) -> datetime:
 
 
 class ShowWriter:
-    def __init__(self, db: Database, showlog: ShowLog, show_id: int, payment_window_minutes: int = 15) -> None:
+    def __init__(
+        self, db: Database, showlog: ShowLog, show_id: int, payment_window_minutes: int = 15
+    ) -> None:
         self.db = db
         self.showlog = showlog
         self.show_id = show_id
@@ -84,23 +86,31 @@ class ShowWriter:
             show = s.get(Show, self.show_id)
             if show is None:
                 raise DomainError("No such show.")
-            row = s.exec(select(AuctionWriter).where(AuctionWriter.show_id == self.show_id).with_for_update()).first()
+            row = s.exec(
+                select(AuctionWriter).where(AuctionWriter.show_id == self.show_id).with_for_update()
+            ).first()
             if row is None:
                 row = AuctionWriter(show_id=self.show_id, epoch=0)
             row.epoch += 1
             s.add(row)
             s.commit()
             self.epoch, self.seq, self.stream_pos = row.epoch, row.seq, row.stream_pos
-            lots = s.exec(select(AuctionLot).where(AuctionLot.show_id == self.show_id).order_by(col(AuctionLot.lot_no))).all()
+            lots = s.exec(
+                select(AuctionLot).where(AuctionLot.show_id == self.show_id).order_by(col(AuctionLot.lot_no))
+            ).all()
             last: rules.Lot | None = None
             for lot_row in lots:
                 assert lot_row.id is not None
                 self.lot_ids[lot_row.lot_no] = lot_row.id
-                self.lot_info[lot_row.lot_no] = {"title": lot_row.title, "size": lot_row.size,
-                                                 "photo_url": lot_row.photo_url}
+                self.lot_info[lot_row.lot_no] = {
+                    "title": lot_row.title,
+                    "size": lot_row.size,
+                    "photo_url": lot_row.photo_url,
+                }
                 last = lot_from_dict(json.loads(lot_row.state_json))
-            self.book = rules.Book(show_id=self.show_id, seller_id=show.seller_id, lot=last,
-                                   lots_opened=len(lots))
+            self.book = rules.Book(
+                show_id=self.show_id, seller_id=show.seller_id, lot=last, lots_opened=len(lots)
+            )
             ids = {b.bidder_id for b in last.bids} | {c.buyer_id for c in last.claims} if last else set()
             for user in s.exec(select(User).where(col(User.id).in_(ids))).all() if ids else []:
                 assert user.id is not None
@@ -110,14 +120,18 @@ class ShowWriter:
     async def announce_state(self) -> None:
         """After a takeover, tell every room where the lot stands (an announcement may have been lost)."""
         if self.book.lot is not None:
-            await self.showlog.publish(self.show_id, "lot.updated", self._decorate({"lot": rules.lot_view(self.book.lot)}))
+            await self.showlog.publish(
+                self.show_id, "lot.updated", self._decorate({"lot": rules.lot_view(self.book.lot)})
+            )
 
     # ------------------------------------------------------------ deciding
 
     def due_ms(self) -> int | None:
         return rules.due_ms(self.book)
 
-    async def run_batch(self, commands: list[Command], stream_pos: str | None = None) -> list[tuple[Command, dict[str, Any]]]:
+    async def run_batch(
+        self, commands: list[Command], stream_pos: str | None = None
+    ) -> list[tuple[Command, dict[str, Any]]]:
         prepared = await run_in_threadpool(self._prepare, commands)
         start_book, start_seq = self.book, self.seq
         decisions = self._decide(commands, prepared, wall_ms())
@@ -168,14 +182,15 @@ class ShowWriter:
                     continue
             if command.username and command.user_id is not None:
                 self.names[command.user_id] = command.username
+            outcome: rules.Outcome | None = None
             try:
-                outcome = self._apply(command, prepared, now_ms)
+                applied = self._apply(command, prepared, now_ms)
             except DomainError as exc:
                 reply: dict[str, Any] = {"error": error_to_dict(exc)}
-                outcome = None
             else:
-                reply = {"ok": outcome.reply}
-                self.book = outcome.book
+                outcome = applied
+                reply = {"ok": {**applied.reply, "epoch": self.epoch, "dseq": self.seq + 1}}
+                self.book = applied.book
             self.seq += 1
             decisions.append(Decision(command, reply, outcome, self.seq))
             if ident is not None:
@@ -216,11 +231,20 @@ class ShowWriter:
             touched: dict[int, rules.Lot] = {}
             for index, d in enumerate(new):
                 c = d.command
-                s.add(AuctionDecision(
-                    show_id=self.show_id, epoch=self.epoch, seq=d.seq, kind=c.kind, user_id=c.user_id,
-                    idem_key=c.key, fingerprint=c.fingerprint() if c.key else "", accepted="ok" in d.reply,
-                    reply=json.dumps(d.reply, separators=(",", ":")), at_ms=wall_ms(),
-                ))
+                s.add(
+                    AuctionDecision(
+                        show_id=self.show_id,
+                        epoch=self.epoch,
+                        seq=d.seq,
+                        kind=c.kind,
+                        user_id=c.user_id,
+                        idem_key=c.key,
+                        fingerprint=c.fingerprint() if c.key else "",
+                        accepted="ok" in d.reply,
+                        reply=json.dumps(d.reply, separators=(",", ":")),
+                        at_ms=wall_ms(),
+                    )
+                )
                 if d.outcome is None or d.outcome.book.lot is None:
                     continue
                 lot = d.outcome.book.lot
@@ -228,18 +252,45 @@ class ShowWriter:
                 touched[lot.lot_no] = lot
                 if c.kind == "bid":
                     placed = lot.bids[-1]
-                    s.add(AuctionBid(show_id=self.show_id, lot_id=lot_id, bidder_id=placed.bidder_id,
-                                     max_cents=placed.max_cents, at_ms=placed.at_ms, epoch=self.epoch, seq=d.seq))
+                    s.add(
+                        AuctionBid(
+                            show_id=self.show_id,
+                            lot_id=lot_id,
+                            bidder_id=placed.bidder_id,
+                            max_cents=placed.max_cents,
+                            at_ms=placed.at_ms,
+                            epoch=self.epoch,
+                            seq=d.seq,
+                        )
+                    )
                 elif c.kind == "claim":
                     taken = lot.claims[-1]
-                    s.add(AuctionClaim(show_id=self.show_id, lot_id=lot_id, buyer_id=taken.buyer_id,
-                                       quantity=taken.quantity, at_ms=taken.at_ms, epoch=self.epoch, seq=d.seq))
+                    s.add(
+                        AuctionClaim(
+                            show_id=self.show_id,
+                            lot_id=lot_id,
+                            buyer_id=taken.buyer_id,
+                            quantity=taken.quantity,
+                            at_ms=taken.at_ms,
+                            epoch=self.epoch,
+                            seq=d.seq,
+                        )
+                    )
                 d.orders = []
                 for sale in d.outcome.sales:
                     try:
-                        order = create_order(s, sale.buyer_id, sale.listing_id, sale.price_cents, sale.source,
-                                             show_id=self.show_id, lot_id=lot_id, now=_at(wall_ms()),
-                                             payment_window_minutes=self.window, commit=False)
+                        order = create_order(
+                            s,
+                            sale.buyer_id,
+                            sale.listing_id,
+                            sale.price_cents,
+                            sale.source,
+                            show_id=self.show_id,
+                            lot_id=lot_id,
+                            now=_at(wall_ms()),
+                            payment_window_minutes=self.window,
+                            commit=False,
+                        )
                     except SoldOut as exc:
                         s.rollback()
                         raise UnitTaken(index) from exc
@@ -258,10 +309,18 @@ class ShowWriter:
         if known is not None:
             return known
         info = self.lot_info.get(lot.lot_no, {})
-        row = AuctionLot(show_id=self.show_id, lot_no=lot.lot_no, listing_id=lot.listing_id, kind=lot.kind,
-                         state=lot.state, title=info.get("title", ""), size=info.get("size", ""),
-                         photo_url=info.get("photo_url", ""), state_json=json.dumps(lot_to_dict(lot)),
-                         opened_at=_at(lot.opened_at_ms))
+        row = AuctionLot(
+            show_id=self.show_id,
+            lot_no=lot.lot_no,
+            listing_id=lot.listing_id,
+            kind=lot.kind,
+            state=lot.state,
+            title=info.get("title", ""),
+            size=info.get("size", ""),
+            photo_url=info.get("photo_url", ""),
+            state_json=json.dumps(lot_to_dict(lot)),
+            opened_at=_at(lot.opened_at_ms),
+        )
         s.add(row)
         s.flush()
         assert row.id is not None
@@ -299,8 +358,16 @@ class ShowWriter:
                 body["epoch"], body["dseq"] = self.epoch, d.seq
                 await self.showlog.publish(self.show_id, type_, body)
             for order in d.orders:
-                await self.showlog.publish(self.show_id, "order.created", {
-                    "to": [order.buyer_id, order.seller_id], "order_id": order.id, "listing_id": order.listing_id,
-                    "price_cents": order.price_cents, "buyer_id": order.buyer_id,
-                    "buyer": self.names.get(order.buyer_id, ""), "source": order.source,
-                })
+                await self.showlog.publish(
+                    self.show_id,
+                    "order.created",
+                    {
+                        "to": [order.buyer_id, order.seller_id],
+                        "order_id": order.id,
+                        "listing_id": order.listing_id,
+                        "price_cents": order.price_cents,
+                        "buyer_id": order.buyer_id,
+                        "buyer": self.names.get(order.buyer_id, ""),
+                        "source": order.source,
+                    },
+                )

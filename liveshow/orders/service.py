@@ -35,9 +35,7 @@ def refresh_sold_count(session: Session, listing_id: int) -> None:
         .scalar_subquery()
     )
     session.execute(
-        update(Listing)
-        .where(col(Listing.id) == listing_id)
-        .values(sold_count=live, updated_at=utcnow())
+        update(Listing).where(col(Listing.id) == listing_id).values(sold_count=live, updated_at=utcnow())
     )
     listing = session.get(Listing, listing_id)
     if listing is not None:
@@ -79,8 +77,15 @@ def create_order(
         if not free:
             raise SoldOut("Sold out.")
         order = Order(
-            buyer_id=buyer_id, seller_id=listing.seller_id, listing_id=listing_id, unit_no=free[0],
-            price_cents=price_cents, source=source, show_id=show_id, lot_id=lot_id, created_at=now,
+            buyer_id=buyer_id,
+            seller_id=listing.seller_id,
+            listing_id=listing_id,
+            unit_no=free[0],
+            price_cents=price_cents,
+            source=source,
+            show_id=show_id,
+            lot_id=lot_id,
+            created_at=now,
             pay_by=now + timedelta(minutes=payment_window_minutes),
         )
         try:
@@ -107,9 +112,7 @@ def _order_for(session: Session, order_id: int) -> Order:
 def _transition(session: Session, order: Order, from_status: tuple[str, ...], **values: object) -> Order:
     # Conditional update: a sweeper or a second tab acting at the same moment cannot both win.
     result = session.execute(
-        update(Order)
-        .where(col(Order.id) == order.id, col(Order.status).in_(from_status))
-        .values(**values)
+        update(Order).where(col(Order.id) == order.id, col(Order.status).in_(from_status)).values(**values)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
@@ -119,7 +122,9 @@ def _transition(session: Session, order: Order, from_status: tuple[str, ...], **
     return order
 
 
-def pay(session: Session, order_id: int, user_id: int, provider: PaymentProvider, now: datetime | None = None) -> Order:
+def pay(
+    session: Session, order_id: int, user_id: int, provider: PaymentProvider, now: datetime | None = None
+) -> Order:
     now = now or utcnow()
     order = _order_for(session, order_id)
     if order.buyer_id != user_id:
@@ -129,7 +134,9 @@ def pay(session: Session, order_id: int, user_id: int, provider: PaymentProvider
     if now > order.pay_by:
         raise Conflict("The payment window has closed.")
     ref = provider.charge(order)
-    return _transition(session, order, ("awaiting_payment",), status="paid", paid_at=now, payment_ref=ref[:80])
+    return _transition(
+        session, order, ("awaiting_payment",), status="paid", paid_at=now, payment_ref=ref[:80]
+    )
 
 
 def mark_shipped(session: Session, order_id: int, user_id: int, now: datetime | None = None) -> Order:
@@ -150,8 +157,9 @@ def mark_delivered(session: Session, order_id: int, user_id: int, now: datetime 
     return _transition(session, order, ("shipped",), status="delivered", delivered_at=now or utcnow())
 
 
-def cancel(session: Session, order_id: int, user_id: int, provider: PaymentProvider,
-           now: datetime | None = None) -> Order:
+def cancel(
+    session: Session, order_id: int, user_id: int, provider: PaymentProvider, now: datetime | None = None
+) -> Order:
     """The buyer may cancel before paying; the seller before shipping (a paid order is refunded)."""
     order = _order_for(session, order_id)
     if user_id not in (order.buyer_id, order.seller_id):
@@ -162,8 +170,9 @@ def cancel(session: Session, order_id: int, user_id: int, provider: PaymentProvi
     if order.status == "paid":
         provider.refund(order)
     reason = "seller" if user_id == order.seller_id else "buyer"
-    order = _transition(session, order, allowed, status="cancelled", cancelled_at=now or utcnow(),
-                        cancel_reason=reason)
+    order = _transition(
+        session, order, allowed, status="cancelled", cancelled_at=now or utcnow(), cancel_reason=reason
+    )
     refresh_sold_count(session, order.listing_id)
     session.commit()
     return order
@@ -175,9 +184,7 @@ def expire_unpaid(session: Session, now: datetime | None = None, window_minutes:
     from liveshow.auction.models import AuctionBid
 
     now = now or utcnow()
-    due = session.exec(
-        select(Order).where(Order.status == "awaiting_payment", col(Order.pay_by) < now)
-    ).all()
+    due = session.exec(select(Order).where(Order.status == "awaiting_payment", col(Order.pay_by) < now)).all()
     cancelled: list[Order] = []
     for order in due:
         result = session.execute(
@@ -195,20 +202,28 @@ def expire_unpaid(session: Session, now: datetime | None = None, window_minutes:
                 .order_by(col(AuctionBid.max_cents).desc(), col(AuctionBid.id))
             ).first()
             if runner is not None:
-                session.add(SecondChanceOffer(
-                    order_id=order.id, buyer_id=runner.bidder_id, seller_id=order.seller_id,
-                    listing_id=order.listing_id, show_id=order.show_id, lot_id=order.lot_id,
-                    price_cents=runner.max_cents, created_at=now,
-                    expires_at=now + timedelta(minutes=window_minutes),
-                ))
+                session.add(
+                    SecondChanceOffer(
+                        order_id=order.id or 0,
+                        buyer_id=runner.bidder_id,
+                        seller_id=order.seller_id,
+                        listing_id=order.listing_id,
+                        show_id=order.show_id,
+                        lot_id=order.lot_id,
+                        price_cents=runner.max_cents,
+                        created_at=now,
+                        expires_at=now + timedelta(minutes=window_minutes),
+                    )
+                )
         session.commit()
         session.refresh(order)
         cancelled.append(order)
     return cancelled
 
 
-def accept_second_chance(session: Session, offer_id: int, user_id: int, now: datetime | None = None,
-                         window_minutes: int = 15) -> Order:
+def accept_second_chance(
+    session: Session, offer_id: int, user_id: int, now: datetime | None = None, window_minutes: int = 15
+) -> Order:
     now = now or utcnow()
     offer = session.get(SecondChanceOffer, offer_id)
     if offer is None or offer.buyer_id != user_id:
@@ -220,9 +235,18 @@ def accept_second_chance(session: Session, offer_id: int, user_id: int, now: dat
         session.add(offer)
         session.commit()
         raise Conflict("This offer has expired.")
-    order = create_order(session, user_id, offer.listing_id, offer.price_cents, "second_chance",
-                         show_id=offer.show_id, lot_id=offer.lot_id, now=now,
-                         payment_window_minutes=window_minutes, commit=False)
+    order = create_order(
+        session,
+        user_id,
+        offer.listing_id,
+        offer.price_cents,
+        "second_chance",
+        show_id=offer.show_id,
+        lot_id=offer.lot_id,
+        now=now,
+        payment_window_minutes=window_minutes,
+        commit=False,
+    )
     offer.status = "accepted"
     offer.new_order_id = order.id
     session.add(offer)

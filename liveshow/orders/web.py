@@ -27,22 +27,44 @@ def _rows(request: Request, user: User) -> dict[str, Any]:
         bought = s.exec(select(Order).where(Order.buyer_id == user.id).order_by(col(Order.id).desc())).all()
         sold = s.exec(select(Order).where(Order.seller_id == user.id).order_by(col(Order.id).desc())).all()
         offers = s.exec(
-            select(SecondChanceOffer).where(SecondChanceOffer.buyer_id == user.id, SecondChanceOffer.status == "open")
+            select(SecondChanceOffer).where(
+                SecondChanceOffer.buyer_id == user.id, SecondChanceOffer.status == "open"
+            )
         ).all()
         listing_ids = {o.listing_id for o in [*bought, *sold]} | {o.listing_id for o in offers}
-        listings = {x.id: x for x in s.exec(select(Listing).where(col(Listing.id).in_(listing_ids))).all()} if listing_ids else {}
+        listings = (
+            {x.id: x for x in s.exec(select(Listing).where(col(Listing.id).in_(listing_ids))).all()}
+            if listing_ids
+            else {}
+        )
         user_ids = {o.buyer_id for o in sold} | {o.seller_id for o in bought}
-        users = {u.id: u for u in s.exec(select(User).where(col(User.id).in_(user_ids))).all()} if user_ids else {}
+        users = (
+            {u.id: u for u in s.exec(select(User).where(col(User.id).in_(user_ids))).all()}
+            if user_ids
+            else {}
+        )
         show_ids = {o.show_id for o in [*bought, *sold] if o.show_id}
-        shows = {x.id: x for x in s.exec(select(Show).where(col(Show.id).in_(show_ids))).all()} if show_ids else {}
+        shows = (
+            {x.id: x for x in s.exec(select(Show).where(col(Show.id).in_(show_ids))).all()}
+            if show_ids
+            else {}
+        )
     bundles: dict[tuple[int, int | None], list[Order]] = defaultdict(list)
     for order in sold:
         bundles[(order.buyer_id, order.show_id)].append(order)
     return {
-        "bought": bought, "offers": offers, "listings": listings, "users": users, "shows": shows,
+        "bought": bought,
+        "offers": offers,
+        "listings": listings,
+        "users": users,
+        "shows": shows,
         "bundles": [
-            {"buyer": users.get(buyer), "show": shows.get(show_id) if show_id else None, "orders": orders,
-             "total_cents": sum(o.price_cents for o in orders if o.status != "cancelled")}
+            {
+                "buyer": users.get(buyer),
+                "show": shows.get(show_id) if show_id else None,
+                "orders": orders,
+                "total_cents": sum(o.price_cents for o in orders if o.status != "cancelled"),
+            }
             for (buyer, show_id), orders in bundles.items()
         ],
     }
