@@ -31,18 +31,29 @@ class Prepared:
     next_listing: int | None = None
 
 
+def needs_db(commands: list[Command], cached: Mapping[tuple[int, str], Answer], complete: bool) -> bool:
+    """Whether the batch must read anything first: a host command, or a key the writer may not know."""
+    for c in commands:
+        if c.kind in ("lot.open", "lot.next"):
+            return True
+        if not complete and c.key and c.user_id is not None and (c.user_id, c.key) not in cached:
+            return True
+    return False
+
+
 def prepare(
     db: Database,
     show_id: int,
     book: rules.Book,
     commands: list[Command],
     cached: Mapping[tuple[int, str], Answer],
+    complete: bool = False,
 ) -> Prepared:
     out = Prepared()
     wanted = {
         (c.user_id, c.key)
         for c in commands
-        if c.key and c.user_id is not None and (c.user_id, c.key) not in cached
+        if c.key and c.user_id is not None and (c.user_id, c.key) not in cached and not complete
     }
     host = [c for c in commands if c.kind in ("lot.open", "lot.next")]
     if not wanted and not host:
