@@ -130,6 +130,10 @@ class RedisDispatcher:
         finally:
             self._futures.pop(command.id, None)
 
+    def _leading_now(self, show_id: int) -> bool:
+        task = self._leading.get(show_id)
+        return task is not None and not task.done()
+
     def _interested(self, show_id: int) -> bool:
         since = self._interest.get(show_id)
         window = max(self.idle_release_ms, int(REPLY_TIMEOUT * 1000))

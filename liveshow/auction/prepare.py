@@ -78,7 +78,17 @@ def prepare(
             out.show_state = show.state if show is not None else "ended"
             ids = {c.payload["listing_id"] for c in host if c.payload.get("listing_id")}
             if any(c.kind == "lot.next" for c in host):
-                opened = set(s.exec(select(AuctionLot.listing_id).where(AuctionLot.show_id == show_id)).all())
+                # A lot cancelled before any bid or claim (cancel allows nothing else) used the listing up
+                # for nothing: it stays in the lineup, except the one just cancelled on screen.
+                opened = set(
+                    s.exec(
+                        select(AuctionLot.listing_id).where(
+                            AuctionLot.show_id == show_id, AuctionLot.state != "cancelled"
+                        )
+                    ).all()
+                )
+                if book.lot is not None and book.lot.state == "cancelled":
+                    opened.add(book.lot.listing_id)
                 lineup = s.exec(
                     select(LineupItem)
                     .where(LineupItem.show_id == show_id)
