@@ -70,6 +70,10 @@ class RedisDispatcher:
         self._interest: dict[int, int] = {}
         self._leading: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Commands waiting to be appended to their show's stream: one sender pipelines them all, so a
+        # burst of bids costs one Redis round trip (and one connection), in the order they came.
+        self._outbox: list[tuple[str, dict[str, str], asyncio.Future[None]]] = []
+        self._outbox_ready = asyncio.Event()
         self.writers: dict[int, ShowWriter] = {}
 
     def _key(self, show_id: int, what: str) -> str:
@@ -85,6 +89,7 @@ class RedisDispatcher:
         self._tasks = [
             asyncio.create_task(self._read_replies(), name="auction-replies"),
             asyncio.create_task(self._campaign(), name="auction-campaign"),
+            asyncio.create_task(self._send_commands(), name="auction-sender"),
         ]
 
     async def stop(self) -> None:
@@ -118,17 +123,42 @@ class RedisDispatcher:
         if fresh:
             await self.redis.sadd(self._active_key, str(command.show_id))
         try:
-            await self.redis.xadd(
-                self._key(command.show_id, "cmds"),
-                {"c": command.to_json(), "r": self.reply_key},
-                maxlen=200_000,
-                approximate=True,
+            sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._outbox.append(
+                (self._key(command.show_id, "cmds"), {"c": command.to_json(), "r": self.reply_key}, sent)
             )
-            return await asyncio.wait_for(future, REPLY_TIMEOUT)
+            self._outbox_ready.set()
+            async with asyncio.timeout(REPLY_TIMEOUT):
+                await sent
+                return await future
         except TimeoutError as exc:
             raise WriterUnavailable("The show is busy; try again with the same key.") from exc
         finally:
             self._futures.pop(command.id, None)
+
+    async def _send_commands(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            batch, self._outbox = self._outbox, []
+            if not batch:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for stream, fields, _sent in batch:
+                pipe.xadd(stream, fields, maxlen=200_000, approximate=True)  # type: ignore[arg-type]
+            try:
+                await pipe.execute()
+            except (OSError, aioredis.RedisError) as exc:
+                log.warning("auction commands not sent to Redis: %s", exc)
+                for _s, _f, sent in batch:
+                    if not sent.done():
+                        sent.set_exception(
+                            WriterUnavailable("The show is busy; try again with the same key.")
+                        )
+                continue
+            for _s, _f, sent in batch:
+                if not sent.done():
+                    sent.set_result(None)
 
     def _leading_now(self, show_id: int) -> bool:
         task = self._leading.get(show_id)
