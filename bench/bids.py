@@ -151,7 +151,7 @@ def main() -> int:
     parser.add_argument("--steps", default="250,500,1000,2000,4000", help="offered commands/s, in order")
     parser.add_argument("--step-seconds", type=float, default=4)
     parser.add_argument("--clients", type=int, default=3, help="client processes")
-    parser.add_argument("--connections", type=int, default=48, help="keep-alive connections per client")
+    parser.add_argument("--connections", type=int, default=150, help="keep-alive connections per client")
     parser.add_argument("--bidders", type=int, default=200)
     args = parser.parse_args()
     steps = [float(x) for x in args.steps.split(",")]
