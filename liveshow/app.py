@@ -20,6 +20,7 @@ from liveshow.logs import setup_logging
 from liveshow.metrics import Metrics
 from liveshow.settings import Settings, load_settings
 from liveshow.showlog import ShowLog
+from liveshow.social import routes as social_routes
 from liveshow.web import ops, pages
 from liveshow.web.middleware import RequestContextMiddleware
 from liveshow.web.rendering import domain_error_handler, make_templates
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *ops.routes(),
         *pages.routes(context),
+        *social_routes.install(context),
         Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"),
         Mount(
             "/uploads", app=StaticFiles(directory=str(settings.uploads_dir), check_dir=False), name="uploads"

@@ -29,6 +29,9 @@ class Settings:
     publisher_grace_seconds: float = 60.0
     payment_window_minutes: int = 15
     log_level: str = "INFO"
+    # Web Push: the VAPID "sub" contact; http push endpoints only for a loopback test push service.
+    push_subject: str = "mailto:admin@localhost"
+    push_allow_http: bool = False
 
     @property
     def resolved_database_url(self) -> str:
@@ -54,6 +57,8 @@ def _coerce(field: dataclasses.Field[Any], raw: Any) -> Any:
         return int(raw)
     if kind == "float":
         return float(raw)
+    if kind == "bool":
+        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
     if kind.startswith("tuple"):
         if isinstance(raw, list | tuple):
             return tuple(str(x) for x in raw)

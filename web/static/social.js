@@ -1,0 +1,150 @@
+// Social: like and follow buttons, the notice bell with live toasts, Web Push opt-in, notice preferences.
+// Loaded by several partials on one page: the guard keeps it to one instance.
+(function () {
+  "use strict";
+  if (window.liveshowSocial) return;
+  const csrf = () => (document.querySelector('meta[name="csrf-token"]') || {}).content || "";
+
+  async function api(method, url, body) {
+    const resp = await fetch(url, {
+      method,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf(), Accept: "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const data = await resp.json().catch(() => ({}));
+    if (!resp.ok) throw Object.assign(new Error(data.reason || resp.statusText), { status: resp.status, data });
+    return data;
+  }
+
+  // ------------------------------------------------------------ toasts
+  let toastBox = null;
+  const recentToasts = new Map();
+  function toast(text, url) {
+    const now = Date.now();
+    if (recentToasts.has(text) && now - recentToasts.get(text) < 30000) return; // room + poll: show once
+    recentToasts.set(text, now);
+    if (!toastBox) {
+      toastBox = document.createElement("div");
+      toastBox.className = "social-toasts";
+      toastBox.setAttribute("role", "status");
+      toastBox.setAttribute("aria-live", "polite");
+      document.body.appendChild(toastBox);
+    }
+    const el = document.createElement(url ? "a" : "div");
+    el.className = "social-toast";
+    el.textContent = text;
+    if (url) el.href = url;
+    toastBox.appendChild(el);
+    setTimeout(() => el.remove(), 8000);
+  }
+
+  // ------------------------------------------------------------ likes and follows
+  document.addEventListener("click", async (ev) => {
+    const like = ev.target.closest("[data-like-listing]");
+    const fol = ev.target.closest("[data-follow-seller]");
+    const btn = like || fol;
+    if (!btn || btn.disabled) return;
+    ev.preventDefault();
+    if (btn.dataset.signin) { location.href = "/signin?next=" + encodeURIComponent(location.pathname); return; }
+    const on = btn.getAttribute("aria-pressed") !== "true";
+    btn.disabled = true;
+    try {
+      if (like) {
+        const r = await api("POST", `/api/listings/${like.dataset.likeListing}/like`, { liked: on });
+        document.querySelectorAll(`[data-like-listing="${like.dataset.likeListing}"]`).forEach((b) => {
+          b.setAttribute("aria-pressed", String(r.liked));
+          b.classList.toggle("on", r.liked);
+          const c = b.querySelector("[data-like-count]");
+          if (c) c.textContent = r.count;
+        });
+      } else {
+        const name = fol.dataset.followSeller;
+        const r = await api("POST", `/api/sellers/${encodeURIComponent(name)}/follow`, { following: on });
+        document.querySelectorAll(`[data-follow-seller="${name}"]`).forEach((b) => {
+          b.setAttribute("aria-pressed", String(r.following));
+          b.classList.toggle("on", r.following);
+          b.querySelector(".label").textContent = r.following ? "Following" : "Follow";
+        });
+        document.querySelectorAll(`[data-follower-count="${name}"]`).forEach((c) => (c.textContent = r.followers));
+      }
+    } catch (err) {
+      toast(err.message);
+    } finally {
+      btn.disabled = false;
+    }
+  });
+
+  // ------------------------------------------------------------ the bell
+  const bell = document.getElementById("notice-bell");
+  let lastId = null;
+  function setUnread(n) {
+    if (!bell) return;
+    bell.dataset.unread = n;
+    const badge = bell.querySelector("[data-unread-badge]");
+    badge.textContent = n;
+    badge.hidden = !n;
+  }
+  async function poll() {
+    try {
+      const r = await api("GET", `/api/notices?after=${lastId || 0}`);
+      const fresh = r.notices.filter((n) => lastId !== null && n.id > lastId);
+      fresh.reverse().forEach((n) => !n.read && toast(n.text, n.url));
+      if (r.notices.length) lastId = Math.max(lastId || 0, ...r.notices.map((n) => n.id));
+      else if (lastId === null) lastId = 0;
+      setUnread(r.unread);
+    } catch (err) { /* signed out or offline: try again later */ }
+  }
+  if (bell) {
+    poll();
+    setInterval(poll, 4000);
+  }
+  // Inside a show, the room socket brings private notices at once.
+  function hookRoom() {
+    if (!window.liveshowRoom) return false;
+    window.liveshowRoom.on("notice", (frame) => {
+      toast(frame.text, frame.url);
+      poll();
+    });
+    return true;
+  }
+  if (!hookRoom()) document.addEventListener("DOMContentLoaded", hookRoom);
+
+  // ------------------------------------------------------------ notifications page
+  const readAll = document.getElementById("notices-read-all");
+  if (readAll) readAll.addEventListener("click", async () => {
+    const r = await api("POST", "/api/notices/read", {});
+    setUnread(r.unread);
+    document.querySelectorAll(".notice.unread").forEach((li) => li.classList.remove("unread"));
+  });
+  const prefs = document.getElementById("notice-prefs");
+  if (prefs) prefs.addEventListener("change", async (ev) => {
+    const box = ev.target;
+    try {
+      await api("PUT", "/api/notices/preferences", { preferences: { [box.name]: box.checked } });
+      const saved = prefs.querySelector("[data-prefs-saved]");
+      saved.hidden = false;
+      setTimeout(() => (saved.hidden = true), 1500);
+    } catch (err) { box.checked = !box.checked; toast(err.message); }
+  });
+  const pushBtn = document.getElementById("push-enable");
+  if (pushBtn) pushBtn.addEventListener("click", async () => {
+    const status = document.querySelector("[data-push-status]");
+    if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
+      status.textContent = "This browser does not support push notifications.";
+      return;
+    }
+    try {
+      const reg = await navigator.serviceWorker.register("/sw.js");
+      const key = pushBtn.dataset.vapidKey.replace(/-/g, "+").replace(/_/g, "/");
+      const raw = Uint8Array.from(atob(key + "=".repeat((4 - (key.length % 4)) % 4)), (c) => c.charCodeAt(0));
+      const sub = await reg.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: raw });
+      await api("POST", "/api/push/subscriptions", sub.toJSON());
+      status.textContent = "Push notifications are on for this browser.";
+    } catch (err) {
+      status.textContent = "Could not turn on push: " + err.message;
+    }
+  });
+
+  window.liveshowSocial = { api, toast, poll };
+})();
