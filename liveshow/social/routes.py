@@ -11,7 +11,9 @@ from starlette.routing import BaseRoute, Route
 
 from liveshow.context import AppContext
 from liveshow.social import follows, likes, notices
-from liveshow.social import routes_notices
+from liveshow.social import routes_discovery, routes_notices
+from liveshow.social.embedder import Embedder
+from liveshow.social.similar import SimilarIndex
 from liveshow.social.http import opt_bool, path_int, read_json
 from liveshow.social.notifier import Notifier
 from liveshow.social.service import SocialService
@@ -118,13 +120,15 @@ def install(context: AppContext) -> list[BaseRoute]:
     push = WebPush(settings.data_dir, context.db, settings.push_subject, allow_http=settings.push_allow_http)
     notifier = Notifier(context.db, context.showlog, push)
     watcher = ShowWatcher(context.db, context.bus, notifier)
-    context.social = SocialService(notifier=notifier, push=push, watcher=watcher)
+    similar = SimilarIndex(context.db, Embedder())
+    context.social = SocialService(notifier=notifier, push=push, watcher=watcher, similar=similar)
     context.on_startup.append(watcher.start)
     context.on_shutdown.append(watcher.stop)
     env = context.templates.env
     env.globals["social_like"] = _like_info
     env.globals["social_follow"] = _follow_info
     env.globals["social_unread"] = _unread
+    env.globals["social_similar"] = routes_discovery.similar_items
     return [
         Route("/api/listings/{listing_id}/like", like, methods=["POST"]),
         Route("/api/listings/{listing_id}/likes", like_state),
@@ -132,4 +136,5 @@ def install(context: AppContext) -> list[BaseRoute]:
         Route("/api/sellers/{username}/follow", follow, methods=["POST"]),
         Route("/api/sellers/{username}/followers", follow_state),
         *routes_notices.routes(),
+        *routes_discovery.routes(),
     ]

@@ -146,5 +146,25 @@
     }
   });
 
-  window.liveshowSocial = { api, toast, poll };
+  // ------------------------------------------------------------ shop the look (in a show)
+  const look = document.getElementById("shop-the-look");
+  function esc(s) { const d = document.createElement("div"); d.textContent = s; return d.innerHTML; }
+  async function showLook(listingId) {
+    if (!look || !listingId) return;
+    try {
+      const r = await api("GET", `/api/listings/${listingId}/similar?scope=seller&limit=4`);
+      const box = look.querySelector("[data-look-items]");
+      box.innerHTML = r.listings.map((x) => `<a class="card" href="${esc(x.url)}" target="_blank">` +
+        `<div class="title">${esc(x.title)}</div><div class="price">$${(x.price_cents / 100).toFixed(2)}</div></a>`).join("");
+      look.hidden = !r.listings.length;
+    } catch (err) { look.hidden = true; }
+  }
+  function hookLook() {
+    if (!look || !window.liveshowRoom) return false;
+    window.liveshowRoom.on("lot.opened", (frame) => showLook(frame.listing_id));
+    return true;
+  }
+  if (!hookLook()) document.addEventListener("DOMContentLoaded", hookLook);
+
+  window.liveshowSocial = { showLook,  api, toast, poll };
 })();
