@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from liveshow.context import AppContext
 from liveshow.social import follows, likes, notices
-from liveshow.social import routes_discovery, routes_notices
+from liveshow.social import routes_discovery, routes_notices, routes_onboarding
 from liveshow.social.embedder import Embedder
 from liveshow.social.similar import SimilarIndex
 from liveshow.social.http import opt_bool, path_int, read_json
@@ -137,4 +137,5 @@ def install(context: AppContext) -> list[BaseRoute]:
         Route("/api/sellers/{username}/followers", follow_state),
         *routes_notices.routes(),
         *routes_discovery.routes(),
+        *routes_onboarding.routes(),
     ]

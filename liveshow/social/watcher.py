@@ -7,6 +7,8 @@ show it subscribes to the show's bus topic (``show:{id}``). There it reacts to
 - ``show.state`` ``{"state": "live"}`` -> followers get "X is live";
 - ``lot.opened`` ``{"listing_id": N}`` -> the listing's likers get "the X you liked is up now" (as a
   private room event, so those present see a toast at once);
+- ``order.created`` ``{"listing_id": N, "order_id": M}`` -> the seller hears of the sale (the first one
+  is celebrated and leads to the share card);
 - ``show.state`` ``{"state": "ended"}`` -> stop watching.
 
 A show found already live in the database (went live between two scans) is announced too. Each
@@ -30,7 +32,7 @@ from liveshow.closet.models import Listing
 from liveshow.db import Database
 from liveshow.showlog import show_topic
 from liveshow.shows.models import Show
-from liveshow.social import follows, likes
+from liveshow.social import follows, likes, onboarding
 from liveshow.social.notifier import Notifier
 
 log = logging.getLogger(__name__)
@@ -107,10 +109,11 @@ class ShowWatcher:
             if state == "live":
                 await self.announce_live(show_id)
             return state == "ended"
-        if event.type == "lot.opened":
-            listing_id = event.data.get("listing_id")
-            if isinstance(listing_id, int):
-                await self.announce_lot(show_id, listing_id)
+        listing_id = event.data.get("listing_id")
+        if event.type == "lot.opened" and isinstance(listing_id, int):
+            await self.announce_lot(show_id, listing_id)
+        if event.type == "order.created" and isinstance(listing_id, int):
+            await self.announce_sale(listing_id, event.data.get("order_id"))
         return False
 
     async def announce_scheduled(self, show: Show) -> None:
@@ -140,6 +143,28 @@ class ShowWatcher:
             return
         text = f"The {title} you liked is up now!"
         await self.notifier.notify(fans, "liked_up_now", text, f"/shows/{show_id}", show_id=show_id)
+
+    async def announce_sale(self, listing_id: int, order_id: object) -> None:
+        key = f"sale:{order_id}" if isinstance(order_id, int) else f"sale:{listing_id}:{utcnow().timestamp()}"
+        if not await run_in_threadpool(self.notifier.claim_fanout, key):
+            return
+        found = await run_in_threadpool(self._first_sale_check, listing_id)
+        if found is None:
+            return
+        seller_id, title, first = found
+        if first:
+            text, url = f"You made your first sale: {title}! Share it.", "/sell/start"
+        else:
+            text, url = f"You sold {title}.", "/orders"
+        await self.notifier.notify([seller_id], "sale", text, url)
+
+    def _first_sale_check(self, listing_id: int) -> tuple[int, str, bool] | None:
+        with self.db.session() as session:
+            listing = session.get(Listing, listing_id)
+            if listing is None:
+                return None
+            first = onboarding.record(session, listing.seller_id, "first_sale", listing_id)
+            return listing.seller_id, listing.title, first
 
     def _show(self, show_id: int) -> Show | None:
         with self.db.session() as session:
