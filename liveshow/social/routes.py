@@ -11,7 +11,7 @@ from starlette.routing import BaseRoute, Route
 
 from liveshow.context import AppContext
 from liveshow.social import follows, likes, notices
-from liveshow.social import routes_discovery, routes_notices, routes_onboarding
+from liveshow.social import routes_discovery, routes_notices, routes_offers, routes_onboarding
 from liveshow.social.embedder import Embedder
 from liveshow.social.similar import SimilarIndex
 from liveshow.social.http import opt_bool, path_int, read_json
@@ -138,4 +138,5 @@ def install(context: AppContext) -> list[BaseRoute]:
         *routes_notices.routes(),
         *routes_discovery.routes(),
         *routes_onboarding.routes(),
+        *routes_offers.routes(),
     ]

@@ -166,5 +166,28 @@
   }
   if (!hookLook()) document.addEventListener("DOMContentLoaded", hookLook);
 
+  // ------------------------------------------------------------ offers
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest("[data-accept-offer]");
+    if (!btn) return;
+    btn.disabled = true;
+    try {
+      const r = await api("POST", `/api/offers/${btn.dataset.acceptOffer}/accept`, {});
+      btn.replaceWith(Object.assign(document.createElement("a"), { href: "/orders", textContent: "Accepted: see your order #" + r.order_id }));
+    } catch (err) { toast(err.message); btn.disabled = false; }
+  });
+  document.addEventListener("submit", async (ev) => {
+    const form = ev.target.closest("[data-offer-listing]");
+    if (!form) return;
+    ev.preventDefault();
+    const status = form.querySelector("[data-offer-status]");
+    const cents = Math.round(parseFloat(form.price.value) * 100);
+    try {
+      const r = await api("POST", `/api/listings/${form.dataset.offerListing}/offers`,
+        { price_cents: cents, minutes: parseInt(form.hours.value, 10) * 60 });
+      status.textContent = `Sent to ${r.offers.length}.`;
+    } catch (err) { status.textContent = err.message; }
+  });
+
   window.liveshowSocial = { showLook,  api, toast, poll };
 })();
