@@ -11,7 +11,13 @@ from starlette.routing import BaseRoute, Route
 
 from liveshow.context import AppContext
 from liveshow.social import follows, likes, notices
-from liveshow.social import routes_discovery, routes_notices, routes_offers, routes_onboarding
+from liveshow.social import (
+    routes_discovery,
+    routes_giveaways,
+    routes_notices,
+    routes_offers,
+    routes_onboarding,
+)
 from liveshow.social.embedder import Embedder
 from liveshow.social.similar import SimilarIndex
 from liveshow.social.http import opt_bool, path_int, read_json
@@ -124,6 +130,7 @@ def install(context: AppContext) -> list[BaseRoute]:
     context.social = SocialService(notifier=notifier, push=push, watcher=watcher, similar=similar)
     context.on_startup.append(watcher.start)
     context.on_shutdown.append(watcher.stop)
+    context.room_handlers.update(routes_giveaways.room_handlers(context))
     env = context.templates.env
     env.globals["social_like"] = _like_info
     env.globals["social_follow"] = _follow_info
@@ -139,4 +146,5 @@ def install(context: AppContext) -> list[BaseRoute]:
         *routes_discovery.routes(),
         *routes_onboarding.routes(),
         *routes_offers.routes(),
+        *routes_giveaways.routes(),
     ]
