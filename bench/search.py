@@ -53,15 +53,21 @@ def main() -> int:
     parser.add_argument("--listings", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--reuse", default="", help="data dir of an earlier run: skip building and embedding")
     args = parser.parse_args()
     rng = random.Random(7)
-    tmp = Path(tempfile.mkdtemp(prefix="liveshow-bench-search-"))
+    tmp = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="liveshow-bench-search-"))
     url = args.database_url or f"sqlite:///{tmp / 'bench.db'}"
-    migrate(url)
-    settings = Settings(data_dir=tmp, database_url=url, secret_key=secrets.token_hex(16), log_level="WARNING")
-    app = create_app(settings)
-    ctx = app.state.ctx
+    if not args.reuse:
+        build(url, tmp, args.listings, rng)
+        print(f"data dir: {tmp} (pass --reuse {tmp} to time again without rebuilding)")
+    run(url, tmp, args.queries, rng)
+    return 0
 
+
+def build(url: str, tmp: Path, count: int, rng: random.Random) -> None:
+    migrate(url)
+    ctx = create_app(settings_for(url, tmp)).state.ctx
     t0 = time.perf_counter()
     with ctx.db.session() as session:
         sellers = [User(username=f"bench-seller-{i}", password_hash="x") for i in range(50)]
@@ -69,7 +75,7 @@ def main() -> int:
         session.commit()
         seller_ids = [s.id for s in sellers]
         batch = []
-        for n in range(args.listings):
+        for n in range(count):
             item, category = rng.choice(ITEMS)
             title = f"{rng.choice(COLOURS)} {rng.choice(MATERIALS)} {item}"
             batch.append(
@@ -82,7 +88,7 @@ def main() -> int:
                     price_cents=rng.randrange(500, 30_000, 50),
                 )
             )
-            if len(batch) == 1000 or n == args.listings - 1:
+            if len(batch) == 1000 or n == count - 1:
                 session.add_all(batch)
                 session.commit()
                 batch = []
@@ -90,13 +96,21 @@ def main() -> int:
     t0 = time.perf_counter()
     embedded = ctx.social.similar.backfill(batch=64)
     embed_s = time.perf_counter() - t0
-    print(f"{args.listings} listings created in {made:.1f}s; {embedded} embedded in {embed_s:.1f}s")
+    print(f"{count} listings created in {made:.1f}s; {embedded} embedded in {embed_s:.1f}s")
 
+
+def settings_for(url: str, tmp: Path) -> Settings:
+    return Settings(data_dir=tmp, database_url=url, secret_key=secrets.token_hex(16), log_level="WARNING")
+
+
+def run(url: str, tmp: Path, queries: int, rng: random.Random) -> None:
+    app = create_app(settings_for(url, tmp))
+    ctx = app.state.ctx
     with TestClient(app) as client:
         ids = [i for (i,) in ctx.db.engine.connect().exec_driver_sql("SELECT id FROM listings").fetchall()]
         client.get(f"/api/listings/{ids[0]}/similar")  # load the matrix once, as a warm server has it
         search_ms, similar_ms = [], []
-        for _ in range(args.queries):
+        for _ in range(queries):
             params: dict[str, str] = {"q": rng.choice(QUERIES)}
             if rng.random() < 0.5:
                 params["category"] = rng.choice(ITEMS)[1]
@@ -117,7 +131,6 @@ def main() -> int:
             f"{name:8s} n={len(values)} p50={statistics.median(values):.1f} ms "
             f"p95={pct(values, 95):.1f} ms max={max(values):.1f} ms"
         )
-    return 0
 
 
 if __name__ == "__main__":

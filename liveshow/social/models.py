@@ -112,7 +112,7 @@ class ListingEmbedding(SQLModel, table=True):
     # The text the vector was made from, hashed, so an unchanged listing is not embedded again.
     text_hash: str = Field(max_length=64)
     vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, L2-normalised
-    updated_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow, index=True)
 
 
 class Milestone(SQLModel, table=True):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,11 +46,14 @@ class _Matrix:
 
 
 class SimilarIndex:
-    def __init__(self, db: Database, embedder: Embedder) -> None:
+    def __init__(self, db: Database, embedder: Embedder, recheck_seconds: float = 2.0) -> None:
         self.db = db
         self.embedder = embedder
+        # How stale another process's saves may look here; this process's own saves show at once.
+        self.recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
         self._matrix: _Matrix | None = None
+        self._checked_at = 0.0
 
     # ------------------------------------------------------------ writing
 
@@ -64,6 +68,7 @@ class SimilarIndex:
         vector = self.embedder.embed([text])[0]
         self._store(session, listing.id, digest, vector, row)
         session.commit()
+        self._checked_at = 0.0  # look again on the next query
         return True
 
     def _store(
@@ -103,6 +108,7 @@ class SimilarIndex:
                 if done % 500 == 0:
                     session.commit()
             session.commit()
+        self._checked_at = 0.0
         return done
 
     # ------------------------------------------------------------ reading
@@ -114,7 +120,11 @@ class SimilarIndex:
         return int(count), str(newest)
 
     def _current(self, session: Session) -> _Matrix:
+        now = time.monotonic()
+        if self._matrix is not None and now - self._checked_at < self.recheck_seconds:
+            return self._matrix
         version = self._version(session)
+        self._checked_at = now
         with self._lock:
             if self._matrix is not None and self._matrix.version == version:
                 return self._matrix

@@ -133,6 +133,9 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['listing_id'], ['listings.id'], ),
     sa.PrimaryKeyConstraint('listing_id')
     )
+    with op.batch_alter_table('listing_embeddings', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_listing_embeddings_updated_at'), ['updated_at'], unique=False)
+
     op.create_table('offers',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('listing_id', sa.Integer(), nullable=False),
@@ -181,6 +184,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_offers_buyer_id'))
 
     op.drop_table('offers')
+    with op.batch_alter_table('listing_embeddings', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_listing_embeddings_updated_at'))
+
     op.drop_table('listing_embeddings')
     with op.batch_alter_table('likes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_likes_user_id'))
