@@ -135,3 +135,14 @@ class NoticeFanout(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=60)
     at: datetime = Field(default_factory=utcnow)
+
+
+class ViewerSample(SQLModel, table=True):
+    """Viewers in a show's room at a moment (presence is not archived with the show's events)."""
+
+    __tablename__ = "show_viewer_samples"
+
+    id: int | None = Field(default=None, primary_key=True)
+    show_id: int = Field(foreign_key="shows.id", index=True)
+    viewers: int
+    at: datetime = Field(default_factory=utcnow)

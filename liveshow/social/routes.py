@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from liveshow.context import AppContext
 from liveshow.social import follows, likes, notices
 from liveshow.social import (
+    routes_analytics,
     routes_discovery,
     routes_giveaways,
     routes_notices,
@@ -147,4 +148,5 @@ def install(context: AppContext) -> list[BaseRoute]:
         *routes_onboarding.routes(),
         *routes_offers.routes(),
         *routes_giveaways.routes(),
+        *routes_analytics.routes(),
     ]

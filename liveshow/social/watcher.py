@@ -5,7 +5,8 @@ scheduled or live; a newly scheduled show is announced to its seller's followers
 show it subscribes to the show's bus topic (``show:{id}``). There it reacts to
 
 - ``show.state`` ``{"state": "live"}`` -> followers get "X is live";
-- ``lot.opened`` ``{"listing_id": N}`` -> the listing's likers get "the X you liked is up now" (as a
+- ``presence`` ``{"count": N}`` -> a viewer-count sample for the seller's analytics (every 5 s at most);
+- ``lot.opened`` ``{"lot": {"listing_id": N}}`` -> the listing's likers get "the X you liked is up now" (as a
   private room event, so those present see a toast at once);
 - ``order.created`` ``{"listing_id": N, "order_id": M}`` -> the seller hears of the sale (the first one
   is celebrated and leads to the share card);
@@ -33,6 +34,7 @@ from liveshow.db import Database
 from liveshow.showlog import show_topic
 from liveshow.shows.models import Show
 from liveshow.social import follows, likes, onboarding
+from liveshow.social.models import ViewerSample
 from liveshow.social.notifier import Notifier
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class ShowWatcher:
         self.notifier = notifier
         self.interval = interval
         self._watching: dict[int, asyncio.Task[None]] = {}
+        self._sampled: dict[int, datetime] = {}
+        self.sample_seconds = 5.0
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -110,6 +114,11 @@ class ShowWatcher:
                 await self.announce_live(show_id)
             return state == "ended"
         listing_id = event.data.get("listing_id")
+        lot = event.data.get("lot")
+        if listing_id is None and isinstance(lot, dict):
+            listing_id = lot.get("listing_id")  # the auction nests the item card under "lot"
+        if event.type == "presence" and isinstance(event.data.get("count"), int):
+            await self.sample_viewers(show_id, event.data["count"])
         if event.type == "lot.opened" and isinstance(listing_id, int):
             await self.announce_lot(show_id, listing_id)
         if event.type == "order.created" and isinstance(listing_id, int):
@@ -165,6 +174,20 @@ class ShowWatcher:
                 return None
             first = onboarding.record(session, listing.seller_id, "first_sale", listing_id)
             return listing.seller_id, listing.title, first
+
+    async def sample_viewers(self, show_id: int, count: int) -> None:
+        # Presence events are not archived (they come often); analytics keeps one sample per few seconds.
+        now = utcnow()
+        last = self._sampled.get(show_id)
+        if last is not None and (now - last).total_seconds() < self.sample_seconds:
+            return
+        self._sampled[show_id] = now
+        await run_in_threadpool(self._store_sample, show_id, count, now)
+
+    def _store_sample(self, show_id: int, count: int, at: datetime) -> None:
+        with self.db.session() as session:
+            session.add(ViewerSample(show_id=show_id, viewers=max(0, count), at=at))
+            session.commit()
 
     def _show(self, show_id: int) -> Show | None:
         with self.db.session() as session:

@@ -156,6 +156,17 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_offers_listing_id'), ['listing_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_offers_seller_id'), ['seller_id'], unique=False)
 
+    op.create_table('show_viewer_samples',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('show_id', sa.Integer(), nullable=False),
+    sa.Column('viewers', sa.Integer(), nullable=False),
+    sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['show_id'], ['shows.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('show_viewer_samples', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_show_viewer_samples_show_id'), ['show_id'], unique=False)
+
     op.create_table('giveaway_entries',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('giveaway_id', sa.Integer(), nullable=False),
@@ -178,6 +189,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_giveaway_entries_giveaway_id'))
 
     op.drop_table('giveaway_entries')
+    with op.batch_alter_table('show_viewer_samples', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_show_viewer_samples_show_id'))
+
+    op.drop_table('show_viewer_samples')
     with op.batch_alter_table('offers', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_offers_seller_id'))
         batch_op.drop_index(batch_op.f('ix_offers_listing_id'))
