@@ -21,31 +21,57 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from liveshow.accounts.models import User  # noqa: E402
-from liveshow.app import create_app  # noqa: E402
-from liveshow.closet.models import Listing  # noqa: E402
-from liveshow.db import migrate  # noqa: E402
-from liveshow.settings import Settings  # noqa: E402
+from liveshow.accounts.models import User
+from liveshow.app import create_app
+from liveshow.closet.models import Listing
+from liveshow.db import migrate
+from liveshow.settings import Settings
 
 COLOURS = ["black", "white", "navy", "red", "olive", "camel", "grey", "pink", "cream", "burgundy"]
 MATERIALS = ["denim", "leather", "wool", "silk", "linen", "cotton", "cashmere", "suede", "velvet", "knit"]
 ITEMS = [
-    ("jacket", "outerwear"), ("coat", "outerwear"), ("blazer", "outerwear"), ("dress", "dresses"),
-    ("skirt", "bottoms"), ("jeans", "bottoms"), ("trousers", "bottoms"), ("sweater", "tops"),
-    ("shirt", "tops"), ("t-shirt", "tops"), ("boots", "shoes"), ("sandals", "shoes"), ("sneakers", "shoes"),
-    ("tote bag", "bags"), ("crossbody bag", "bags"), ("scarf", "accessories"), ("belt", "accessories"),
-    ("hat", "accessories"), ("cardigan", "tops"), ("jumpsuit", "dresses"),
+    ("jacket", "outerwear"),
+    ("coat", "outerwear"),
+    ("blazer", "outerwear"),
+    ("dress", "dresses"),
+    ("skirt", "bottoms"),
+    ("jeans", "bottoms"),
+    ("trousers", "bottoms"),
+    ("sweater", "tops"),
+    ("shirt", "tops"),
+    ("t-shirt", "tops"),
+    ("boots", "shoes"),
+    ("sandals", "shoes"),
+    ("sneakers", "shoes"),
+    ("tote bag", "bags"),
+    ("crossbody bag", "bags"),
+    ("scarf", "accessories"),
+    ("belt", "accessories"),
+    ("hat", "accessories"),
+    ("cardigan", "tops"),
+    ("jumpsuit", "dresses"),
 ]
-BRANDS = ["Levi's", "Zara", "Everlane", "Madewell", "Reformation", "Acne", "COS", "Patagonia", "Vince", "Ganni"]
+BRANDS = [
+    "Levi's",
+    "Zara",
+    "Everlane",
+    "Madewell",
+    "Reformation",
+    "Acne",
+    "COS",
+    "Patagonia",
+    "Vince",
+    "Ganni",
+]
 SIZES = ["XS", "S", "M", "L", "XL", "6", "8", "10", "28", "30"]
 QUERIES = ["denim jacket", "black", "silk dress", "leather boots", "wool", "bag", "levi", "pink sweater", "x"]
 
 
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def main() -> int:

@@ -32,13 +32,17 @@ def test_scripted_show_figures_and_charts(app: Starlette, client: TestClient) ->
     for bidder in (ann.id, bob.id, ann.id, bob.id):
         publish("bid.accepted", {"lot_no": 1, "bidder_id": bidder})
     publish("presence", {"count": 25})
-    publish("lot.closed", {"lot_no": 1, "listing_id": coat.id, "outcome": "sold", "winner_id": bob.id,
-                           "price_cents": 6200})
+    publish(
+        "lot.closed",
+        {"lot_no": 1, "listing_id": coat.id, "outcome": "sold", "winner_id": bob.id, "price_cents": 6200},
+    )
     publish("lot.opened", {"lot": {"lot_no": 2, "listing_id": boots.id, "kind": "claim"}})
     publish("claim.accepted", {"lot_no": 2, "buyer_id": ann.id, "quantity": 1})
     publish("claim.accepted", {"lot_no": 2, "buyer_id": bob.id, "quantity": 1})
-    publish("lot.closed", {"lot_no": 2, "listing_id": boots.id, "outcome": "sold", "buyer_id": ann.id,
-                           "price_cents": 3000})
+    publish(
+        "lot.closed",
+        {"lot_no": 2, "listing_id": boots.id, "outcome": "sold", "buyer_id": ann.id, "price_cents": 3000},
+    )
     publish("lot.opened", {"lot": {"lot_no": 3, "listing_id": coat.id, "kind": "claim"}})  # shown again
     publish("presence", {"count": 18})
     try:

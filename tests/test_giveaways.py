@@ -89,9 +89,16 @@ def test_giveaway_needs_a_live_show_and_entrants(app: Starlette, client: TestCli
     prize = make_listing(app, host, "Belt", 1000)
     scheduled = make_show(app, host, state="scheduled")
     h = act_as(client, host)
-    assert client.post(f"/api/shows/{scheduled.id}/giveaways", json={"listing_id": prize.id}, headers=h).status_code == 409
+    assert (
+        client.post(
+            f"/api/shows/{scheduled.id}/giveaways", json={"listing_id": prize.id}, headers=h
+        ).status_code
+        == 409
+    )
     live = make_show(app, host, state="live")
-    gid = client.post(f"/api/shows/{live.id}/giveaways", json={"listing_id": prize.id}, headers=h).json()["id"]
+    gid = client.post(f"/api/shows/{live.id}/giveaways", json={"listing_id": prize.id}, headers=h).json()[
+        "id"
+    ]
     assert client.post(f"/api/giveaways/{gid}/draw", headers=h).status_code == 409  # nobody entered
     assert client.post("/api/giveaways/999/draw", headers=h).status_code == 404
     with pytest.raises(Conflict):
@@ -104,7 +111,9 @@ def test_winner_gets_zero_price_order(app: Starlette, client: TestClient) -> Non
     prize = make_listing(app, host, "Tote", 1500)
     show = make_show(app, host, state="live")
     h = act_as(client, host)
-    gid = client.post(f"/api/shows/{show.id}/giveaways", json={"listing_id": prize.id}, headers=h).json()["id"]
+    gid = client.post(f"/api/shows/{show.id}/giveaways", json={"listing_id": prize.id}, headers=h).json()[
+        "id"
+    ]
     room_enter(client, app, show.id, fan.user)
     drawn = client.post(f"/api/giveaways/{gid}/draw", headers=h).json()
     assert drawn["winner_id"] == fan.id and drawn["order_id"] is not None

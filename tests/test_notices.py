@@ -15,7 +15,9 @@ from liveshow.social.models import Notice
 from tests.test_social_support import act_as, app_ctx, make_listing, make_show, make_user
 
 
-def wait_for_notices(app: Starlette, user_id: int, kind: str, count: int = 1, timeout: float = 5) -> list[Notice]:
+def wait_for_notices(
+    app: Starlette, user_id: int, kind: str, count: int = 1, timeout: float = 5
+) -> list[Notice]:
     deadline = time.monotonic() + timeout
     while True:
         with app_ctx(app).db.session() as session:
@@ -47,9 +49,17 @@ def test_preferences_are_the_users_own(app: Starlette, client: TestClient) -> No
     assert client.put("/api/notices/preferences", json=body, headers=h).status_code == 400
     client.put("/api/notices/preferences", json={"preferences": {"offer": False}}, headers=h)
     # Bad input: unknown kind, non-bool, not an object, no CSRF, signed out.
-    assert client.put("/api/notices/preferences", json={"preferences": {"spam": True}}, headers=h).status_code == 400
-    assert client.put("/api/notices/preferences", json={"preferences": {"offer": "no"}}, headers=h).status_code == 400
-    assert client.put("/api/notices/preferences", json={"preferences": ["offer"]}, headers=h).status_code == 400
+    assert (
+        client.put("/api/notices/preferences", json={"preferences": {"spam": True}}, headers=h).status_code
+        == 400
+    )
+    assert (
+        client.put("/api/notices/preferences", json={"preferences": {"offer": "no"}}, headers=h).status_code
+        == 400
+    )
+    assert (
+        client.put("/api/notices/preferences", json={"preferences": ["offer"]}, headers=h).status_code == 400
+    )
     assert client.put("/api/notices/preferences", json={"preferences": {"offer": True}}).status_code == 403
     act_as(client, None)
     assert client.get("/api/notices/preferences").status_code == 401
@@ -106,7 +116,8 @@ def test_liked_item_up_now_goes_to_likers_only(app: Starlette, client: TestClien
     context = app_ctx(app)
     sub = client.portal.call(lambda: _subscribe(context, show.id))
     time.sleep(1.2)
-    client.portal.call(context.showlog.publish, show.id, "lot.opened", {"listing_id": coat.id, "lot_id": 1})
+    lot = {"lot_no": 1, "listing_id": coat.id, "kind": "claim", "state": "open"}
+    client.portal.call(context.showlog.publish, show.id, "lot.opened", {"lot": lot})
     event = next_event(client, sub, "notice")
     assert event.data["to"] == [ann.id]
     assert event.data["text"] == "The blue coat you liked is up now!"

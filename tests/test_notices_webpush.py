@@ -144,7 +144,9 @@ def test_subscription_bad_input(client: TestClient) -> None:
     good = {"endpoint": "https://push.example.com/x", "keys": keys}
     assert client.post("/api/push/subscriptions", json=good).status_code == 403  # no CSRF
     assert client.post("/api/push/subscriptions", json=good, headers=h).status_code == 201
-    assert client.request("DELETE", "/api/push/subscriptions", json=good, headers=h).json() == {"removed": True}
+    assert client.request("DELETE", "/api/push/subscriptions", json=good, headers=h).json() == {
+        "removed": True
+    }
     resp = client.get("/sw.js")
     assert resp.status_code == 200 and "showNotification" in resp.text
     assert resp.headers["content-type"].startswith("application/javascript")

@@ -114,7 +114,12 @@ def test_accept_creates_order_once(app: Starlette, client: TestClient) -> None:
     with app_ctx(app).db.session() as session:
         order = session.get(orders.Order, order_id)
         assert order is not None
-        assert (order.buyer_id, order.listing_id, order.price_cents, order.source) == (ann.id, coat.id, 6500, "offer")
+        assert (order.buyer_id, order.listing_id, order.price_cents, order.source) == (
+            ann.id,
+            coat.id,
+            6500,
+            "offer",
+        )
     assert client.post(f"/api/offers/{offer['id']}/accept", headers=h).json()["error"] == "offer_used"
 
 

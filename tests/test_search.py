@@ -114,7 +114,7 @@ def test_search_page_escapes_input(client: TestClient) -> None:
 
 
 def test_similar_neighbours_make_sense(app: Starlette, client: TestClient) -> None:
-    seller, items = demo_closet(app)
+    _seller, items = demo_closet(app)
     jacket = items["Levi's trucker denim jacket"]
     near = titles(client.get(f"/api/listings/{jacket.id}/similar?limit=8"))
     assert near.index("Vintage jean jacket with sherpa collar") < near.index("Leather strappy sandals")

@@ -45,8 +45,13 @@ def test_like_bad_input(app: Starlette, client: TestClient) -> None:
     assert client.post(url, json={"liked": True}, headers={"X-CSRF-Token": "forged"}).status_code == 403
     resp = client.post(url, json={"liked": "yes"}, headers=h)
     assert resp.status_code == 400 and "liked" in resp.json()["reason"]
-    assert client.post(url, content=b"[1]", headers={**h, "Content-Type": "application/json"}).status_code == 400
-    assert client.post(url, content=b"{nope", headers={**h, "Content-Type": "application/json"}).status_code == 400
+    assert (
+        client.post(url, content=b"[1]", headers={**h, "Content-Type": "application/json"}).status_code == 400
+    )
+    assert (
+        client.post(url, content=b"{nope", headers={**h, "Content-Type": "application/json"}).status_code
+        == 400
+    )
     big = b'{"liked": true, "pad": "' + b"x" * 20000 + b'"}'
     assert client.post(url, content=big, headers={**h, "Content-Type": "application/json"}).status_code == 413
     assert client.post("/api/listings/999999/like", json={}, headers=h).status_code == 404

@@ -61,7 +61,9 @@ def act_as(client: TestClient, actor: Actor | None) -> dict[str, str]:
     return {"X-CSRF-Token": actor.csrf}
 
 
-def make_listing(app: Starlette, seller: Actor, title: str, price_cents: int = 2500, **fields: object) -> Listing:
+def make_listing(
+    app: Starlette, seller: Actor, title: str, price_cents: int = 2500, **fields: object
+) -> Listing:
     with app_ctx(app).db.session() as session:
         listing = Listing(seller_id=seller.id, title=title, price_cents=price_cents, **fields)
         session.add(listing)

@@ -52,7 +52,9 @@ def _orders(session: Session, show_id: int) -> list[tuple[datetime, int, int]]:
         return []
     order = models.Order
     rows = session.exec(
-        select(order).where(order.show_id == show_id, col(order.status) != "cancelled").order_by(order.created_at)
+        select(order)
+        .where(order.show_id == show_id, col(order.status) != "cancelled")
+        .order_by(order.created_at)
     )
     return [(_aware(o.created_at), int(o.price_cents), int(o.buyer_id)) for o in rows]
 
@@ -76,7 +78,7 @@ def show_stats(session: Session, show: Show) -> ShowStats:
         elif event.type == "lot.closed" and data.get("outcome") == "sold":
             buyer = data.get("winner_id") or data.get("buyer_id") or 0
             price = data.get("price_cents") or 0
-            event_sales.append((_aware(event.at), int(price), int(buyer)))  # type: ignore[call-overload]
+            event_sales.append((_aware(event.at), int(price), int(buyer)))
     stats.items_shown = len(shown - {None})
     # Orders are the truth for sales; the lot.closed events stand in where no order service runs.
     sales = _orders(session, show.id) or event_sales

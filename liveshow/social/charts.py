@@ -17,7 +17,8 @@ def line_chart(points: list[tuple[float, int]], label: str, money: bool = False,
     title = f"<title>{escape(label)}</title>"
     if not points:
         return (
-            f'<svg class="chart" role="img" aria-label="{escape(label)}: no data" viewBox="0 0 {WIDTH} {HEIGHT}" '
+            f'<svg class="chart" role="img" aria-label="{escape(label)}: no data" '
+            f'viewBox="0 0 {WIDTH} {HEIGHT}" '
             f'width="{WIDTH}" height="{HEIGHT}">{title}<text x="{WIDTH / 2}" y="{HEIGHT / 2}" '
             f'text-anchor="middle" fill="#888">No data yet</text></svg>'
         )

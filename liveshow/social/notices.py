@@ -97,7 +97,7 @@ def mark_read(session: Session, user_id: int, ids: list[int] | None = None) -> i
     stmt = update(Notice).where(col(Notice.user_id) == user_id, col(Notice.read_at).is_(None))
     if ids is not None:
         stmt = stmt.where(col(Notice.id).in_(ids[:PAGE]))
-    result = session.exec(stmt.values(read_at=utcnow()))  # type: ignore[call-overload]
+    result = session.exec(stmt.values(read_at=utcnow()))
     session.commit()
     return int(result.rowcount or 0)
 

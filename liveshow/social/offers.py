@@ -112,7 +112,9 @@ def accept(session: Session, buyer: User, offer_id: int, now: datetime | None = 
         session.rollback()
         raise OfferUsed("This offer was already used or withdrawn.")
     try:
-        order = create_order(session, offer.buyer_id, offer.listing_id, offer.price_cents, "offer", commit=False)
+        order = create_order(
+            session, offer.buyer_id, offer.listing_id, offer.price_cents, "offer", commit=False
+        )
     except Exception:
         session.rollback()  # sold out (a live sale won) or refused: the offer stays as it was
         raise

@@ -33,7 +33,10 @@ def _count(session: Session, stmt: object) -> int:
 
 
 def has_milestone(session: Session, user_id: int, kind: str) -> bool:
-    return session.exec(select(Milestone.id).where(Milestone.user_id == user_id, Milestone.kind == kind)).first() is not None
+    return (
+        session.exec(select(Milestone.id).where(Milestone.user_id == user_id, Milestone.kind == kind)).first()
+        is not None
+    )
 
 
 def record(session: Session, user_id: int, kind: str, ref_id: int | None = None) -> bool:
@@ -65,11 +68,20 @@ def progress(session: Session, seller_id: int) -> list[Step]:
     sale = first_sale(session, seller_id)
     show_href = f"/studio/{next_show.id}" if next_show else "/shows/new"
     return [
-        Step("list", f"List {LISTINGS_GOAL} items", listed >= LISTINGS_GOAL, "/closet",
-             f"{min(listed, LISTINGS_GOAL)} of {LISTINGS_GOAL}"),
+        Step(
+            "list",
+            f"List {LISTINGS_GOAL} items",
+            listed >= LISTINGS_GOAL,
+            "/closet",
+            f"{min(listed, LISTINGS_GOAL)} of {LISTINGS_GOAL}",
+        ),
         Step("schedule", "Schedule a show", bool(shows), "/shows/new"),
-        Step("share", "Share your show", has_milestone(session, seller_id, "shared"),
-             f"/shows/{next_show.id}" if next_show else "/shows/new"),
+        Step(
+            "share",
+            "Share your show",
+            has_milestone(session, seller_id, "shared"),
+            f"/shows/{next_show.id}" if next_show else "/shows/new",
+        ),
         Step("live", "Go live", went_live, show_href),
         Step("sale", "Make your first sale", sale is not None, "/orders"),
     ]

@@ -10,8 +10,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from liveshow.context import AppContext
-from liveshow.social import follows, likes, notices
 from liveshow.social import (
+    follows,
+    likes,
+    notices,
     routes_analytics,
     routes_discovery,
     routes_giveaways,
@@ -20,10 +22,10 @@ from liveshow.social import (
     routes_onboarding,
 )
 from liveshow.social.embedder import Embedder
-from liveshow.social.similar import SimilarIndex
 from liveshow.social.http import opt_bool, path_int, read_json
 from liveshow.social.notifier import Notifier
 from liveshow.social.service import SocialService
+from liveshow.social.similar import SimilarIndex
 from liveshow.social.watcher import ShowWatcher
 from liveshow.social.webpush import WebPush
 from liveshow.web.auth import check_csrf, ctx, current_user, require_user

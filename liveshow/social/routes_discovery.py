@@ -8,6 +8,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from liveshow.closet.models import CATEGORIES
 from liveshow.errors import ValidationFailed
 from liveshow.social import search
 from liveshow.social.http import path_int
@@ -35,7 +36,7 @@ def search_page(request: Request) -> Response:
         query=query,
         error=error,
         results=results,
-        categories=search.CATEGORIES,
+        categories=CATEGORIES,
         status_code=400 if error else 200,
     )
 
@@ -61,7 +62,9 @@ def similar_api(request: Request) -> Response:
     return JSONResponse({"listings": similar_items(request, listing_id, int(raw_limit), scope == "seller")})
 
 
-def similar_items(conn: HTTPConnection, listing_id: int, limit: int = 8, same_seller: bool = False) -> list[Any]:
+def similar_items(
+    conn: HTTPConnection, listing_id: int, limit: int = 8, same_seller: bool = False
+) -> list[Any]:
     social = ctx(conn).social
     assert social is not None
     with ctx(conn).db.session() as session:

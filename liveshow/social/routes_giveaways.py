@@ -70,7 +70,11 @@ async def draw_and_announce(context: AppContext, host: User, giveaway_id: int) -
     await context.showlog.publish(g.show_id, "giveaway.drawn", data)
     if context.social is not None and g.winner_id is not None:
         await context.social.notifier.notify(
-            [g.winner_id], "giveaway", "You won the giveaway! Check your orders.", "/orders", show_id=g.show_id
+            [g.winner_id],
+            "giveaway",
+            "You won the giveaway! Check your orders.",
+            "/orders",
+            show_id=g.show_id,
         )
     return data
 
@@ -87,7 +91,9 @@ def room_handlers(context: AppContext) -> dict[str, Any]:
                 return g.id, count
 
         giveaway_id, count = await run_in_threadpool(run)
-        await context.showlog.publish(show_id, "giveaway.entries", {"giveaway_id": giveaway_id, "count": count})
+        await context.showlog.publish(
+            show_id, "giveaway.entries", {"giveaway_id": giveaway_id, "count": count}
+        )
         return {"type": "giveaway.entered", "giveaway_id": giveaway_id, "entries": count}
 
     return {"giveaway.enter": enter}

@@ -80,7 +80,9 @@ def offers_page(request: Request) -> Response:
         open_offers = offers.received(session, user.id)
         titles = {
             x.id: x
-            for x in session.exec(select(Listing).where(col(Listing.id).in_([o.listing_id for o in open_offers])))
+            for x in session.exec(
+                select(Listing).where(col(Listing.id).in_([o.listing_id for o in open_offers]))
+            )
         }
         mine_listings = list(
             session.exec(

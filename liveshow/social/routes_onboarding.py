@@ -80,7 +80,9 @@ def share_card(request: Request) -> Response:
             raise NotFound("This listing has not sold yet.")
         first = onboarding.first_sale(session, listing.seller_id)
         photo = session.exec(
-            select(ListingPhoto).where(ListingPhoto.listing_id == listing_id).order_by(col(ListingPhoto.position))
+            select(ListingPhoto)
+            .where(ListingPhoto.listing_id == listing_id)
+            .order_by(col(ListingPhoto.position))
         ).first()
     path = context.settings.uploads_dir / photo.filename if photo else None
     png = sharecard.sale_card(

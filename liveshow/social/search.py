@@ -72,7 +72,10 @@ def parse(params: dict[str, str]) -> Query:
     category = params.get("category", "").strip().lower()
     if category and category not in CATEGORIES:
         raise ValidationFailed(f"Category must be one of: {', '.join(CATEGORIES)}.")
-    low, high = _price(params.get("min_price", ""), "min_price"), _price(params.get("max_price", ""), "max_price")
+    low, high = (
+        _price(params.get("min_price", ""), "min_price"),
+        _price(params.get("max_price", ""), "max_price"),
+    )
     if low is not None and high is not None and low > high:
         raise ValidationFailed("min_price is above max_price.")
     return Query(
@@ -103,7 +106,11 @@ def listings(session: Session, q: Query) -> list[Listing]:
     stmt = select(Listing).where(Listing.status == "available")
     for term in q.terms:
         stmt = stmt.where(
-            or_(_contains(Listing.title, term), _contains(Listing.brand, term), _contains(Listing.description, term))
+            or_(
+                _contains(Listing.title, term),
+                _contains(Listing.brand, term),
+                _contains(Listing.description, term),
+            )
         )
     if q.size:
         stmt = stmt.where(col(Listing.size).ilike(like_pattern(q.size)[1:-1], escape="\\"))
@@ -115,7 +122,9 @@ def listings(session: Session, q: Query) -> list[Listing]:
         stmt = stmt.where(col(Listing.price_cents) >= q.min_cents)
     if q.max_cents is not None:
         stmt = stmt.where(col(Listing.price_cents) <= q.max_cents)
-    stmt = stmt.order_by(col(Listing.created_at).desc(), col(Listing.id).desc()).offset(q.offset).limit(q.limit)
+    stmt = (
+        stmt.order_by(col(Listing.created_at).desc(), col(Listing.id).desc()).offset(q.offset).limit(q.limit)
+    )
     return list(session.exec(stmt))
 
 
@@ -136,7 +145,11 @@ def shows(session: Session, q: Query, limit: int = 10) -> dict[str, list[Show]]:
     stmt = select(Show).join(User, col(User.id) == col(Show.seller_id)).where(Show.visibility == "public")
     for term in q.terms:
         stmt = stmt.where(
-            or_(_contains(Show.title, term), _contains(User.username, term), _contains(User.display_name, term))
+            or_(
+                _contains(Show.title, term),
+                _contains(User.username, term),
+                _contains(User.display_name, term),
+            )
         )
     names = {"live": "live", "scheduled": "upcoming", "ended": "replays"}
     for state, key in names.items():

@@ -11,7 +11,7 @@ WIDTH, HEIGHT = 1200, 630
 BG, INK, ACCENT = (24, 22, 38), (255, 255, 255), (255, 72, 120)
 
 
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:  # noqa: UP007
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow built without FreeType: the small bitmap font still renders

@@ -115,7 +115,7 @@ class SimilarIndex:
 
     def _version(self, session: Session) -> tuple[int, str]:
         count, newest = session.exec(
-            select(func.count(), func.max(ListingEmbedding.updated_at))  # type: ignore[call-overload]
+            select(func.count(), func.max(ListingEmbedding.updated_at))
         ).one()
         return int(count), str(newest)
 

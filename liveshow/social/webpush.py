@@ -99,7 +99,9 @@ class WebPush:
         auth = _decode_key(keys.get("auth"), "auth", 16)
         row = session.exec(select(PushSubscription).where(PushSubscription.endpoint == endpoint)).first()
         if row is None:
-            count = len(list(session.exec(select(PushSubscription.id).where(PushSubscription.user_id == user_id))))
+            count = len(
+                list(session.exec(select(PushSubscription.id).where(PushSubscription.user_id == user_id)))
+            )
             if count >= MAX_SUBSCRIPTIONS_PER_USER:
                 raise ValidationFailed(f"At most {MAX_SUBSCRIPTIONS_PER_USER} push subscriptions per user.")
             row = PushSubscription(user_id=user_id, endpoint=endpoint, p256dh=p256dh, auth=auth)
