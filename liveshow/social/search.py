@@ -161,6 +161,7 @@ def shows(session: Session, q: Query, limit: int = 10) -> dict[str, list[Show]]:
 def listing_json(listing: Listing) -> dict[str, Any]:
     return {
         "id": listing.id,
+        "seller_id": listing.seller_id,
         "title": listing.title,
         "brand": listing.brand,
         "size": listing.size,
@@ -176,7 +177,12 @@ def search_all(session: Session, q: Query) -> dict[str, Any]:
         "query": q.text,
         "listings": [listing_json(x) for x in listings(session, q)],
         "sellers": [
-            {"username": u.username, "display_name": u.display_name, "url": f"/closet/{u.username}"}
+            {
+                "id": u.id,
+                "username": u.username,
+                "display_name": u.display_name,
+                "url": f"/closet/{u.username}",
+            }
             for u in sellers(session, q)
         ],
         "shows": {

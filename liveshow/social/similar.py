@@ -114,9 +114,7 @@ class SimilarIndex:
     # ------------------------------------------------------------ reading
 
     def _version(self, session: Session) -> tuple[int, str]:
-        count, newest = session.exec(
-            select(func.count(), func.max(ListingEmbedding.updated_at))
-        ).one()
+        count, newest = session.exec(select(func.count(), func.max(ListingEmbedding.updated_at))).one()
         return int(count), str(newest)
 
     def _current(self, session: Session) -> _Matrix:
