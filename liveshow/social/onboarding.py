@@ -26,6 +26,7 @@ class Step:
     done: bool
     href: str
     detail: str = ""
+    show_id: int | None = None
 
 
 def _count(session: Session, stmt: object) -> int:
@@ -81,6 +82,7 @@ def progress(session: Session, seller_id: int) -> list[Step]:
             "Share your show",
             has_milestone(session, seller_id, "shared"),
             f"/shows/{next_show.id}" if next_show else "/shows/new",
+            show_id=next_show.id if next_show else None,
         ),
         Step("live", "Go live", went_live, show_href),
         Step("sale", "Make your first sale", sale is not None, "/orders"),

@@ -189,5 +189,21 @@
     } catch (err) { status.textContent = err.message; }
   });
 
+  // ------------------------------------------------------------ first-sale path: share the show
+  document.addEventListener("click", async (ev) => {
+    const btn = ev.target.closest("[data-share-show]");
+    if (!btn) return;
+    const url = `${location.origin}/shows/${btn.dataset.shareShow}`;
+    try {
+      if (navigator.share) await navigator.share({ title: "Watch my live show", url });
+      else await navigator.clipboard.writeText(url);
+    } catch (err) { /* the share sheet was closed: the link still counts as shown */ }
+    try {
+      await api("POST", `/api/shows/${btn.dataset.shareShow}/shared`, {});
+      toast("Link copied: " + url);
+      setTimeout(() => location.reload(), 1200);
+    } catch (err) { toast(err.message); }
+  });
+
   window.liveshowSocial = { showLook,  api, toast, poll };
 })();
