@@ -17,7 +17,9 @@ from liveshow.context import WEB_DIR, AppContext
 from liveshow.db import Database
 from liveshow.errors import DomainError
 from liveshow.logs import setup_logging
+from liveshow.media import install as media_install
 from liveshow.metrics import Metrics
+from liveshow.replay import install as replay_install
 from liveshow.settings import Settings, load_settings
 from liveshow.showlog import ShowLog
 from liveshow.social import routes as social_routes
@@ -71,6 +73,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *ops.routes(),
         *pages.routes(context),
         *social_routes.install(context),
+        *media_install.install(context),
+        *replay_install.install(context),
         Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"),
         Mount(
             "/uploads", app=StaticFiles(directory=str(settings.uploads_dir), check_dir=False), name="uploads"

@@ -17,6 +17,8 @@ from liveshow.settings import Settings
 from liveshow.showlog import ShowLog
 
 if TYPE_CHECKING:
+    from liveshow.media.service import MediaService
+    from liveshow.replay.service import RecordingService
     from liveshow.social.service import SocialService
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
@@ -45,3 +47,7 @@ class AppContext:
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Likes, follows, notices, offers, discovery (liveshow.social); closet calls social.listing_saved.
     social: SocialService | None = None
+    # Live video (liveshow.media): publishers, relay, viewers, show lifecycle, sinks for the recorder.
+    media: MediaService | None = None
+    # Recordings of live shows (liveshow.replay): the relay's recorder sink, retention, deletion.
+    recordings: RecordingService | None = None

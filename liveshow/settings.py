@@ -28,6 +28,10 @@ class Settings:
     max_photos_per_listing: int = 8
     publisher_grace_seconds: float = 60.0
     payment_window_minutes: int = 15
+    # Recordings older than this many days are deleted (0 keeps them forever).
+    recording_retention_days: int = 30
+    # Seconds between keyframe requests while recording, so a replay can seek (0 disables).
+    recording_keyframe_interval: float = 4.0
     log_level: str = "INFO"
     # Web Push: the VAPID "sub" contact; http push endpoints only for a loopback test push service.
     push_subject: str = "mailto:admin@localhost"

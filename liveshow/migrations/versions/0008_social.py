@@ -1,7 +1,7 @@
 """social selling
 
 Revision ID: 0008_social
-Revises: 0002_showlog
+Revises: 0007_replay
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0008_social'
-down_revision = '0002_showlog'
+down_revision = '0007_replay'
 branch_labels = None
 depends_on = None
 

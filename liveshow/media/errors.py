@@ -1,0 +1,30 @@
+"""Media and signaling refusals, each with its own stable code."""
+
+from __future__ import annotations
+
+from liveshow.errors import Conflict, Forbidden, ValidationFailed
+
+
+class BadSdp(ValidationFailed):
+    code = "bad_sdp"
+
+
+class UnsupportedCodec(ValidationFailed):
+    code = "unsupported_codec"
+
+
+class PublisherExists(Conflict):
+    code = "publisher_exists"
+
+
+class NotLive(Conflict):
+    code = "not_live"
+
+
+class ShowEnded(Forbidden):
+    code = "show_ended"
+
+
+class IceRestartUnsupported(ValidationFailed):
+    code = "ice_restart_unsupported"
+    status = 422

@@ -1,0 +1,124 @@
+"""aiortc peers for the relay: the publisher's receive side (no decoder) and a viewer's send side
+(no encoder), plus the small adapters that make aiortc hand us encoded frames and raw transports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
+from aiortc.codecs import CODECS
+from aiortc.jitterbuffer import JitterBuffer
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+log = logging.getLogger(__name__)
+
+_pending: set[asyncio.Future[None]] = set()  # keeps in-flight PLI sends referenced until done
+FORWARDED = {"video": ("VP8", "H264"), "audio": ("opus",)}
+
+
+def make_peer(ice_servers: tuple[str, ...]) -> RTCPeerConnection:
+    servers = [RTCIceServer(urls=url) for url in ice_servers]
+    return RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+
+
+def capabilities(
+    kind: str, codec_names: tuple[str, ...], first_params: dict[str, Any] | None = None
+) -> list[RTCRtpCodecCapability]:
+    """aiortc codec capabilities limited to the codecs we forward (RTX kept for retransmissions)."""
+    wanted = {name.lower() for name in codec_names}
+    caps: list[RTCRtpCodecCapability] = []
+    for codec in CODECS[kind]:
+        if codec.name.lower() in wanted:
+            cap = RTCRtpCodecCapability(
+                mimeType=codec.mimeType,
+                clockRate=codec.clockRate,
+                channels=codec.channels,
+                parameters=codec.parameters,
+            )
+            if cap not in caps:
+                caps.append(cap)
+    if first_params is not None:
+        caps.sort(key=lambda c: 0 if c.parameters == first_params else 1)
+    if kind == "video":
+        caps.append(RTCRtpCodecCapability(mimeType="video/rtx", clockRate=90000))
+    return caps
+
+
+class FrameTap:
+    """Stands in for an RTCRtpReceiver's decoder queue: complete encoded frames come to ``on_frame``.
+
+    aiortc's receiver does the RTP work (RTX, NACK, REMB, jitter buffer, depayload) and then queues each
+    frame for its decoder thread; with this tap the thread finds the queue closed and exits at once, so
+    nothing is ever decoded.
+    """
+
+    def __init__(self, on_frame: Callable[[str, bytes, int], None]) -> None:
+        self.on_frame = on_frame
+
+    def get(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def put(self, item: Any) -> None:
+        if item is None:
+            return
+        codec, frame = item
+        try:
+            self.on_frame(codec.name, frame.data, frame.timestamp)
+        except Exception:
+            log.exception("ingest failed on a frame")
+
+
+def tap_receiver(transceiver: RTCRtpTransceiver, on_frame: Callable[[str, bytes, int], None]) -> None:
+    receiver = transceiver.receiver
+    receiver._RTCRtpReceiver__decoder_queue = FrameTap(on_frame)  # type: ignore[attr-defined]
+    if transceiver.kind == "audio":
+        # Each Opus packet is a frame: forward it at once instead of holding 4 packets (80 ms).
+        receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=0)  # type: ignore[attr-defined]
+
+
+def request_pli(transceiver: RTCRtpTransceiver) -> None:
+    """Ask the publisher for a keyframe on its media SSRC (not the RTX one)."""
+    receiver = transceiver.receiver
+    streams: dict[int, Any] = getattr(receiver, "_RTCRtpReceiver__remote_streams", {})
+    rtx: dict[int, int] = getattr(receiver, "_RTCRtpReceiver__rtx_ssrc", {})
+    for ssrc in streams:
+        if ssrc not in rtx:
+            task = asyncio.ensure_future(receiver._send_rtcp_pli(ssrc))
+            _pending.add(task)
+            task.add_done_callback(_pending.discard)
+
+
+class ParkedTrack(MediaStreamTrack):
+    """A track that never yields: the sender's own RTP loop waits on it forever, encoding nothing,
+    while the relay writes packets for the sender's SSRC directly."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        self._ended = asyncio.Event()
+
+    async def recv(self) -> Any:
+        await self._ended.wait()
+        raise MediaStreamError
+
+    def stop(self) -> None:
+        super().stop()
+        self._ended.set()
+
+
+def raw_transport(pc: RTCPeerConnection) -> tuple[Any, Any, Any] | None:
+    """The connected peer's SRTP session, UDP transport and remote address (the nominated ICE pair)."""
+    for transceiver in pc.getTransceivers():
+        dtls = transceiver.sender.transport
+        srtp = getattr(dtls, "_tx_srtp", None)
+        connection = getattr(dtls.transport, "_connection", None)
+        nominated = getattr(connection, "_nominated", {}) if connection is not None else {}
+        pair = nominated.get(1)
+        if srtp is None or pair is None or dtls.state != "connected":
+            continue
+        return srtp, pair.protocol.transport, pair.remote_addr
+    return None

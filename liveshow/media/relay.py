@@ -1,0 +1,202 @@
+"""The relay: one show's encoded frames fanned out to every viewer without decoding or encoding.
+
+A frame is packetized once (``Packetizer``) and the payloads are shared; per viewer only the RTP header
+(SSRC, sequence number, timestamp, payload type) is written, then SRTP protect and a UDP ``sendto`` on
+the viewer's nominated ICE pair, synchronously: no per-packet coroutine chain, no per-viewer task.
+
+A slow viewer never slows the others: the send is non-blocking and each viewer's socket buffer is
+bounded (``MAX_BUFFERED``); past it the viewer's video is dropped until the next keyframe, which is
+requested upstream. Keyframe requests (a viewer joins, reports PLI/FIR, or was dropped) are shared by
+the whole show and rate-limited (``KeyframeRequests``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import clock
+
+from liveshow.media.frames import EncodedFrame, MediaSink
+from liveshow.media.packets import Packetizer
+
+log = logging.getLogger(__name__)
+
+RTP_HEADER = struct.Struct("!BBHII")
+# Bytes a viewer's UDP socket may hold unsent before its video drops to the next keyframe.
+MAX_BUFFERED = 256 * 1024
+KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to the publisher
+
+
+class KeyframeRequests:
+    """Coalesces keyframe wishes: at most one upstream request per interval, none lost."""
+
+    def __init__(self, send: Callable[[], None], interval: float = KEYFRAME_INTERVAL) -> None:
+        self.send = send
+        self.interval = interval
+        self._last = -1e9
+        self._pending: asyncio.TimerHandle | None = None
+        self.sent = 0
+
+    def want(self) -> None:
+        if self._pending is not None:
+            return
+        wait = self._last + self.interval - time.monotonic()
+        if wait <= 0:
+            self._fire()
+        else:
+            self._pending = asyncio.get_running_loop().call_later(wait, self._fire)
+
+    def _fire(self) -> None:
+        self._pending = None
+        self._last = time.monotonic()
+        self.sent += 1
+        try:
+            self.send()
+        except Exception:
+            log.exception("keyframe request failed")
+
+    def cancel(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
+
+class OutTrack:
+    """The per-viewer rewrite state of one outgoing stream."""
+
+    __slots__ = ("codec", "octets", "packets", "pt", "sender", "seq", "ssrc", "ts_offset", "waiting")
+
+    def __init__(self, sender: Any, pt: int, codec: str, seq: int, ts_offset: int) -> None:
+        self.sender = sender
+        self.ssrc: int = sender._ssrc
+        self.pt = pt
+        self.codec = codec
+        self.seq = seq
+        self.ts_offset = ts_offset
+        self.waiting = True  # video: nothing is sent before a keyframe
+        self.packets = 0
+        self.octets = 0
+
+
+class ViewerOutput:
+    """Sends shared payloads to one viewer over its SRTP session and nominated ICE pair."""
+
+    def __init__(self, tracks: dict[str, OutTrack], srtp: Any, udp: Any, addr: Any) -> None:
+        self.tracks = tracks
+        self._protect = srtp.protect
+        self._udp = udp
+        self._addr = addr
+        self.dropped_frames = 0
+        self.closed = False
+
+    def send(self, kind: str, codec: str, payloads: list[bytes], pts: int, keyframe: bool, ntp: int) -> bool:
+        """Send one frame; returns False when the viewer needs a keyframe (it was dropped)."""
+        track = self.tracks.get(kind)
+        if track is None or self.closed:
+            return True
+        if track.codec != codec:
+            return True  # the publisher changed codec; the service closes this viewer
+        video = kind == "video"
+        if video and track.waiting:
+            if not keyframe:
+                return True
+            track.waiting = False
+        udp = self._udp
+        if udp.is_closing():
+            self.closed = True
+            return True
+        if udp.get_write_buffer_size() > MAX_BUFFERED:
+            self.dropped_frames += 1
+            if video:
+                track.waiting = True
+                return False
+            return True
+        ts = (track.ts_offset + pts) & 0xFFFFFFFF
+        seq = track.seq
+        ssrc = track.ssrc
+        pt = track.pt
+        last = len(payloads) - 1
+        protect = self._protect
+        sendto = udp.sendto
+        addr = self._addr
+        octets = 0
+        for i, payload in enumerate(payloads):
+            marker = 0x80 if (video and i == last) else 0
+            sendto(protect(RTP_HEADER.pack(0x80, marker | pt, seq, ts, ssrc) + payload), addr)
+            seq = (seq + 1) & 0xFFFF
+            octets += len(payload)
+        track.seq = seq
+        track.packets += len(payloads)
+        track.octets += octets
+        # Keep the sender's RTCP sender reports truthful (A/V sync and RTT in the viewer).
+        sender = track.sender
+        sender._RTCRtpSender__ntp_timestamp = ntp
+        sender._RTCRtpSender__rtp_timestamp = ts
+        sender._RTCRtpSender__packet_count = track.packets
+        sender._RTCRtpSender__octet_count = track.octets
+        return True
+
+
+class ShowRelay:
+    """One show's fan-out point: frames in (publisher or re-air), packets out to viewers, frames to sinks."""
+
+    def __init__(self, show_id: int, request_keyframe: Callable[[], None]) -> None:
+        self.show_id = show_id
+        self.outputs: dict[str, ViewerOutput] = {}
+        self.sinks: list[MediaSink] = []
+        self.keyframes = KeyframeRequests(request_keyframe)
+        self._packetizer = Packetizer()
+        self.frames_in = 0
+        self.frames_sent = 0
+
+    def push(self, frame: EncodedFrame) -> None:
+        self.frames_in += 1
+        for sink in self.sinks:
+            try:
+                sink.on_frame(frame)
+            except Exception:
+                log.exception("media sink failed on a frame of show %s", self.show_id)
+        if not self.outputs:
+            return
+        payloads = self._packetizer.payloads(frame)
+        ntp = clock.current_ntp_time()
+        need_keyframe = False
+        for output in self.outputs.values():
+            try:
+                if not output.send(frame.kind, frame.codec, payloads, frame.pts, frame.keyframe, ntp):
+                    need_keyframe = True
+            except Exception:
+                # e.g. SRTP protect after the session closed: this viewer is gone, the others go on.
+                output.closed = True
+                log.debug("viewer send failed", exc_info=True)
+        self.frames_sent += len(self.outputs)
+        if need_keyframe:
+            self.keyframes.want()
+
+    def add_output(self, session_id: str, output: ViewerOutput) -> None:
+        self.outputs[session_id] = output
+        self.keyframes.want()
+
+    def remove_output(self, session_id: str) -> None:
+        output = self.outputs.pop(session_id, None)
+        if output is not None:
+            output.closed = True
+
+    def close_sinks(self) -> None:
+        sinks, self.sinks = self.sinks, []
+        for sink in sinks:
+            try:
+                sink.close()
+            except Exception:
+                log.exception("media sink failed to close")
+
+    def close(self) -> None:
+        self.keyframes.cancel()
+        for session_id in list(self.outputs):
+            self.remove_output(session_id)
+        self.close_sinks()

@@ -1,0 +1,309 @@
+"""The media service: publishers in, encoded frames relayed to viewers, and the show's live lifecycle.
+
+Lifecycle: a show goes ``live`` when its publisher connects (``Show.state``/``went_live_at`` stored);
+when the publisher drops it is ``reconnecting`` and a republish within ``publisher_grace_seconds``
+resumes the same show (same relay, same clock, same viewers); the seller ending it, or the grace running
+out, makes it ``ended`` (``ended_at`` stored, every peer and sink closed). Each change is announced with
+``show.state`` through the show log.
+
+Extension points:
+
+* ``sink_factories``: each is called once per show when it first goes live, with the show id; a returned
+  MediaSink receives every EncodedFrame of the show and is closed when the show ends (the recorder).
+* ``await open_source(show_id, codec_video, codec_audio) -> FrameSource``: a re-air pushes EncodedFrames
+  into the show's relay as if it were the publisher (the show goes live); ``await source.close()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from liveshow.errors import Forbidden, NotAuthenticated, NotFound
+from liveshow.media.errors import NotLive, PublisherExists, ShowEnded, UnsupportedCodec
+from liveshow.media.frames import MediaSink
+from liveshow.media.publisher import Publisher
+from liveshow.media.relay import ShowRelay
+from liveshow.media.show import ShowMedia
+from liveshow.media.source import FrameSource
+from liveshow.media.store import ShowStore
+from liveshow.media.viewer import CodecMismatch, Viewer
+from liveshow.shows.models import Show
+
+if TYPE_CHECKING:
+    from liveshow.context import AppContext
+
+log = logging.getLogger(__name__)
+
+Source = Publisher | FrameSource
+
+
+class MediaService:
+    def __init__(self, context: AppContext) -> None:
+        self.context = context
+        self.settings = context.settings
+        self.store = ShowStore(context.db)
+        self.sink_factories: list[Callable[[int], MediaSink | None]] = []
+        self.shows: dict[int, ShowMedia] = {}
+
+    # ------------------------------------------------------------ queries
+
+    def viewer_count(self, show_id: int) -> int:
+        media = self.shows.get(show_id)
+        return len(media.relay.outputs) if media else 0
+
+    def state(self, show_id: int) -> str | None:
+        media = self.shows.get(show_id)
+        return media.state if media else None
+
+    async def require_show(self, show_id: int) -> Show:
+        show = await self.store.get(show_id)
+        if show is None:
+            raise NotFound("No such show.")
+        return show
+
+    def _media(self, show: Show) -> ShowMedia:
+        assert show.id is not None
+        media = self.shows.get(show.id)
+        if media is None:
+            holder: list[ShowMedia] = []
+            relay = ShowRelay(show.id, lambda: holder[0].request_keyframe())
+            media = ShowMedia(show_id=show.id, relay=relay)
+            holder.append(media)
+            self.shows[show.id] = media
+        return media
+
+    # ------------------------------------------------------------ publishing
+
+    async def publish(
+        self, show_id: int, stream_key: str | None, offer: str, kinds: list[str]
+    ) -> tuple[str, str]:
+        show = await self.require_show(show_id)
+        if not stream_key or not hmac.compare_digest(show.stream_key.encode(), stream_key.encode()):
+            raise NotAuthenticated("Wrong stream key.")
+        if show.state == "ended":
+            raise ShowEnded("This show has ended; create a new show to go live again.")
+        media = self._media(show)
+        async with media.lock:
+            if media.source is not None:
+                raise PublisherExists("This show already has a publisher.")
+            publisher = Publisher(
+                secrets.token_urlsafe(24),
+                media.clock,
+                self.settings.ice_servers,
+                media.relay.push,
+                self._on_publisher,
+            )
+            media.source = publisher
+            try:
+                answer = await publisher.accept(offer, kinds)
+            except Exception as exc:
+                media.source = None
+                await publisher.close()
+                raise UnsupportedCodec(f"Cannot receive this offer: {exc}") from exc
+        log.info("publisher %s offered for show %s (%s)", publisher.session_id[:6], show_id, publisher.codecs)
+        return publisher.session_id, answer
+
+    async def _on_publisher(self, publisher: Publisher, state: str) -> None:
+        media = next((m for m in self.shows.values() if m.source is publisher), None)
+        if media is None:
+            return
+        if state == "connected":
+            await self._attach(media, publisher)
+        elif state in ("failed", "closed"):
+            await self._detach(media, publisher, end_show=False)
+
+    async def _attach(self, media: ShowMedia, source: Source) -> None:
+        """The source is sending: the show is live (again)."""
+        async with media.lock:
+            if media.source is not source or media.state == "ended":
+                return
+            if media.grace is not None:
+                media.grace.cancel()
+                media.grace = None
+            changed = media.codecs != source.codecs and bool(media.codecs)
+            media.codecs = dict(source.codecs)
+            media.clock.start()
+            if not media.sinks_opened:
+                media.sinks_opened = True
+                for factory in self.sink_factories:
+                    try:
+                        sink = factory(media.show_id)
+                    except Exception:
+                        log.exception("sink factory failed for show %s", media.show_id)
+                        continue
+                    if sink is not None:
+                        media.relay.sinks.append(sink)
+            if changed:
+                # Viewers negotiated the old codec: close them, their players reconnect.
+                for viewer in list(media.viewers.values()):
+                    if viewer.codecs.get("video") != media.codecs.get("video"):
+                        await self._drop_viewer(media, viewer)
+            if media.state != "live":
+                media.state = "live"
+                await self.store.set_state(media.show_id, "live")
+                await self.context.showlog.publish(media.show_id, "show.state", {"state": "live"})
+                log.info("show %s live", media.show_id)
+            media.relay.keyframes.want()
+
+    async def _detach(self, media: ShowMedia, source: Source, end_show: bool) -> None:
+        async with media.lock:
+            if media.source is not source:
+                return
+            media.source = None
+        if isinstance(source, Publisher):
+            await source.close()
+        if end_show:
+            await self.end_show(media.show_id)
+            return
+        async with media.lock:
+            if media.state == "live" and media.source is None:
+                media.state = "reconnecting"
+                await self.context.showlog.publish(media.show_id, "show.state", {"state": "reconnecting"})
+                log.info("show %s reconnecting", media.show_id)
+                media.grace = asyncio.create_task(self._grace(media), name=f"grace-{media.show_id}")
+
+    async def _grace(self, media: ShowMedia) -> None:
+        await asyncio.sleep(self.settings.publisher_grace_seconds)
+        media.grace = None  # so end_show does not cancel the task running it
+        log.info("show %s: publisher did not come back", media.show_id)
+        await self.end_show(media.show_id)
+
+    async def delete_publisher(self, show_id: int, session_id: str) -> None:
+        media = self.shows.get(show_id)
+        source = media.source if media else None
+        if media is None or source is None or not hmac.compare_digest(source.session_id, session_id):
+            raise NotFound("No such publishing session.")
+        await self._detach(media, source, end_show=False)
+
+    def publisher(self, show_id: int, session_id: str) -> Publisher:
+        media = self.shows.get(show_id)
+        source = media.source if media else None
+        if not isinstance(source, Publisher) or not hmac.compare_digest(source.session_id, session_id):
+            raise NotFound("No such publishing session.")
+        return source
+
+    async def open_source(
+        self, show_id: int, codec_video: str | None, codec_audio: str | None
+    ) -> FrameSource:
+        show = await self.require_show(show_id)
+        if show.state == "ended":
+            raise ShowEnded("This show has ended.")
+        media = self._media(show)
+        codecs = {k: v for k, v in (("video", codec_video), ("audio", codec_audio)) if v}
+        async with media.lock:
+            if media.source is not None:
+                raise PublisherExists("This show already has a publisher.")
+            source = FrameSource(show_id, media.relay, codecs, lambda s, end: self._detach(media, s, end))
+            media.source = source
+        await self._attach(media, source)
+        return source
+
+    # ------------------------------------------------------------ ending
+
+    async def end_by_seller(self, show_id: int, user_id: int) -> None:
+        show = await self.require_show(show_id)
+        if show.seller_id != user_id:
+            raise Forbidden("Only the show's seller can end it.")
+        await self.end_show(show_id)
+
+    async def end_show(self, show_id: int) -> None:
+        media = self.shows.get(show_id)
+        if media is None:
+            show = await self.store.get(show_id)
+            if show is None or show.state == "ended":
+                return
+            media = self._media(show)
+        async with media.lock:
+            if media.state == "ended":
+                return
+            media.state = "ended"
+            if media.grace is not None:
+                media.grace.cancel()
+                media.grace = None
+            source, media.source = media.source, None
+        if isinstance(source, Publisher):
+            await source.close()
+        elif source is not None:
+            source.closed = True
+        for viewer in list(media.viewers.values()):
+            await self._drop_viewer(media, viewer)
+        media.relay.close()
+        self.shows.pop(show_id, None)
+        await self.store.set_state(show_id, "ended")
+        await self.context.showlog.publish(show_id, "show.state", {"state": "ended"})
+        log.info("show %s ended", show_id)
+
+    # ------------------------------------------------------------ watching
+
+    async def watch(self, show_id: int, offer: str, kinds: list[str], user_id: int | None) -> tuple[str, str]:
+        show = await self.require_show(show_id)
+        if show.visibility == "private" and user_id != show.seller_id:
+            raise NotFound("No such show.")
+        if show.state == "ended":
+            raise ShowEnded("This show has ended.")
+        media = self.shows.get(show_id)
+        if media is None or not media.codecs:
+            raise NotLive("The show has not started yet.")
+        viewer = Viewer(
+            secrets.token_urlsafe(24), self.settings.ice_servers, self._on_viewer, media.relay.keyframes.want
+        )
+        try:
+            answer = await viewer.accept(offer, kinds, media.codecs, {})
+        except CodecMismatch as exc:
+            await viewer.close()
+            raise UnsupportedCodec(
+                f"This show is sent as {media.codecs.get('video', '-')}/{media.codecs.get('audio', '-')}"
+                " and the offer accepts neither."
+            ) from exc
+        if media.state == "ended":
+            await viewer.close()
+            raise ShowEnded("This show has ended.")
+        media.viewers[viewer.session_id] = viewer
+        return viewer.session_id, answer
+
+    async def _on_viewer(self, viewer: Viewer, state: str) -> None:
+        media = next((m for m in self.shows.values() if viewer.session_id in m.viewers), None)
+        if media is None:
+            return
+        if state == "connected":
+            output = viewer.bind()
+            if output is not None:
+                media.relay.add_output(viewer.session_id, output)
+        elif state in ("failed", "closed"):
+            await self._drop_viewer(media, viewer)
+
+    async def _drop_viewer(self, media: ShowMedia, viewer: Viewer) -> None:
+        media.viewers.pop(viewer.session_id, None)
+        media.relay.remove_output(viewer.session_id)
+        await viewer.close()
+
+    def viewer(self, show_id: int, session_id: str) -> Viewer:
+        media = self.shows.get(show_id)
+        viewer = media.viewers.get(session_id) if media else None
+        if viewer is None:
+            raise NotFound("No such viewing session.")
+        return viewer
+
+    async def delete_viewer(self, show_id: int, session_id: str) -> None:
+        viewer = self.viewer(show_id, session_id)
+        await self._drop_viewer(self.shows[show_id], viewer)
+
+    # ------------------------------------------------------------ shutdown
+
+    async def stop(self) -> None:
+        """App shutdown: close every peer and sink; shows stay live in the database for a republish."""
+        for media in list(self.shows.values()):
+            if media.grace is not None:
+                media.grace.cancel()
+            source, media.source = media.source, None
+            if isinstance(source, Publisher):
+                await source.close()
+            for viewer in list(media.viewers.values()):
+                await self._drop_viewer(media, viewer)
+            media.relay.close()
+        self.shows.clear()

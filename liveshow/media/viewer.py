@@ -1,0 +1,103 @@
+"""A viewer's peer: WHEP offer in, answer out; once connected, the relay writes its packets directly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from liveshow.media.peers import ParkedTrack, capabilities, make_peer, raw_transport
+from liveshow.media.relay import OutTrack, ViewerOutput
+
+log = logging.getLogger(__name__)
+
+StateCallback = Callable[["Viewer", str], Awaitable[None]]
+
+
+class CodecMismatch(Exception):
+    """The viewer cannot receive the codec the publisher sends."""
+
+
+class Viewer:
+    def __init__(
+        self,
+        session_id: str,
+        ice_servers: tuple[str, ...],
+        on_state: StateCallback,
+        on_keyframe: Callable[[], None],
+    ) -> None:
+        self.session_id = session_id
+        self.pc: RTCPeerConnection = make_peer(ice_servers)
+        self.on_state = on_state
+        self.on_keyframe = on_keyframe
+        self.output: ViewerOutput | None = None
+        self.codecs: dict[str, str] = {}
+        self._tracks: list[ParkedTrack] = []
+
+    async def accept(
+        self, offer: str, kinds: list[str], codecs: dict[str, str], h264_params: dict[str, object]
+    ) -> str:
+        """Answer, sending each offered kind in exactly the codec the show's publisher sends."""
+        for kind in kinds:
+            codec = codecs.get(kind)
+            if codec is None:
+                continue
+            track = ParkedTrack(kind)
+            self._tracks.append(track)
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            transceiver.setCodecPreferences(
+                capabilities(kind, (codec,), h264_params if codec == "H264" else None)
+            )
+            # A viewer's PLI/FIR becomes a (shared, rate-limited) keyframe request to the publisher.
+            transceiver.sender._send_keyframe = self.on_keyframe  # type: ignore[method-assign]
+
+        @self.pc.on("connectionstatechange")
+        async def changed() -> None:
+            await self.on_state(self, self.pc.connectionState)
+
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        except Exception as exc:  # aiortc's OperationError: no codec in common
+            raise CodecMismatch(str(exc)) from exc
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind is not None and transceiver._codecs:
+                self.codecs[transceiver.kind] = transceiver._codecs[0].name
+        answer = await self.pc.createAnswer()
+        await self.pc.setLocalDescription(answer)
+        return self.pc.localDescription.sdp
+
+    def bind(self) -> ViewerOutput | None:
+        """Build the direct send path once ICE and DTLS are up."""
+        raw = raw_transport(self.pc)
+        if raw is None:
+            return None
+        srtp, udp, addr = raw
+        tracks: dict[str, OutTrack] = {}
+        for transceiver in self.pc.getTransceivers():
+            if not transceiver._codecs or transceiver.kind not in ("audio", "video"):
+                continue
+            codec = transceiver._codecs[0]
+            tracks[transceiver.kind] = OutTrack(
+                transceiver.sender,
+                pt=codec.payloadType or 0,
+                codec=codec.name,
+                seq=random.randint(0, 32767),
+                ts_offset=random.randint(0, 0xFFFFFFFF),
+            )
+            if transceiver.kind == "audio":
+                tracks["audio"].waiting = False
+        self.output = ViewerOutput(tracks, srtp, udp, addr)
+        return self.output
+
+    async def close(self) -> None:
+        if self.output is not None:
+            self.output.closed = True
+        for track in self._tracks:
+            track.stop()
+        try:
+            await asyncio.wait_for(self.pc.close(), timeout=5)
+        except Exception:
+            log.warning("viewer %s did not close cleanly", self.session_id, exc_info=True)

@@ -1,0 +1,1 @@
+"""Recordings of shows, their timelines, the replay page and re-airs."""

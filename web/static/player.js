@@ -1,0 +1,111 @@
+// liveshow player: WHEP playback, muted autoplay with an unmute button, show states, reconnect with backoff.
+(() => {
+  "use strict";
+  const root = document.getElementById("player");
+  if (!root) return;
+  const video = document.getElementById("player-video");
+  const stateEl = document.getElementById("player-state");
+  const unmute = document.getElementById("player-unmute");
+  const showId = root.dataset.showId;
+  const LABELS = { scheduled: "Starting soon", live: "Live", reconnecting: "Reconnecting…", ended: "Show ended" };
+  let state = root.dataset.showState || "scheduled";
+  let pc = null, session = null, attempt = 0, timer = null, connecting = false;
+
+  function render(text) {
+    stateEl.textContent = text || LABELS[state] || state;
+    root.dataset.state = state;
+  }
+
+  function setState(next) {
+    if (state === "ended") return;
+    state = next;
+    root.dataset.playing = "";
+    render();
+    if (state === "ended") { close(true); return; }
+    if (state === "live" && !pc) schedule(0);
+    if (state === "live" && pc?.connectionState === "connected") root.dataset.playing = "1";
+  }
+
+  function close(sendDelete) {
+    if (sendDelete && session) fetch(session, { method: "DELETE", keepalive: true }).catch(() => {});
+    session = null;
+    if (pc) pc.close();
+    pc = null;
+  }
+
+  function schedule(delay) {
+    clearTimeout(timer);
+    timer = setTimeout(connect, delay);
+  }
+
+  function backoff() {
+    const delay = Math.min(500 * 2 ** attempt, 10000) * (0.75 + Math.random() / 2);
+    attempt += 1;
+    schedule(delay);
+  }
+
+  async function connect() {
+    if (connecting || state === "ended") return;
+    connecting = true;
+    close(true);
+    const peer = new RTCPeerConnection();
+    pc = peer;
+    peer.addTransceiver("video", { direction: "recvonly" });
+    peer.addTransceiver("audio", { direction: "recvonly" });
+    const media = new MediaStream();
+    peer.addEventListener("track", (ev) => {
+      media.addTrack(ev.track);
+      if (video.srcObject !== media) video.srcObject = media;
+      video.play().catch(() => {});
+    });
+    peer.addEventListener("connectionstatechange", () => {
+      if (pc !== peer) return;
+      if (peer.connectionState === "connected") attempt = 0;
+      if (peer.connectionState === "failed" || peer.connectionState === "closed") {
+        if (state !== "ended") { render(LABELS.reconnecting); backoff(); }
+      }
+    });
+    try {
+      await peer.setLocalDescription(await peer.createOffer());
+      const resp = await fetch(root.dataset.whepUrl, {
+        method: "POST", headers: { "Content-Type": "application/sdp" }, body: peer.localDescription.sdp,
+      });
+      if (resp.status === 201) {
+        session = new URL(resp.headers.get("Location"), location.href).href;
+        await peer.setRemoteDescription({ type: "answer", sdp: await resp.text() });
+      } else {
+        const body = await resp.json().catch(() => ({}));
+        if (body.error === "show_ended") { setState("ended"); return; }
+        if (body.error === "not_live") { state = state === "live" ? "reconnecting" : state; render(); }
+        if (pc === peer) { peer.close(); pc = null; }
+        backoff();
+      }
+    } catch (_) {
+      if (pc === peer) { peer.close(); pc = null; }
+      backoff();
+    } finally {
+      connecting = false;
+    }
+  }
+
+  video.addEventListener("playing", () => { root.dataset.playing = "1"; unmute.hidden = !video.muted; });
+  video.addEventListener("waiting", () => { if (state !== "live") root.dataset.playing = ""; });
+  unmute.addEventListener("click", () => { video.muted = false; video.play().catch(() => {}); unmute.hidden = true; });
+
+  async function poll() {
+    try {
+      const resp = await fetch(`/api/shows/${showId}/media`, { headers: { Accept: "application/json" } });
+      if (resp.ok) {
+        const info = await resp.json();
+        if (info.state !== state) setState(info.state);
+      }
+    } catch (_) { /* try again on the next tick */ }
+  }
+
+  window.liveshowRoom?.on?.("show.state", (frame) => setState(frame.state));
+  window.addEventListener("pagehide", () => close(true));
+  render();
+  if (state !== "ended") schedule(0);  // try at once: the show may be live already
+  setInterval(() => { if (state !== "ended") poll(); }, 3000);
+  window.liveshowPlayer = { get state() { return state; }, get pc() { return pc; } };
+})();
