@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -163,3 +164,39 @@ def test_listing_saved_skips_unchanged_text_and_backfill_fills_gaps(app: Starlet
         assert social.similar.listing_saved(session, a) is False
     assert social.similar.backfill() == 2
     assert social.similar.backfill() == 0
+
+
+def test_listings_embedded_when_the_closet_saves_them(app: Starlette, client: TestClient) -> None:
+    """No call from the closet needed: a committed insert or edit is embedded in the background."""
+    import time
+
+    from liveshow.closet.models import Listing
+    from liveshow.social.models import ListingEmbedding
+
+    seller = make_user(app, "seller1")
+    context = app_ctx(app)
+    coat = make_listing(app, seller, "Camel wool coat", brand="Max Mara", category="outerwear")
+    make_listing(app, seller, "Black wool coat", brand="COS", category="outerwear")
+    make_listing(app, seller, "Rubber rain boots", category="shoes")
+
+    def embedded() -> dict[int, str]:
+        with context.db.session() as session:
+            return {e.listing_id: e.text_hash for e in session.exec(select(ListingEmbedding))}
+
+    deadline = time.monotonic() + 10
+    while len(embedded()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(embedded()) == 3
+    before = embedded()[coat.id or 0]
+    assert titles(client.get(f"/api/listings/{coat.id}/similar?limit=1")) == ["Black wool coat"]
+
+    with context.db.session() as session:  # an edit re-embeds; a rolled-back edit does not
+        row = session.get(Listing, coat.id)
+        assert row is not None
+        row.title = "Camel wool coat, double breasted"
+        session.add(row)
+        session.commit()
+    deadline = time.monotonic() + 10
+    while embedded()[coat.id or 0] == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert embedded()[coat.id or 0] != before

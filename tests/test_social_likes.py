@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -81,3 +82,29 @@ def test_follow_unfollow_and_counts(app: Starlette, client: TestClient) -> None:
     assert client.post("/api/sellers/seller1/follow", json={"following": True}).status_code == 403
     act_as(client, seller)
     assert client.get("/api/sellers/seller1/followers").json() == {"followers": 0, "following": False}
+
+
+def test_a_liked_listing_can_still_be_deleted(app: Starlette, client: TestClient) -> None:
+    """Likes, offers and embeddings go with their listing: the closet's delete is not blocked by them."""
+    from liveshow.closet.models import Listing
+    from liveshow.closet.photos import PhotoStore
+    from liveshow.closet.service import delete_listing
+    from liveshow.social.models import Like
+    from tests.test_social_support import app_ctx
+
+    seller, ann = make_user(app, "seller1"), make_user(app, "ann")
+    coat = make_listing(app, seller, "Blue wool coat")
+    client.post(f"/api/listings/{coat.id}/like", json={"liked": True}, headers=act_as(client, ann))
+    h = act_as(client, seller)
+    offer = client.post(
+        f"/api/listings/{coat.id}/offers", json={"price_cents": 2000, "minutes": 60}, headers=h
+    )
+    assert offer.status_code == 201
+    context = app_ctx(app)
+    assert context.social is not None
+    with context.db.session() as session:
+        context.social.listing_saved(session, coat)
+        delete_listing(session, PhotoStore(context.settings.uploads_dir), seller.user, coat.id or 0)
+    with context.db.session() as session:
+        assert session.get(Listing, coat.id) is None
+        assert session.exec(select(Like)).all() == []

@@ -16,7 +16,8 @@ class Like(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True)
-    listing_id: int = Field(foreign_key="listings.id", index=True)
+    # Likes go with their listing (a seller may delete an unsold item someone liked).
+    listing_id: int = Field(foreign_key="listings.id", index=True, ondelete="CASCADE")
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -69,7 +70,7 @@ class Offer(SQLModel, table=True):
     __tablename__ = "offers"
 
     id: int | None = Field(default=None, primary_key=True)
-    listing_id: int = Field(foreign_key="listings.id", index=True)
+    listing_id: int = Field(foreign_key="listings.id", index=True, ondelete="CASCADE")
     seller_id: int = Field(foreign_key="users.id", index=True)
     buyer_id: int = Field(foreign_key="users.id", index=True)
     price_cents: int
@@ -107,7 +108,7 @@ class GiveawayEntry(SQLModel, table=True):
 class ListingEmbedding(SQLModel, table=True):
     __tablename__ = "listing_embeddings"
 
-    listing_id: int = Field(foreign_key="listings.id", primary_key=True)
+    listing_id: int = Field(foreign_key="listings.id", primary_key=True, ondelete="CASCADE")
     model: str = Field(max_length=60)
     # The text the vector was made from, hashed, so an unchanged listing is not embedded again.
     text_hash: str = Field(max_length=64)

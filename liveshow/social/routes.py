@@ -23,6 +23,7 @@ from liveshow.social import (
 )
 from liveshow.social.embedder import Embedder
 from liveshow.social.http import opt_bool, path_int, read_json
+from liveshow.social.listing_hook import ListingHook
 from liveshow.social.notifier import Notifier
 from liveshow.social.service import SocialService
 from liveshow.social.similar import SimilarIndex
@@ -130,6 +131,9 @@ def install(context: AppContext) -> list[BaseRoute]:
     notifier = Notifier(context.db, context.showlog, push)
     watcher = ShowWatcher(context.db, context.bus, notifier)
     similar = SimilarIndex(context.db, Embedder())
+    hook = ListingHook(context.db, similar)
+    context.on_startup.append(hook.start)
+    context.on_shutdown.append(hook.stop)
     context.social = SocialService(notifier=notifier, push=push, watcher=watcher, similar=similar)
     context.on_startup.append(watcher.start)
     context.on_shutdown.append(watcher.stop)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from liveshow.clock import utcnow
@@ -52,6 +53,7 @@ class SimilarIndex:
         # How stale another process's saves may look here; this process's own saves show at once.
         self.recheck_seconds = recheck_seconds
         self._lock = threading.Lock()
+        self._write_lock = threading.Lock()
         self._matrix: _Matrix | None = None
         self._checked_at = 0.0
 
@@ -62,12 +64,18 @@ class SimilarIndex:
         assert listing.id is not None
         text = listing_text(listing)
         digest = text_hash(text)
-        row = session.get(ListingEmbedding, listing.id)
-        if row is not None and row.text_hash == digest:
-            return False
-        vector = self.embedder.embed([text])[0]
-        self._store(session, listing.id, digest, vector, row)
-        session.commit()
+        with self._write_lock:  # the background hook and a direct call may meet on one listing
+            row = session.get(ListingEmbedding, listing.id)
+            if row is not None and row.text_hash == digest:
+                return False
+            vector = self.embedder.embed([text])[0]
+            self._store(session, listing.id, digest, vector, row)
+            try:
+                session.commit()
+            except IntegrityError:
+                # Another process embedded it (or the listing was deleted) meanwhile: nothing to do.
+                session.rollback()
+                return False
         self._checked_at = 0.0  # look again on the next query
         return True
 
