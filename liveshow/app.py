@@ -12,6 +12,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+from liveshow.auction.install import install as auction_install
 from liveshow.bus import make_bus
 from liveshow.context import WEB_DIR, AppContext
 from liveshow.db import Database
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *social_routes.install(context),
         *media_install.install(context),
         *replay_install.install(context),
+        *auction_install(context),
         Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"),
         Mount(
             "/uploads", app=StaticFiles(directory=str(settings.uploads_dir), check_dir=False), name="uploads"

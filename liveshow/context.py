@@ -17,6 +17,7 @@ from liveshow.settings import Settings
 from liveshow.showlog import ShowLog
 
 if TYPE_CHECKING:
+    from liveshow.auction.service import AuctionService
     from liveshow.media.service import MediaService
     from liveshow.replay.service import RecordingService
     from liveshow.social.service import SocialService
@@ -51,3 +52,5 @@ class AppContext:
     media: MediaService | None = None
     # Recordings of live shows (liveshow.replay): the relay's recorder sink, retention, deletion.
     recordings: RecordingService | None = None
+    # Claims, bids and orders (liveshow.auction.install).
+    auction: AuctionService | None = None

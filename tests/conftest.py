@@ -199,8 +199,10 @@ def live_server(app: Starlette) -> Iterator[LiveServer]:
 # ---------------------------------------------------------------- browser
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this thread while
+    # it is open, which would stop every asyncio test that runs after it.
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

@@ -1,7 +1,7 @@
 """recordings and re-airs
 
 Revision ID: 0007_replay
-Revises: 0002_showlog
+Revises: 0006_auction
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0007_replay'
-down_revision = '0002_showlog'
+down_revision = '0006_auction'
 branch_labels = None
 depends_on = None
 

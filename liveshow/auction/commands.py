@@ -1,0 +1,143 @@
+"""Commands to a show's writer: validated here, at the edge, so the writer sees only clean values.
+
+Every viewer command carries a client-made idempotency key; its fingerprint (a hash of what it asks)
+lets a retry get the first answer and a reused key with different content be refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from liveshow.auction.errors import BadAmount, BadKey
+from liveshow.auction.rules import Bid, Claim, Lot
+from liveshow.errors import ValidationFailed
+
+# $1,000,000: anything above is a typo or an attack, never a real bid on a closet item.
+MAX_CENTS = 100_000_000
+MAX_QUANTITY = 999
+MAX_DURATION_S = 3_600
+KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
+
+VIEWER_KINDS = frozenset({"claim", "bid"})
+HOST_KINDS = frozenset({"lot.open", "lot.close", "lot.next", "lot.cancel"})
+
+
+@dataclass(frozen=True)
+class Command:
+    kind: str  # claim | bid | lot.open | lot.close | lot.next | lot.cancel | tick
+    show_id: int
+    user_id: int | None
+    key: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    username: str = ""
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def fingerprint(self) -> str:
+        body = json.dumps([self.kind, self.payload], sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(body.encode()).hexdigest()[:32]
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, raw: str) -> Command:
+        return cls(**json.loads(raw))
+
+
+def cents(value: Any, what: str = "amount") -> int:
+    """An amount in integer cents: refuse bools, floats, strings that are not whole numbers."""
+    if isinstance(value, bool) or value is None:
+        raise BadAmount(f"The {what} must be a whole number of cents.")
+    if isinstance(value, str):
+        if not re.fullmatch(r"\s*\d{1,12}\s*", value):
+            raise BadAmount(f"The {what} must be a whole number of cents.")
+        value = int(value)
+    if not isinstance(value, int):
+        raise BadAmount(f"The {what} must be a whole number of cents.")
+    if value <= 0:
+        raise BadAmount(f"The {what} must be more than zero.")
+    if value > MAX_CENTS:
+        raise BadAmount(f"The {what} is beyond the $1,000,000 limit.")
+    return value
+
+
+def count(value: Any, what: str = "quantity", default: int | None = 1, high: int = MAX_QUANTITY) -> int:
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValidationFailed(f"The {what} must be a whole number.")
+    if isinstance(value, str):
+        if not re.fullmatch(r"\s*\d{1,6}\s*", value):
+            raise ValidationFailed(f"The {what} must be a whole number.")
+        value = int(value)
+    if not 1 <= value <= high:
+        raise ValidationFailed(f"The {what} must be between 1 and {high}.")
+    return int(value)
+
+
+def idempotency_key(message: dict[str, Any]) -> str:
+    key = message.get("key")
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        raise BadKey("Each claim or bid needs a key: 8 to 80 letters, digits or -_.:")
+    return key
+
+
+def lot_no(message: dict[str, Any]) -> int | None:
+    raw = message.get("lot_no")
+    return None if raw is None else count(raw, "item number", high=1_000_000)
+
+
+def parse_viewer(kind: str, message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(key, payload) of a claim or bid message from a viewer."""
+    key = idempotency_key(message)
+    if kind == "claim":
+        return key, {"quantity": count(message.get("quantity")), "lot_no": lot_no(message)}
+    return key, {"max_cents": cents(message.get("max_cents"), "bid"), "lot_no": lot_no(message)}
+
+
+def parse_host(kind: str, message: dict[str, Any]) -> dict[str, Any]:
+    if kind in ("lot.close", "lot.cancel"):
+        return {}
+    mode = message.get("mode", "claim")
+    if mode not in ("claim", "auction"):
+        raise ValidationFailed("The mode is claim or auction.")
+    payload: dict[str, Any] = {"mode": mode}
+    if kind == "lot.open":
+        payload["listing_id"] = count(message.get("listing_id"), "listing", default=None, high=2**31 - 1)
+    if mode == "claim":
+        payload["price_cents"] = (
+            None if message.get("price_cents") is None else cents(message["price_cents"], "price")
+        )
+        payload["quantity"] = None if message.get("quantity") is None else count(message["quantity"])
+        payload["per_buyer_limit"] = (
+            None if message.get("per_buyer_limit") is None else count(message["per_buyer_limit"], "limit")
+        )
+    else:
+        payload["start_cents"] = (
+            None if message.get("start_cents") is None else cents(message["start_cents"], "start")
+        )
+        payload["duration_s"] = count(message.get("duration_s"), "duration", default=30, high=MAX_DURATION_S)
+        sudden = message.get("sudden_death", False)
+        if not isinstance(sudden, bool):
+            raise ValidationFailed("sudden_death is true or false.")
+        payload["sudden_death"] = sudden
+    return payload
+
+
+# ---------------------------------------------------------------- lot state <-> JSON (persisted per decision)
+
+
+def lot_to_dict(lot: Lot) -> dict[str, Any]:
+    return asdict(lot)
+
+
+def lot_from_dict(raw: dict[str, Any]) -> Lot:
+    body = dict(raw)
+    body["claims"] = tuple(Claim(**c) for c in body.get("claims", ()))
+    body["bids"] = tuple(Bid(**b) for b in body.get("bids", ()))
+    return Lot(**body)

@@ -1,0 +1,373 @@
+"""The single writer of one show: applies commands in order, persists each batch, then announces it.
+
+A batch (commands taken together from the show's queue or stream) is decided by the pure rules,
+written in ONE transaction (decisions with their (epoch, seq), lot state, bids, claims, orders, the
+stream position) guarded by the epoch fence, and only then published and answered. If another process
+took the show over (a higher epoch in ``auction_writers``), the commit fails and nothing is announced.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+from starlette.concurrency import run_in_threadpool
+
+from liveshow.accounts.models import User
+from liveshow.auction import rules
+from liveshow.auction.commands import Command, lot_from_dict, lot_to_dict
+from liveshow.auction.errors import KeyReused, SoldOut, error_to_dict
+from liveshow.auction.models import AuctionBid, AuctionClaim, AuctionDecision, AuctionLot, AuctionWriter
+from liveshow.auction.prepare import Prepared, apply_host, prepare
+from liveshow.clock import wall_ms
+from liveshow.db import Database
+from liveshow.errors import DomainError
+from liveshow.orders.models import Order
+from liveshow.orders.service import create_order
+from liveshow.showlog import ShowLog
+
+log = logging.getLogger(__name__)
+ANSWER_CACHE = 50_000
+
+
+class Fenced(Exception):
+    """A newer writer owns the show: stop, announce nothing."""
+
+
+class UnitTaken(Exception):
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+@dataclass
+class Decision:
+    command: Command
+    reply: dict[str, Any]  # {"ok": {...}} | {"error": {...}}
+    outcome: rules.Outcome | None = None
+    seq: int = 0  # 0: a retry answered from an earlier decision, not a new one
+    orders: list[Order] = field(default_factory=list)
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class ShowWriter:
+    def __init__(
+        self, db: Database, showlog: ShowLog, show_id: int, payment_window_minutes: int = 15
+    ) -> None:
+        self.db = db
+        self.showlog = showlog
+        self.show_id = show_id
+        self.window = payment_window_minutes
+        self.epoch = 0
+        self.seq = 0
+        self.stream_pos = "0-0"
+        self.book = rules.Book(show_id=show_id, seller_id=0)
+        self.lot_ids: dict[int, int] = {}
+        self.lot_info: dict[int, dict[str, Any]] = {}
+        self.names: dict[int, str] = {}
+        self._answers: OrderedDict[tuple[int, str], tuple[str, dict[str, Any]]] = OrderedDict()
+
+    # ------------------------------------------------------------ takeover
+
+    def acquire(self) -> None:
+        """Fence out any earlier writer (epoch + 1) and load the show's state as persisted."""
+        from liveshow.shows.models import Show
+
+        with self.db.session() as s:
+            show = s.get(Show, self.show_id)
+            if show is None:
+                raise DomainError("No such show.")
+            row = s.exec(
+                select(AuctionWriter).where(AuctionWriter.show_id == self.show_id).with_for_update()
+            ).first()
+            if row is None:
+                row = AuctionWriter(show_id=self.show_id, epoch=0)
+            row.epoch += 1
+            s.add(row)
+            s.commit()
+            self.epoch, self.seq, self.stream_pos = row.epoch, row.seq, row.stream_pos
+            lots = s.exec(
+                select(AuctionLot).where(AuctionLot.show_id == self.show_id).order_by(col(AuctionLot.lot_no))
+            ).all()
+            last: rules.Lot | None = None
+            for lot_row in lots:
+                assert lot_row.id is not None
+                self.lot_ids[lot_row.lot_no] = lot_row.id
+                self.lot_info[lot_row.lot_no] = {
+                    "title": lot_row.title,
+                    "size": lot_row.size,
+                    "photo_url": lot_row.photo_url,
+                }
+                last = lot_from_dict(json.loads(lot_row.state_json))
+            self.book = rules.Book(
+                show_id=self.show_id, seller_id=show.seller_id, lot=last, lots_opened=len(lots)
+            )
+            ids = {b.bidder_id for b in last.bids} | {c.buyer_id for c in last.claims} if last else set()
+            for user in s.exec(select(User).where(col(User.id).in_(ids))).all() if ids else []:
+                assert user.id is not None
+                self.names[user.id] = user.username
+        log.info("writer for show %s took over at epoch %s seq %s", self.show_id, self.epoch, self.seq)
+
+    async def announce_state(self) -> None:
+        """After a takeover, tell every room where the lot stands (an announcement may have been lost)."""
+        if self.book.lot is not None:
+            await self.showlog.publish(
+                self.show_id, "lot.updated", self._decorate({"lot": rules.lot_view(self.book.lot)})
+            )
+
+    # ------------------------------------------------------------ deciding
+
+    def due_ms(self) -> int | None:
+        return rules.due_ms(self.book)
+
+    async def run_batch(
+        self, commands: list[Command], stream_pos: str | None = None
+    ) -> list[tuple[Command, dict[str, Any]]]:
+        prepared = await run_in_threadpool(self._prepare, commands)
+        start_book, start_seq = self.book, self.seq
+        decisions = self._decide(commands, prepared, wall_ms())
+        try:
+            await run_in_threadpool(self._persist, decisions, stream_pos)
+        except UnitTaken:
+            # A unit went elsewhere (e.g. an accepted offer) between rules and commit: decide one by
+            # one so that only the command that needed it is refused.
+            self.book, self.seq = start_book, start_seq
+            decisions = []
+            for index, command in enumerate(commands):
+                pos = stream_pos if index == len(commands) - 1 else None
+                book, seq = self.book, self.seq
+                one = self._decide([command], prepared, wall_ms())
+                try:
+                    await run_in_threadpool(self._persist, one, pos)
+                except UnitTaken:
+                    self.book, self.seq = book, seq + 1
+                    one = [Decision(command, {"error": error_to_dict(SoldOut("Sold out."))}, None, self.seq)]
+                    await run_in_threadpool(self._persist, one, pos)
+                self._remember_all(one)
+                decisions.extend(one)
+        except Exception:
+            self.book, self.seq = start_book, start_seq
+            raise
+        if stream_pos is not None:
+            self.stream_pos = stream_pos
+        self._remember_all(decisions)
+        await self._announce(decisions)
+        return [(d.command, d.reply) for d in decisions]
+
+    def _prepare(self, commands: list[Command]) -> Prepared:
+        return prepare(self.db, self.show_id, self.book, commands, self._answers)
+
+    def _decide(self, commands: list[Command], prepared: Prepared, now_ms: int) -> list[Decision]:
+        decisions: list[Decision] = []
+        seen: dict[tuple[int, str], tuple[str, dict[str, Any]]] = {}
+        for command in commands:
+            ident = (command.user_id, command.key) if command.key and command.user_id is not None else None
+            if ident is not None:
+                prior = seen.get(ident) or self._answers.get(ident) or prepared.answers.get(ident)
+                if prior is not None:
+                    if prior[0] != command.fingerprint():
+                        refusal = KeyReused("That key was already used for a different request.")
+                        decisions.append(Decision(command, {"error": error_to_dict(refusal)}))
+                    else:
+                        decisions.append(Decision(command, prior[1]))
+                    continue
+            if command.username and command.user_id is not None:
+                self.names[command.user_id] = command.username
+            outcome: rules.Outcome | None = None
+            try:
+                applied = self._apply(command, prepared, now_ms)
+            except DomainError as exc:
+                reply: dict[str, Any] = {"error": error_to_dict(exc)}
+            else:
+                outcome = applied
+                reply = {"ok": {**applied.reply, "epoch": self.epoch, "dseq": self.seq + 1}}
+                self.book = applied.book
+            self.seq += 1
+            decisions.append(Decision(command, reply, outcome, self.seq))
+            if ident is not None:
+                seen[ident] = (command.fingerprint(), reply)
+        return decisions
+
+    def _apply(self, command: Command, prepared: Prepared, now_ms: int) -> rules.Outcome:
+        p = command.payload
+        if command.kind == "claim":
+            assert command.user_id is not None
+            return rules.claim(self.book, command.user_id, p["quantity"], now_ms, p.get("lot_no"))
+        if command.kind == "bid":
+            assert command.user_id is not None
+            return rules.bid(self.book, command.user_id, p["max_cents"], now_ms, p.get("lot_no"))
+        if command.kind == "tick":
+            return rules.close(self.book, now_ms, by_host=False)
+        outcome, info = apply_host(self.book, command, prepared, now_ms)
+        if info is not None and outcome.book.lot is not None:
+            self.lot_info[outcome.book.lot.lot_no] = info
+        return outcome
+
+    # ------------------------------------------------------------ persisting
+
+    def _persist(self, decisions: list[Decision], stream_pos: str | None) -> None:
+        new = [d for d in decisions if d.seq]
+        with self.db.session() as s:
+            values: dict[str, Any] = {"seq": self.seq}
+            if stream_pos is not None:
+                values["stream_pos"] = stream_pos
+            fenced = s.execute(
+                update(AuctionWriter)
+                .where(col(AuctionWriter.show_id) == self.show_id, col(AuctionWriter.epoch) == self.epoch)
+                .values(**values)
+            )
+            if fenced.rowcount != 1:  # type: ignore[attr-defined]
+                s.rollback()
+                raise Fenced(f"show {self.show_id}: epoch {self.epoch} was superseded")
+            touched: dict[int, rules.Lot] = {}
+            for index, d in enumerate(new):
+                c = d.command
+                s.add(
+                    AuctionDecision(
+                        show_id=self.show_id,
+                        epoch=self.epoch,
+                        seq=d.seq,
+                        kind=c.kind,
+                        user_id=c.user_id,
+                        idem_key=c.key,
+                        fingerprint=c.fingerprint() if c.key else "",
+                        accepted="ok" in d.reply,
+                        reply=json.dumps(d.reply, separators=(",", ":")),
+                        at_ms=wall_ms(),
+                    )
+                )
+                if d.outcome is None or d.outcome.book.lot is None:
+                    continue
+                lot = d.outcome.book.lot
+                lot_id = self._lot_row(s, lot)
+                touched[lot.lot_no] = lot
+                if c.kind == "bid":
+                    placed = lot.bids[-1]
+                    s.add(
+                        AuctionBid(
+                            show_id=self.show_id,
+                            lot_id=lot_id,
+                            bidder_id=placed.bidder_id,
+                            max_cents=placed.max_cents,
+                            at_ms=placed.at_ms,
+                            epoch=self.epoch,
+                            seq=d.seq,
+                        )
+                    )
+                elif c.kind == "claim":
+                    taken = lot.claims[-1]
+                    s.add(
+                        AuctionClaim(
+                            show_id=self.show_id,
+                            lot_id=lot_id,
+                            buyer_id=taken.buyer_id,
+                            quantity=taken.quantity,
+                            at_ms=taken.at_ms,
+                            epoch=self.epoch,
+                            seq=d.seq,
+                        )
+                    )
+                d.orders = []
+                for sale in d.outcome.sales:
+                    try:
+                        order = create_order(
+                            s,
+                            sale.buyer_id,
+                            sale.listing_id,
+                            sale.price_cents,
+                            sale.source,
+                            show_id=self.show_id,
+                            lot_id=lot_id,
+                            now=_at(wall_ms()),
+                            payment_window_minutes=self.window,
+                            commit=False,
+                        )
+                    except SoldOut as exc:
+                        s.rollback()
+                        raise UnitTaken(index) from exc
+                    d.orders.append(order)
+            for lot in touched.values():
+                row = s.get(AuctionLot, self.lot_ids[lot.lot_no])
+                assert row is not None
+                row.state = lot.state
+                row.state_json = json.dumps(lot_to_dict(lot), separators=(",", ":"))
+                row.closed_at = _at(lot.closed_at_ms) if lot.closed_at_ms else None
+                s.add(row)
+            s.commit()
+
+    def _lot_row(self, s: Session, lot: rules.Lot) -> int:
+        known = self.lot_ids.get(lot.lot_no)
+        if known is not None:
+            return known
+        info = self.lot_info.get(lot.lot_no, {})
+        row = AuctionLot(
+            show_id=self.show_id,
+            lot_no=lot.lot_no,
+            listing_id=lot.listing_id,
+            kind=lot.kind,
+            state=lot.state,
+            title=info.get("title", ""),
+            size=info.get("size", ""),
+            photo_url=info.get("photo_url", ""),
+            state_json=json.dumps(lot_to_dict(lot)),
+            opened_at=_at(lot.opened_at_ms),
+        )
+        s.add(row)
+        s.flush()
+        assert row.id is not None
+        self.lot_ids[lot.lot_no] = row.id
+        return row.id
+
+    def _remember_all(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            if d.seq and d.command.key and d.command.user_id is not None:
+                self._answers[(d.command.user_id, d.command.key)] = (d.command.fingerprint(), d.reply)
+        while len(self._answers) > ANSWER_CACHE:
+            self._answers.popitem(last=False)
+
+    # ------------------------------------------------------------ announcing
+
+    def _decorate(self, data: dict[str, Any]) -> dict[str, Any]:
+        out = dict(data)
+        if isinstance(out.get("lot"), dict):
+            lot = dict(out["lot"])
+            lot.update(self.lot_info.get(lot["lot_no"], {}))
+            if lot.get("leader_id") is not None:
+                lot["leader"] = self.names.get(lot["leader_id"], "")
+            out["lot"] = lot
+        for key in ("leader_id", "bidder_id", "buyer_id", "winner_id"):
+            if out.get(key) is not None:
+                out[key.removesuffix("_id")] = self.names.get(out[key], "")
+        return out
+
+    async def _announce(self, decisions: list[Decision]) -> None:
+        for d in decisions:
+            if d.outcome is None or not d.seq:
+                continue
+            for type_, data in d.outcome.events:
+                body = self._decorate(data)
+                body["epoch"], body["dseq"] = self.epoch, d.seq
+                await self.showlog.publish(self.show_id, type_, body)
+            for order in d.orders:
+                await self.showlog.publish(
+                    self.show_id,
+                    "order.created",
+                    {
+                        "to": [order.buyer_id, order.seller_id],
+                        "order_id": order.id,
+                        "listing_id": order.listing_id,
+                        "price_cents": order.price_cents,
+                        "buyer_id": order.buyer_id,
+                        "buyer": self.names.get(order.buyer_id, ""),
+                        "source": order.source,
+                    },
+                )

@@ -1,0 +1,1 @@
+"""Orders: every win becomes one, one order per unit, database constraints as the final fence."""

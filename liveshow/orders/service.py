@@ -1,0 +1,266 @@
+"""Order operations, synchronous; callers hold the session. Any feature that sells something (claims,
+auctions, accepted offers, giveaways) goes through ``create_order`` and so through the same unit fence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from liveshow.auction.errors import SoldOut
+from liveshow.clock import utcnow
+from liveshow.closet.models import Listing
+from liveshow.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from liveshow.orders.models import Order, SecondChanceOffer
+from liveshow.orders.payments import PaymentProvider
+
+SOURCES = ("claim", "auction", "second_chance", "offer", "giveaway")
+
+
+def live_units(session: Session, listing_id: int) -> set[int]:
+    rows = session.exec(
+        select(Order.unit_no).where(Order.listing_id == listing_id, Order.status != "cancelled")
+    ).all()
+    return set(rows)
+
+
+def refresh_sold_count(session: Session, listing_id: int) -> None:
+    """sold_count follows the live orders (the source of truth), never a running tally."""
+    live = (
+        select(func.count())
+        .select_from(Order)
+        .where(col(Order.listing_id) == listing_id, col(Order.status) != "cancelled")
+        .scalar_subquery()
+    )
+    session.execute(
+        update(Listing).where(col(Listing.id) == listing_id).values(sold_count=live, updated_at=utcnow())
+    )
+    listing = session.get(Listing, listing_id)
+    if listing is not None:
+        session.refresh(listing)
+        listing.status = "sold" if listing.sold_count >= listing.quantity else "available"
+        session.add(listing)
+
+
+def create_order(
+    session: Session,
+    buyer_id: int,
+    listing_id: int,
+    price_cents: int,
+    source: str,
+    show_id: int | None = None,
+    lot_id: int | None = None,
+    now: datetime | None = None,
+    payment_window_minutes: int = 15,
+    commit: bool = True,
+) -> Order:
+    """An order for the lowest free unit of the listing; SoldOut when none is free.
+
+    The unit is taken under the partial unique index, so two processes racing for the last unit get
+    one order and one SoldOut, whatever each believed before.
+    """
+    if source not in SOURCES:
+        raise ValidationFailed(f"Unknown order source {source!r}.")
+    if isinstance(price_cents, bool) or not isinstance(price_cents, int) or price_cents <= 0:
+        raise ValidationFailed("The price must be a positive whole number of cents.")
+    now = now or utcnow()
+    for _attempt in range(3):
+        listing = session.get(Listing, listing_id)
+        if listing is None:
+            raise NotFound("No such listing.")
+        if listing.seller_id == buyer_id:
+            raise Forbidden("You cannot buy your own item.")
+        taken = live_units(session, listing_id)
+        free = [u for u in range(1, listing.quantity + 1) if u not in taken]
+        if not free:
+            raise SoldOut("Sold out.")
+        order = Order(
+            buyer_id=buyer_id,
+            seller_id=listing.seller_id,
+            listing_id=listing_id,
+            unit_no=free[0],
+            price_cents=price_cents,
+            source=source,
+            show_id=show_id,
+            lot_id=lot_id,
+            created_at=now,
+            pay_by=now + timedelta(minutes=payment_window_minutes),
+        )
+        try:
+            with session.begin_nested():
+                session.add(order)
+                session.flush()
+        except IntegrityError:
+            session.expire_all()
+            continue  # another process took that unit a moment ago: look again
+        refresh_sold_count(session, listing_id)
+        if commit:
+            session.commit()
+        return order
+    raise SoldOut("Sold out.")
+
+
+def _order_for(session: Session, order_id: int) -> Order:
+    order = session.get(Order, order_id)
+    if order is None:
+        raise NotFound("No such order.")
+    return order
+
+
+def _transition(session: Session, order: Order, from_status: tuple[str, ...], **values: object) -> Order:
+    # Conditional update: a sweeper or a second tab acting at the same moment cannot both win.
+    result = session.execute(
+        update(Order).where(col(Order.id) == order.id, col(Order.status).in_(from_status)).values(**values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict("The order changed meanwhile; reload the page.")
+    session.commit()
+    session.refresh(order)
+    return order
+
+
+def pay(
+    session: Session, order_id: int, user_id: int, provider: PaymentProvider, now: datetime | None = None
+) -> Order:
+    now = now or utcnow()
+    order = _order_for(session, order_id)
+    if order.buyer_id != user_id:
+        raise Forbidden("Only the buyer pays for an order.")
+    if order.status != "awaiting_payment":
+        raise Conflict(f"This order is {order.status.replace('_', ' ')}.")
+    if now > order.pay_by:
+        raise Conflict("The payment window has closed.")
+    ref = provider.charge(order)
+    return _transition(
+        session, order, ("awaiting_payment",), status="paid", paid_at=now, payment_ref=ref[:80]
+    )
+
+
+def mark_shipped(session: Session, order_id: int, user_id: int, now: datetime | None = None) -> Order:
+    order = _order_for(session, order_id)
+    if order.seller_id != user_id:
+        raise Forbidden("Only the seller ships an order.")
+    if order.status != "paid":
+        raise Conflict("Only a paid order can be shipped.")
+    return _transition(session, order, ("paid",), status="shipped", shipped_at=now or utcnow())
+
+
+def mark_delivered(session: Session, order_id: int, user_id: int, now: datetime | None = None) -> Order:
+    order = _order_for(session, order_id)
+    if user_id not in (order.buyer_id, order.seller_id):
+        raise Forbidden("Not your order.")
+    if order.status != "shipped":
+        raise Conflict("Only a shipped order can be delivered.")
+    return _transition(session, order, ("shipped",), status="delivered", delivered_at=now or utcnow())
+
+
+def cancel(
+    session: Session, order_id: int, user_id: int, provider: PaymentProvider, now: datetime | None = None
+) -> Order:
+    """The buyer may cancel before paying; the seller before shipping (a paid order is refunded)."""
+    order = _order_for(session, order_id)
+    if user_id not in (order.buyer_id, order.seller_id):
+        raise Forbidden("Not your order.")
+    allowed = ("awaiting_payment", "paid") if user_id == order.seller_id else ("awaiting_payment",)
+    if order.status not in allowed:
+        raise Conflict(f"A {order.status.replace('_', ' ')} order cannot be cancelled by you.")
+    if order.status == "paid":
+        provider.refund(order)
+    reason = "seller" if user_id == order.seller_id else "buyer"
+    order = _transition(
+        session, order, allowed, status="cancelled", cancelled_at=now or utcnow(), cancel_reason=reason
+    )
+    refresh_sold_count(session, order.listing_id)
+    session.commit()
+    return order
+
+
+def expire_unpaid(session: Session, now: datetime | None = None, window_minutes: int = 15) -> list[Order]:
+    """Cancel every order past its payment window; an unpaid auction win goes to the runner-up as a
+    second-chance offer at their own maximum."""
+    from liveshow.auction.models import AuctionBid
+
+    now = now or utcnow()
+    due = session.exec(select(Order).where(Order.status == "awaiting_payment", col(Order.pay_by) < now)).all()
+    cancelled: list[Order] = []
+    for order in due:
+        result = session.execute(
+            update(Order)
+            .where(col(Order.id) == order.id, col(Order.status) == "awaiting_payment")
+            .values(status="cancelled", cancelled_at=now, cancel_reason="unpaid")
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            continue
+        refresh_sold_count(session, order.listing_id)
+        if order.source == "auction" and order.lot_id is not None:
+            runner = session.exec(
+                select(AuctionBid)
+                .where(AuctionBid.lot_id == order.lot_id, AuctionBid.bidder_id != order.buyer_id)
+                .order_by(col(AuctionBid.max_cents).desc(), col(AuctionBid.id))
+            ).first()
+            if runner is not None:
+                session.add(
+                    SecondChanceOffer(
+                        order_id=order.id or 0,
+                        buyer_id=runner.bidder_id,
+                        seller_id=order.seller_id,
+                        listing_id=order.listing_id,
+                        show_id=order.show_id,
+                        lot_id=order.lot_id,
+                        price_cents=runner.max_cents,
+                        created_at=now,
+                        expires_at=now + timedelta(minutes=window_minutes),
+                    )
+                )
+        session.commit()
+        session.refresh(order)
+        cancelled.append(order)
+    return cancelled
+
+
+def accept_second_chance(
+    session: Session, offer_id: int, user_id: int, now: datetime | None = None, window_minutes: int = 15
+) -> Order:
+    now = now or utcnow()
+    offer = session.get(SecondChanceOffer, offer_id)
+    if offer is None or offer.buyer_id != user_id:
+        raise NotFound("No such offer.")
+    if offer.status != "open":
+        raise Conflict(f"This offer is {offer.status}.")
+    if now > offer.expires_at:
+        offer.status = "expired"
+        session.add(offer)
+        session.commit()
+        raise Conflict("This offer has expired.")
+    order = create_order(
+        session,
+        user_id,
+        offer.listing_id,
+        offer.price_cents,
+        "second_chance",
+        show_id=offer.show_id,
+        lot_id=offer.lot_id,
+        now=now,
+        payment_window_minutes=window_minutes,
+        commit=False,
+    )
+    offer.status = "accepted"
+    offer.new_order_id = order.id
+    session.add(offer)
+    session.commit()
+    return order
+
+
+def decline_second_chance(session: Session, offer_id: int, user_id: int) -> SecondChanceOffer:
+    offer = session.get(SecondChanceOffer, offer_id)
+    if offer is None or offer.buyer_id != user_id:
+        raise NotFound("No such offer.")
+    if offer.status != "open":
+        raise Conflict(f"This offer is {offer.status}.")
+    offer.status = "declined"
+    session.add(offer)
+    session.commit()
+    return offer

@@ -1,0 +1,114 @@
+"""/orders: a buyer's orders and a seller's sales (bundled per buyer per show), and their actions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from sqlmodel import col, select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from liveshow.accounts.models import User
+from liveshow.closet.models import Listing
+from liveshow.errors import NotFound
+from liveshow.orders import service
+from liveshow.orders.models import Order, SecondChanceOffer
+from liveshow.orders.payments import InAppProvider
+from liveshow.shows.models import Show
+from liveshow.web.auth import check_csrf, ctx, require_user
+from liveshow.web.rendering import render
+
+
+def _rows(request: Request, user: User) -> dict[str, Any]:
+    with ctx(request).db.session() as s:
+        bought = s.exec(select(Order).where(Order.buyer_id == user.id).order_by(col(Order.id).desc())).all()
+        sold = s.exec(select(Order).where(Order.seller_id == user.id).order_by(col(Order.id).desc())).all()
+        offers = s.exec(
+            select(SecondChanceOffer).where(
+                SecondChanceOffer.buyer_id == user.id, SecondChanceOffer.status == "open"
+            )
+        ).all()
+        listing_ids = {o.listing_id for o in [*bought, *sold]} | {o.listing_id for o in offers}
+        listings = (
+            {x.id: x for x in s.exec(select(Listing).where(col(Listing.id).in_(listing_ids))).all()}
+            if listing_ids
+            else {}
+        )
+        user_ids = {o.buyer_id for o in sold} | {o.seller_id for o in bought}
+        users = (
+            {u.id: u for u in s.exec(select(User).where(col(User.id).in_(user_ids))).all()}
+            if user_ids
+            else {}
+        )
+        show_ids = {o.show_id for o in [*bought, *sold] if o.show_id}
+        shows = (
+            {x.id: x for x in s.exec(select(Show).where(col(Show.id).in_(show_ids))).all()}
+            if show_ids
+            else {}
+        )
+    bundles: dict[tuple[int, int | None], list[Order]] = defaultdict(list)
+    for order in sold:
+        bundles[(order.buyer_id, order.show_id)].append(order)
+    return {
+        "bought": bought,
+        "offers": offers,
+        "listings": listings,
+        "users": users,
+        "shows": shows,
+        "bundles": [
+            {
+                "buyer": users.get(buyer),
+                "show": shows.get(show_id) if show_id else None,
+                "orders": orders,
+                "total_cents": sum(o.price_cents for o in orders if o.status != "cancelled"),
+            }
+            for (buyer, show_id), orders in bundles.items()
+        ],
+    }
+
+
+async def orders_page(request: Request) -> Response:
+    user = await run_in_threadpool(require_user, request)
+    rows = await run_in_threadpool(_rows, request, user)
+    return render(request, "orders.html", user=user, **rows)
+
+
+async def order_action(request: Request) -> Response:
+    user = await run_in_threadpool(require_user, request)
+    await check_csrf(request)
+    action = request.path_params["action"]
+    target = int(request.path_params["order_id"])
+    context = ctx(request)
+    assert user.id is not None
+    uid = user.id
+
+    def run() -> None:
+        with context.db.session() as s:
+            window = context.settings.payment_window_minutes
+            if action == "pay":
+                service.pay(s, target, uid, InAppProvider())
+            elif action == "ship":
+                service.mark_shipped(s, target, uid)
+            elif action == "deliver":
+                service.mark_delivered(s, target, uid)
+            elif action == "cancel":
+                service.cancel(s, target, uid, InAppProvider())
+            elif action == "accept-offer":
+                service.accept_second_chance(s, target, uid, window_minutes=window)
+            elif action == "decline-offer":
+                service.decline_second_chance(s, target, uid)
+            else:
+                raise NotFound("No such action.")
+
+    await run_in_threadpool(run)
+    return RedirectResponse("/orders", status_code=303)
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/orders", orders_page, name="orders"),
+        Route("/orders/{order_id:int}/{action}", order_action, methods=["POST"], name="order_action"),
+    ]

@@ -1,0 +1,209 @@
+"""Orders: the unit fence, statuses, the in-app provider, payment windows and second chance, /orders."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+from starlette.testclient import TestClient
+
+from liveshow.auction.errors import SoldOut
+from liveshow.auction.models import AuctionBid, AuctionLot
+from liveshow.clock import utcnow
+from liveshow.closet.models import Listing
+from liveshow.db import Database
+from liveshow.errors import Conflict, Forbidden, NotFound
+from liveshow.orders import service
+from liveshow.orders.models import Order, SecondChanceOffer
+from liveshow.orders.payments import InAppProvider
+from liveshow.web.auth import SESSION_CSRF, SESSION_USER
+from tests.auction_fixtures import make_world
+
+PAY = InAppProvider()
+
+
+def test_create_order_respects_units_and_statuses(database_url: str) -> None:
+    db = Database(database_url)
+    w = make_world(db, quantities=(2,))
+    buyer, other = w.viewers[0].id, w.viewers[1].id
+    assert buyer and other
+    listing_id = w.listings[0].id
+    assert listing_id
+    with db.session() as s:
+        first = service.create_order(s, buyer, listing_id, 1500, "offer")
+        second = service.create_order(s, other, listing_id, 1500, "giveaway")
+        assert (first.unit_no, second.unit_no) == (1, 2)
+        with pytest.raises(SoldOut):
+            service.create_order(s, other, listing_id, 1500, "offer")
+        with pytest.raises(Forbidden):
+            service.create_order(s, w.seller.id or 0, listing_id, 1500, "offer")
+        listing = s.get(Listing, listing_id)
+        assert listing is not None and listing.sold_count == 2 and listing.status == "sold"
+        assert first.id and second.id
+        with pytest.raises(Forbidden):
+            service.pay(s, first.id, other, PAY)
+        paid = service.pay(s, first.id, buyer, PAY)
+        assert paid.status == "paid" and paid.payment_ref.startswith("inapp_")
+        with pytest.raises(Conflict):
+            service.mark_delivered(s, first.id, buyer)
+        with pytest.raises(Forbidden):
+            service.mark_shipped(s, first.id, buyer)
+        assert service.mark_shipped(s, first.id, w.seller.id or 0).status == "shipped"
+        assert service.mark_delivered(s, first.id, buyer).status == "delivered"
+        with pytest.raises(Conflict):
+            service.cancel(s, first.id, buyer, PAY)
+        assert service.cancel(s, second.id, other, PAY).status == "cancelled"
+        listing = s.get(Listing, listing_id)
+        assert listing is not None and listing.sold_count == 1 and listing.status == "available"
+        again = service.create_order(s, other, listing_id, 1500, "offer")
+        assert again.unit_no == 2  # the cancelled order's unit is free again
+    db.close()
+
+
+def test_unit_fence_is_a_database_constraint(database_url: str) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    db = Database(database_url)
+    w = make_world(db, quantities=(1,))
+    with db.session() as s:
+        service.create_order(s, w.viewers[0].id or 0, w.listings[0].id or 0, 100, "offer")
+        s.add(
+            Order(
+                buyer_id=w.viewers[1].id or 0,
+                seller_id=w.seller.id or 0,
+                listing_id=w.listings[0].id or 0,
+                unit_no=1,
+                price_cents=100,
+                source="offer",
+                pay_by=utcnow(),
+            )
+        )
+        with pytest.raises(IntegrityError):
+            s.commit()
+    db.close()
+
+
+def test_unpaid_auction_win_cancelled_then_second_chance(database_url: str) -> None:
+    db = Database(database_url)
+    w = make_world(db, quantities=(1,))
+    winner, runner, third = (v.id or 0 for v in w.viewers)
+    listing_id = w.listings[0].id or 0
+    t0 = utcnow()
+    with db.session() as s:
+        lot = AuctionLot(
+            show_id=w.show_id,
+            lot_no=1,
+            listing_id=listing_id,
+            kind="auction",
+            state="closed",
+            state_json="{}",
+        )
+        s.add(lot)
+        s.commit()
+        s.refresh(lot)
+        for bidder, amount in ((winner, 5000), (runner, 3000), (third, 2000)):
+            s.add(
+                AuctionBid(
+                    show_id=w.show_id,
+                    lot_id=lot.id or 0,
+                    bidder_id=bidder,
+                    max_cents=amount,
+                    at_ms=1,
+                    epoch=1,
+                    seq=1,
+                )
+            )
+        s.commit()
+        order = service.create_order(
+            s,
+            winner,
+            listing_id,
+            3200,
+            "auction",
+            show_id=w.show_id,
+            lot_id=lot.id,
+            now=t0,
+            payment_window_minutes=15,
+        )
+        assert service.expire_unpaid(s, t0 + timedelta(minutes=14), 15) == []
+        expired = service.expire_unpaid(s, t0 + timedelta(minutes=16), 15)
+        assert [o.id for o in expired] == [order.id] and expired[0].status == "cancelled"
+        assert service.expire_unpaid(s, t0 + timedelta(minutes=17), 15) == []  # only once
+        with pytest.raises(Conflict):
+            service.pay(s, order.id or 0, winner, PAY, now=t0 + timedelta(minutes=16))
+        offer = s.exec(select(SecondChanceOffer)).one()
+        assert (offer.buyer_id, offer.price_cents) == (runner, 3000)
+        with pytest.raises(NotFound):
+            service.accept_second_chance(s, offer.id or 0, third, now=t0 + timedelta(minutes=17))
+        second = service.accept_second_chance(s, offer.id or 0, runner, now=t0 + timedelta(minutes=17))
+        assert (second.buyer_id, second.price_cents, second.source) == (runner, 3000, "second_chance")
+        with pytest.raises(Conflict):
+            service.accept_second_chance(s, offer.id or 0, runner, now=t0 + timedelta(minutes=18))
+    db.close()
+
+
+def test_second_chance_offer_expires(database_url: str) -> None:
+    db = Database(database_url)
+    w = make_world(db, quantities=(1,))
+    t0 = utcnow()
+    with db.session() as s:
+        offer = SecondChanceOffer(
+            order_id=None,
+            buyer_id=w.viewers[0].id or 0,
+            seller_id=w.seller.id or 0,  # type: ignore[arg-type]
+            listing_id=w.listings[0].id or 0,
+            price_cents=900,
+            expires_at=t0,
+        )
+        order = service.create_order(s, w.viewers[1].id or 0, w.listings[0].id or 0, 1000, "auction", now=t0)
+        offer.order_id = order.id or 0
+        s.add(offer)
+        s.commit()
+        with pytest.raises(Conflict):
+            service.accept_second_chance(
+                s, offer.id or 0, w.viewers[0].id or 0, now=t0 + timedelta(minutes=1)
+            )
+        s.refresh(offer)
+        assert offer.status == "expired"
+    db.close()
+
+
+def test_orders_page_and_actions_with_csrf(client: TestClient, app: object) -> None:
+    db = app.state.ctx.db  # type: ignore[attr-defined]
+    w = make_world(db, quantities=(1,))
+    with db.session() as s:
+        order = service.create_order(
+            s, w.viewers[0].id or 0, w.listings[0].id or 0, 1500, "claim", show_id=w.show_id
+        )
+
+    def sign_in(user_id: int) -> None:
+        client.cookies.clear()
+        import base64
+        import json as _json
+
+        from itsdangerous import TimestampSigner
+
+        payload = base64.b64encode(_json.dumps({SESSION_USER: user_id, SESSION_CSRF: "tok-123"}).encode())
+        signer = TimestampSigner(str(app.state.ctx.settings.secret_key))  # type: ignore[attr-defined]
+        client.cookies.set("liveshow_session", signer.sign(payload).decode())
+
+    assert client.get("/orders", follow_redirects=False).status_code == 401
+    sign_in(w.viewers[0].id or 0)
+    page = client.get("/orders")
+    assert page.status_code == 200 and "Item 0" in page.text and "awaiting payment" in page.text
+    assert client.post(f"/orders/{order.id}/pay", data={}).status_code == 403  # no CSRF token
+    assert (
+        client.post(
+            f"/orders/{order.id}/pay", data={"csrf_token": "tok-123"}, follow_redirects=False
+        ).status_code
+        == 303
+    )
+    sign_in(w.seller.id or 0)
+    sales = client.get("/orders")
+    assert w.viewers[0].username in sales.text and "ship together" in sales.text
+    r = client.post(f"/orders/{order.id}/ship", data={"csrf_token": "tok-123"}, follow_redirects=False)
+    assert r.status_code == 303
+    assert client.post(f"/orders/{order.id}/ship", data={"csrf_token": "tok-123"}).status_code == 409
+    with db.session() as s:
+        assert s.get(Order, order.id).status == "shipped"  # type: ignore[union-attr]
