@@ -106,7 +106,7 @@ def test_giveaway_needs_a_live_show_and_entrants(app: Starlette, client: TestCli
 
 
 @pytest.mark.xfail(
-    reason="orders.service.create_order refuses price 0; a giveaway needs it to accept 0 for source 'giveaway'"
+    reason="orders.service.create_order refuses price 0; giveaways need 0 allowed for source 'giveaway'"
 )
 def test_winner_gets_zero_price_order(app: Starlette, client: TestClient) -> None:
     orders = pytest.importorskip("liveshow.orders.models")
