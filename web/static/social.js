@@ -103,6 +103,7 @@
   function hookRoom() {
     if (!window.liveshowRoom) return false;
     window.liveshowRoom.on("notice", (frame) => {
+      if (!frame.text) return; // other features' private notices carry their own UI
       toast(frame.text, frame.url);
       poll();
     });
@@ -204,6 +205,74 @@
       setTimeout(() => location.reload(), 1200);
     } catch (err) { toast(err.message); }
   });
+
+  // ------------------------------------------------------------ giveaways (room socket)
+  const give = document.getElementById("giveaway");
+  const giveHost = document.getElementById("giveaway-host");
+  let openGiveaway = null;
+  function hookGiveaway() {
+    if (!give || !window.liveshowRoom) return false;
+    const room = window.liveshowRoom;
+    const text = give.querySelector("[data-giveaway-text]");
+    const enter = give.querySelector("[data-giveaway-enter]");
+    const proof = give.querySelector("[data-giveaway-proof]");
+    room.on("giveaway.started", (f) => {
+      openGiveaway = f.giveaway_id;
+      give.hidden = false;
+      text.textContent = `Giveaway: ${f.title}. Tap to enter!`;
+      enter.hidden = !!(giveHost);
+      enter.disabled = false;
+      proof.hidden = false;
+      proof.textContent = `Seed commitment (sha256): ${f.seed_sha256}`;
+      if (giveHost) giveHost.querySelector("[data-giveaway-draw]").disabled = false;
+    });
+    room.on("giveaway.entries", (f) => {
+      if (f.giveaway_id === openGiveaway && giveHost) {
+        giveHost.querySelector("[data-giveaway-host-status]").textContent = `${f.count} entered`;
+      }
+    });
+    room.on("giveaway.drawn", (f) => {
+      openGiveaway = null;
+      give.hidden = false;
+      enter.hidden = true;
+      const me = (document.getElementById("show-root") || {}).dataset || {};
+      text.textContent = String(f.winner_id) === me.userId ? "You won the giveaway!" : `Winner: @${f.winner}`;
+      proof.textContent = `Seed ${f.seed}; entrants ${f.entrants.join(",")}; ${f.algorithm}`;
+      if (giveHost) giveHost.querySelector("[data-giveaway-draw]").disabled = true;
+    });
+    enter.addEventListener("click", async () => {
+      enter.disabled = true;
+      try {
+        await room.send({ type: "giveaway.enter" });
+        enter.textContent = "You're in!";
+      } catch (err) {
+        enter.disabled = err.code === "already_entered";
+        toast(err.reason || "Could not enter");
+      }
+    });
+    return true;
+  }
+  if (!hookGiveaway()) document.addEventListener("DOMContentLoaded", hookGiveaway);
+  if (giveHost) {
+    const status = giveHost.querySelector("[data-giveaway-host-status]");
+    giveHost.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      try {
+        const r = await api("POST", `/api/shows/${giveHost.dataset.showId}/giveaways`,
+          { listing_id: parseInt(giveHost.listing_id.value, 10) });
+        openGiveaway = r.id;
+        giveHost.querySelector("[data-giveaway-draw]").disabled = false;
+        status.textContent = "Giveaway open";
+      } catch (err) { status.textContent = err.message; }
+    });
+    giveHost.querySelector("[data-giveaway-draw]").addEventListener("click", async () => {
+      if (!openGiveaway) return;
+      try {
+        const r = await api("POST", `/api/giveaways/${openGiveaway}/draw`, {});
+        status.textContent = `Winner: @${r.winner}`;
+      } catch (err) { status.textContent = err.message; }
+    });
+  }
 
   window.liveshowSocial = { showLook,  api, toast, poll };
 })();
