@@ -76,6 +76,24 @@ def _gelu(x: Floats) -> Floats:
     return out
 
 
+_MODELS: dict[Path, tuple[dict[str, Floats], WordPiece, int, int]] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_model(path: Path) -> tuple[dict[str, Floats], WordPiece, int, int]:
+    # Read-only weights (90 MB) shared by every app in the process, read from disk once.
+    with _MODELS_LOCK:
+        if path not in _MODELS:
+            config = json.loads((path / "config.json").read_text())
+            _MODELS[path] = (
+                read_safetensors(path / "model.safetensors"),
+                WordPiece(path / "vocab.txt"),
+                int(config["num_attention_heads"]),
+                int(config["num_hidden_layers"]),
+            )
+        return _MODELS[path]
+
+
 class Embedder:
     """Loads lazily (first use), then embeds batches of texts into L2-normalised float32 vectors."""
 
@@ -92,11 +110,7 @@ class Embedder:
         with self._lock:
             if self._w is None or self._tok is None:
                 path = self._path or model_dir()
-                config = json.loads((path / "config.json").read_text())
-                self.heads = int(config["num_attention_heads"])
-                self.layers = int(config["num_hidden_layers"])
-                self._tok = WordPiece(path / "vocab.txt")
-                self._w = read_safetensors(path / "model.safetensors")
+                self._w, self._tok, self.heads, self.layers = _load_model(path)
             return self._w, self._tok
 
     def embed(self, texts: list[str]) -> Floats:
