@@ -200,3 +200,28 @@ def test_listings_embedded_when_the_closet_saves_them(app: Starlette, client: Te
     while embedded()[coat.id or 0] == before and time.monotonic() < deadline:
         time.sleep(0.1)
     assert embedded()[coat.id or 0] != before
+
+
+def test_neighbours_on_the_demo_closet(app: Starlette, client: TestClient) -> None:
+    """On the real demo closet (`liveshow demo`), the nearest items are the ones a shopper would expect."""
+    from liveshow.closet.models import Listing
+    from liveshow.demo import load_demo
+
+    context = app_ctx(app)
+    assert context.social is not None
+    load_demo(context.db, context.settings, password="demo password 1")
+    context.social.similar.backfill()
+    with context.db.session() as session:
+        ids = {x.title: x.id for x in session.exec(select(Listing))}
+
+    def near(title: str) -> list[str]:
+        return titles(client.get(f"/api/listings/{ids[title]}/similar?limit=12"))
+
+    jacket = near("Madewell oversized denim jacket")
+    assert jacket.index("Patagonia Better Sweater fleece jacket") < jacket.index(
+        "Longchamp Le Pliage tote, navy"
+    )
+    assert jacket.index("Levi's 501 high-rise jeans, medium wash") < jacket.index("Wool felt fedora hat")
+    assert near("Nike Air Force 1 '07 sneakers")[0] == "Dr. Martens 1460 leather boots"
+    tee = near("Breton striped cotton tee")
+    assert tee[0] == "Everlane organic crew tee, 3 colours"

@@ -28,10 +28,29 @@ log = logging.getLogger(__name__)
 MAX_NEIGHBOURS = 24
 
 
+DESCRIPTION_WEIGHT = 0.25
+
+
+def listing_texts(listing: Listing) -> tuple[str, str]:
+    """What the item is (title, brand, kind) and what the seller says about it, embedded apart: a long
+    description would otherwise drown the title (a denim jacket is more like a fleece jacket than like
+    a tote whose description also says "cotton")."""
+    parts = [listing.title, listing.brand, listing.category]
+    head = ". ".join(p.strip() for p in parts if p and p.strip() and p != "other")
+    return head, listing.description.strip()[:500]
+
+
 def listing_text(listing: Listing) -> str:
-    # What the item is, not how it's sold: title first, then brand, kind and a bit of the description.
-    parts = [listing.title, listing.brand, listing.category, listing.description[:300]]
-    return ". ".join(p.strip() for p in parts if p and p.strip() and p != "other")
+    head, description = listing_texts(listing)
+    return f"{head}\n{description}"
+
+
+def combine(head: Floats, description: Floats | None) -> Floats:
+    vector = (
+        head if description is None else (1 - DESCRIPTION_WEIGHT) * head + DESCRIPTION_WEIGHT * description
+    )
+    out: Floats = (vector / max(float(np.linalg.norm(vector)), 1e-12)).astype(np.float32)
+    return out
 
 
 def text_hash(text: str) -> str:
@@ -62,13 +81,14 @@ class SimilarIndex:
     def listing_saved(self, session: Session, listing: Listing) -> bool:
         """The closet's hook: (re)embed a listing after it is created or edited. True if it changed."""
         assert listing.id is not None
-        text = listing_text(listing)
-        digest = text_hash(text)
+        head, description = listing_texts(listing)
+        digest = text_hash(listing_text(listing))
         with self._write_lock:  # the background hook and a direct call may meet on one listing
             row = session.get(ListingEmbedding, listing.id)
             if row is not None and row.text_hash == digest:
                 return False
-            vector = self.embedder.embed([text])[0]
+            vectors = self.embedder.embed([head, description] if description else [head])
+            vector = combine(vectors[0], vectors[1] if description else None)
             self._store(session, listing.id, digest, vector, row)
             try:
                 session.commit()
@@ -91,33 +111,47 @@ class SimilarIndex:
 
     def backfill(self, batch: int = 32, limit: int | None = None) -> int:
         """Embed every listing without an up-to-date vector; identical texts are embedded once."""
-        done = 0
         with self.db.session() as session:
-            have = {r.listing_id: r for r in session.exec(select(ListingEmbedding))}
-            todo = []
+            have = {r.listing_id: r.text_hash for r in session.exec(select(ListingEmbedding))}
+            todo: list[tuple[int, tuple[str, str], str]] = []
             for listing in session.exec(select(Listing).order_by(col(Listing.id))):
                 assert listing.id is not None
-                text = listing_text(listing)
-                digest = text_hash(text)
-                existing = have.get(listing.id)
-                if existing is None or existing.text_hash != digest:
-                    todo.append((listing.id, text, digest, existing))
-            if limit is not None:
-                todo = todo[:limit]
-            unique = sorted({t[1] for t in todo})
-            vectors: dict[str, Floats] = {}
-            for start in range(0, len(unique), batch):
-                chunk = unique[start : start + batch]
-                for text, vector in zip(chunk, self.embedder.embed(chunk), strict=True):
-                    vectors[text] = vector
-            for listing_id, text, digest, existing in todo:
-                self._store(session, listing_id, digest, vectors[text], existing)
-                done += 1
-                if done % 500 == 0:
-                    session.commit()
-            session.commit()
+                digest = text_hash(listing_text(listing))
+                if have.get(listing.id) != digest:
+                    todo.append((listing.id, listing_texts(listing), digest))
+        if limit is not None:
+            todo = todo[:limit]
+        unique = sorted({t for _, texts, _ in todo for t in texts if t})
+        vectors: dict[str, Floats] = {}
+        for start in range(0, len(unique), batch):
+            chunk = unique[start : start + batch]
+            for text, vector in zip(chunk, self.embedder.embed(chunk), strict=True):
+                vectors[text] = vector
+
+        def vector_of(texts: tuple[str, str]) -> Floats:
+            return combine(vectors[texts[0]], vectors[texts[1]] if texts[1] else None)
+
+        done = 0
+        for start in range(0, len(todo), 500):
+            done += self._write_chunk([(i, d, vector_of(t)) for i, t, d in todo[start : start + 500]])
         self._checked_at = 0.0
         return done
+
+    def _write_chunk(self, rows: list[tuple[int, str, Floats]]) -> int:
+        # Under the write lock and against fresh rows: the background hook may have embedded some.
+        with self._write_lock, self.db.session() as session:
+            done = 0
+            for listing_id, digest, vector in rows:
+                row = session.get(ListingEmbedding, listing_id)
+                if row is None or row.text_hash != digest:
+                    self._store(session, listing_id, digest, vector, row)
+                    done += 1
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()  # another process wrote some of them: they are embedded anyway
+                return 0
+            return done
 
     # ------------------------------------------------------------ reading
 
