@@ -22,6 +22,8 @@ def line_chart(points: list[tuple[float, int]], label: str, money: bool = False,
             f'width="{WIDTH}" height="{HEIGHT}">{title}<text x="{WIDTH / 2}" y="{HEIGHT / 2}" '
             f'text-anchor="middle" fill="#888">No data yet</text></svg>'
         )
+    if step and points[0][0] > 0:
+        points = [(0.0, 0), *points]  # a running total starts at nothing
     t_max = max(max(t for t, _ in points), 1.0)
     v_max = max(max(v for _, v in points), 1)
 
