@@ -123,3 +123,28 @@ def test_winner_gets_zero_price_order(app: Starlette, client: TestClient) -> Non
     with app_ctx(app).db.session() as session:
         order = session.get(orders.Order, drawn["order_id"])
         assert order is not None and order.price_cents == 0 and order.source == "giveaway"
+
+
+def test_only_entrants_still_present_can_win(app: Starlette, client: TestClient) -> None:
+    """With the room's presence available, an entrant who left the room before the draw is out."""
+    host, stays, leaves = make_user(app, "host1"), make_user(app, "stays"), make_user(app, "leaves")
+    prize = make_listing(app, host, "Scarf", 1000)
+    show = make_show(app, host, state="live")
+    h = act_as(client, host)
+    gid = client.post(f"/api/shows/{show.id}/giveaways", json={"listing_id": prize.id}, headers=h).json()[
+        "id"
+    ]
+    room_enter(client, app, show.id, stays.user)
+    room_enter(client, app, show.id, leaves.user)
+
+    class Presence:
+        async def viewers(self, show_id: int) -> list[dict[str, Any] | None]:
+            return [{"user_id": stays.id, "username": "stays"}, None]  # `leaves` left; one anonymous
+
+    class Room:
+        presence = Presence()
+
+    context = app_ctx(app)
+    context.room = Room()  # type: ignore[attr-defined]
+    drawn = client.post(f"/api/giveaways/{gid}/draw", headers=h).json()
+    assert drawn["entrants"] == [stays.id] and drawn["winner_id"] == stays.id

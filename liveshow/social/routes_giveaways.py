@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -12,10 +13,13 @@ from starlette.routing import BaseRoute, Route
 from liveshow.accounts.models import User
 from liveshow.closet.models import Listing
 from liveshow.context import AppContext
-from liveshow.errors import NotAuthenticated
+from liveshow.errors import NotAuthenticated, NotFound
 from liveshow.social import giveaways
 from liveshow.social.http import path_int, read_json, req_int
+from liveshow.social.models import Giveaway
 from liveshow.web.auth import check_csrf, ctx, require_user
+
+log = logging.getLogger(__name__)
 
 
 async def start(request: Request) -> Response:
@@ -49,10 +53,33 @@ async def draw(request: Request) -> Response:
     return JSONResponse(await draw_and_announce(context, host, giveaway_id))
 
 
+async def present_users(context: AppContext, show_id: int) -> set[int] | None:
+    """Signed-in users in the show's room now, from the room's presence; None when there is no room
+    service to ask (then every entrant counts: entering itself needed the room socket)."""
+    presence = getattr(getattr(context, "room", None), "presence", None)
+    if presence is None or not hasattr(presence, "viewers"):
+        return None
+    try:
+        viewers = await presence.viewers(show_id)
+    except Exception:
+        log.exception("presence lookup failed; drawing among all entrants")
+        return None
+    return {v["user_id"] for v in viewers if isinstance(v, dict) and isinstance(v.get("user_id"), int)}
+
+
 async def draw_and_announce(context: AppContext, host: User, giveaway_id: int) -> dict[str, Any]:
+    def show_of() -> int:
+        with context.db.session() as session:
+            found = session.get(Giveaway, giveaway_id)
+            if found is None:
+                raise NotFound("No such giveaway.")
+            return found.show_id
+
+    present = await present_users(context, await run_in_threadpool(show_of))
+
     def run() -> tuple[Any, list[int], str]:
         with context.db.session() as session:
-            g, entrants = giveaways.draw(session, host, giveaway_id)
+            g, entrants = giveaways.draw(session, host, giveaway_id, present=present)
             winner = session.get(User, g.winner_id)
             return g, entrants, (winner.username if winner else "")
 
