@@ -149,8 +149,25 @@
 
   // ------------------------------------------------------------ shop the look (in a show)
   const look = document.getElementById("shop-the-look");
+  const lookOrLike = look || document.getElementById("item-like");
   function esc(s) { const d = document.createElement("div"); d.textContent = s; return d.innerHTML; }
+  const itemLike = document.getElementById("item-like");
+  async function showItemLike(listingId) {
+    if (!itemLike || !listingId) return;
+    const btn = itemLike.querySelector("[data-like-listing]");
+    btn.dataset.likeListing = listingId;
+    try {
+      const r = await api("GET", `/api/listings/${listingId}/likes`);
+      btn.setAttribute("aria-pressed", String(r.liked));
+      btn.classList.toggle("on", r.liked);
+      btn.querySelector("[data-like-count]").textContent = r.count;
+      const me = (document.getElementById("show-root") || { dataset: {} }).dataset;
+      btn.disabled = !!me.sellerId && me.sellerId === me.userId;
+      itemLike.hidden = false;
+    } catch (err) { itemLike.hidden = true; }
+  }
   async function showLook(listingId) {
+    showItemLike(listingId);
     if (!look || !listingId) return;
     try {
       const r = await api("GET", `/api/listings/${listingId}/similar?scope=seller&limit=4`);
@@ -161,8 +178,9 @@
     } catch (err) { look.hidden = true; }
   }
   function hookLook() {
-    if (!look || !window.liveshowRoom) return false;
-    window.liveshowRoom.on("lot.opened", (frame) => showLook(frame.listing_id));
+    if (!lookOrLike || !window.liveshowRoom) return false;
+    // The auction sends the item card as {"lot": {"listing_id": ...}}.
+    window.liveshowRoom.on("lot.opened", (frame) => showLook((frame.lot || frame).listing_id));
     return true;
   }
   if (!hookLook()) document.addEventListener("DOMContentLoaded", hookLook);
