@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.templating import Jinja2Templates
 
@@ -15,6 +15,9 @@ from liveshow.db import Database
 from liveshow.metrics import Metrics
 from liveshow.settings import Settings
 from liveshow.showlog import ShowLog
+
+if TYPE_CHECKING:
+    from liveshow.chat.service import RoomService
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -40,3 +43,5 @@ class AppContext:
     # Services register their own start and stop hooks; lifespan runs them in order (stop reversed).
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # The show room (chat, reactions, presence); its snapshot_providers let features add to snapshots.
+    room: RoomService | None = None

@@ -29,6 +29,8 @@ class Settings:
     publisher_grace_seconds: float = 60.0
     payment_window_minutes: int = 15
     log_level: str = "INFO"
+    # Room fan-out: events are flushed to sockets in one message per socket every this many ms.
+    room_flush_ms: int = 40
 
     @property
     def resolved_database_url(self) -> str:
