@@ -121,3 +121,30 @@ class Peer:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+class RoomEnv:
+    """A served app with a seller, two viewers and a live show."""
+
+    def __init__(self, settings: Settings, url: str) -> None:
+        self.settings = settings
+        self.url = url
+        self.db = Database(settings.database_url)
+        self.seller = add_user(self.db, "seller")
+        self.alice = add_user(self.db, "alice")
+        self.bob = add_user(self.db, "bob")
+        self.show_id = add_show(self.db, self.seller)
+
+    def cookie(self, user: User) -> str:
+        return session_cookie(self.settings, user)
+
+    async def join(self, user: User | None, last_seq: int | None | str = "", show_id: int | None = None) -> Peer:
+        peer = await Peer.connect(
+            self.url, show_id or self.show_id, self.cookie(user) if user else None, last_seq=last_seq
+        )
+        return peer
+
+    async def join_snapshot(self, user: User | None) -> tuple[Peer, dict[str, Any]]:
+        peer = await self.join(user)
+        snapshot = await peer.until("snapshot")
+        return peer, snapshot
