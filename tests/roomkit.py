@@ -44,7 +44,7 @@ def session_cookie(settings: Settings, user: User) -> str:
     return TimestampSigner(settings.secret_key).sign(payload).decode()
 
 
-def ws_url(base: str, show_id: int, last_seq: int | None | str = "") -> str:
+def ws_url(base: str, show_id: int, last_seq: int | str | None = "") -> str:
     url = base.replace("http://", "ws://") + f"/ws/shows/{show_id}"
     if last_seq is not None:
         url += f"?last_seq={last_seq}"
@@ -67,7 +67,7 @@ class Peer:
         base: str,
         show_id: int,
         cookie: str | None = None,
-        last_seq: int | None | str = "",
+        last_seq: int | str | None = "",
         origin: str | None = None,
     ) -> Peer:
         headers = {}
@@ -92,7 +92,9 @@ class Peer:
         self.seen.append(frame)
         return frame
 
-    async def until(self, match: str | Callable[[dict[str, Any]], bool], timeout: float = 5.0) -> dict[str, Any]:
+    async def until(
+        self, match: str | Callable[[dict[str, Any]], bool], timeout: float = 5.0
+    ) -> dict[str, Any]:
         test = (lambda f: f.get("type") == match) if isinstance(match, str) else match
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
@@ -138,7 +140,9 @@ class RoomEnv:
     def cookie(self, user: User) -> str:
         return session_cookie(self.settings, user)
 
-    async def join(self, user: User | None, last_seq: int | None | str = "", show_id: int | None = None) -> Peer:
+    async def join(
+        self, user: User | None, last_seq: int | str | None = "", show_id: int | None = None
+    ) -> Peer:
         peer = await Peer.connect(
             self.url, show_id or self.show_id, self.cookie(user) if user else None, last_seq=last_seq
         )

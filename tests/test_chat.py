@@ -50,7 +50,9 @@ async def test_anonymous_cannot_write_and_text_is_bounded(env: RoomEnv) -> None:
     too_long = await alice.request({"type": "chat.send", "text": "x" * 501})
     assert too_long["code"] == "invalid" and "500" in too_long["reason"]
     assert (await alice.request({"type": "chat.send", "text": "   "}))["reason"] == "Field text is empty."
-    assert (await alice.request({"type": "chat.send", "text": "\x00\x01"}))["reason"] == "Field text is empty."
+    assert (await alice.request({"type": "chat.send", "text": "\x00\x01"}))[
+        "reason"
+    ] == "Field text is empty."
     ok = await alice.request({"type": "chat.send", "text": "x" * 500})
     assert ok["type"] == "chat.sent"
     with env.db.session() as session:

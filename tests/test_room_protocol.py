@@ -57,7 +57,10 @@ def test_decode_refuses_oversized_frames() -> None:
 
 
 def test_batch_encoding_joins_frames() -> None:
-    assert json.loads(encode_batch(['{"a":1}', '{"b":2}'])) == {"type": "batch", "events": [{"a": 1}, {"b": 2}]}
+    assert json.loads(encode_batch(['{"a":1}', '{"b":2}'])) == {
+        "type": "batch",
+        "events": [{"a": 1}, {"b": 2}],
+    }
 
 
 def test_sliding_window_and_slow_mode() -> None:
