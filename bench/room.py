@@ -165,9 +165,12 @@ async def client_main(job: dict[str, Any]) -> dict[str, Any]:
     for i, (url, cookie_value) in enumerate(job["senders"]):
         offset = (i / max(1, len(job["senders"]))) * job["sender_interval"]
         tasks.append(asyncio.create_task(sender(url, cookie_value, job["sender_interval"], offset)))
-    _done, pending = await asyncio.wait(tasks, timeout=max(5.0, stop_at - time.time() + 8))
+    done, pending = await asyncio.wait(tasks, timeout=max(5.0, stop_at - time.time() + 8))
     for task in pending:
         task.cancel()
+    errors = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
+    if errors:
+        print(f"client process: {len(errors)} sockets failed, e.g. {errors[0]!r}", file=sys.stderr)
     return {
         "latencies": latencies,
         "received": received,
@@ -197,7 +200,7 @@ def run(mode: str, sockets_per_server: int, rate: float, duration: float, procs:
         "LIVESHOW_DATA_DIR": str(tmp),
         "LIVESHOW_DATABASE_URL": db_url,
         "LIVESHOW_SECRET_KEY": secret,
-        "LIVESHOW_LOG_LEVEL": "WARNING",
+        "LIVESHOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "LIVESHOW_BUS_URL": "memory://" if mode == "memory" else REDIS_URL,
         "LIVESHOW_BUS_PREFIX": f"bench:{secrets.token_hex(4)}",
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -105,3 +106,19 @@ async def test_resume_on_the_other_process_from_redis_history(
     assert not any(f.get("type") == "snapshot" for f in back.seen)
     await writer.close()
     await back.close()
+
+
+async def test_a_quiet_room_still_delivers_after_the_redis_socket_timeout(redis_prefix: str) -> None:
+    """Regression: the bus reader's blocking XREAD outlived redis-py's default 5 s socket timeout and
+    died silently, so a room that was quiet for a few seconds never heard anything again."""
+    from liveshow.bus.redis import RedisBus
+
+    bus = RedisBus(REDIS_URL, prefix=redis_prefix)
+    await bus.start()
+    try:
+        sub = bus.subscribe("show:1", after_seq=0)
+        await asyncio.sleep(6.5)
+        await bus.publish("show:1", "chat.message", {"text": "still there?"})
+        assert (await sub.get(timeout=5)).data["text"] == "still there?"
+    finally:
+        await bus.close()
