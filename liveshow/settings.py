@@ -33,6 +33,8 @@ class Settings:
     # Seconds between keyframe requests while recording, so a replay can seek (0 disables).
     recording_keyframe_interval: float = 4.0
     log_level: str = "INFO"
+    # Room fan-out: events are flushed to sockets in one message per socket every this many ms.
+    room_flush_ms: int = 40
 
     @property
     def resolved_database_url(self) -> str:
