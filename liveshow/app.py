@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from liveshow.auction.install import install as auction_install
 from liveshow.bus import make_bus
+from liveshow.chat import routes as room_routes
 from liveshow.context import WEB_DIR, AppContext
 from liveshow.db import Database
 from liveshow.errors import DomainError
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *media_install.install(context),
         *replay_install.install(context),
         *auction_install(context),
+        *room_routes.install(context),
         Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"),
         Mount(
             "/uploads", app=StaticFiles(directory=str(settings.uploads_dir), check_dir=False), name="uploads"

@@ -18,6 +18,7 @@ from liveshow.showlog import ShowLog
 
 if TYPE_CHECKING:
     from liveshow.auction.service import AuctionService
+    from liveshow.chat.service import RoomService
     from liveshow.media.service import MediaService
     from liveshow.replay.service import RecordingService
     from liveshow.social.service import SocialService
@@ -54,3 +55,5 @@ class AppContext:
     recordings: RecordingService | None = None
     # Claims, bids and orders (liveshow.auction.install).
     auction: AuctionService | None = None
+    # The show room (chat, reactions, presence); its snapshot_providers let features add to snapshots.
+    room: RoomService | None = None

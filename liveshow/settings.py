@@ -36,6 +36,8 @@ class Settings:
     # Web Push: the VAPID "sub" contact; http push endpoints only for a loopback test push service.
     push_subject: str = "mailto:admin@localhost"
     push_allow_http: bool = False
+    # Room fan-out: events are flushed to sockets in one message per socket every this many ms.
+    room_flush_ms: int = 40
 
     @property
     def resolved_database_url(self) -> str:
