@@ -17,6 +17,12 @@ from tests.test_social_support import act_as, app_ctx, make_listing, make_show, 
 
 
 def room_enter(client: TestClient, app: Starlette, show_id: int, user: Any) -> Any:
+    """What the room does for a viewer's "giveaway.enter" frame: the viewer is in the room (presence)
+    and the message is handed to our handler. (tests/test_social_room.py does it over a real socket.)"""
+    room = app_ctx(app).room
+    if user is not None and room is not None:
+        viewer = {"user_id": user.id, "username": user.username}
+        client.portal.call(room.presence.join, show_id, f"test-{user.id}", viewer)
     handler = app_ctx(app).room_handlers["giveaway.enter"]
     return client.portal.call(handler, show_id, user, {"type": "giveaway.enter"})
 
