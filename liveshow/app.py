@@ -24,6 +24,7 @@ from liveshow.metrics import Metrics
 from liveshow.replay import install as replay_install
 from liveshow.settings import Settings, load_settings
 from liveshow.showlog import ShowLog
+from liveshow.social import routes as social_routes
 from liveshow.web import ops, pages
 from liveshow.web.middleware import RequestContextMiddleware
 from liveshow.web.rendering import domain_error_handler, make_templates
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *ops.routes(),
         *pages.routes(context),
+        *social_routes.install(context),
         *media_install.install(context),
         *replay_install.install(context),
         *auction_install(context),

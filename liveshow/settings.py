@@ -33,6 +33,9 @@ class Settings:
     # Seconds between keyframe requests while recording, so a replay can seek (0 disables).
     recording_keyframe_interval: float = 4.0
     log_level: str = "INFO"
+    # Web Push: the VAPID "sub" contact; http push endpoints only for a loopback test push service.
+    push_subject: str = "mailto:admin@localhost"
+    push_allow_http: bool = False
     # Room fan-out: events are flushed to sockets in one message per socket every this many ms.
     room_flush_ms: int = 40
 
@@ -60,6 +63,8 @@ def _coerce(field: dataclasses.Field[Any], raw: Any) -> Any:
         return int(raw)
     if kind == "float":
         return float(raw)
+    if kind == "bool":
+        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
     if kind.startswith("tuple"):
         if isinstance(raw, list | tuple):
             return tuple(str(x) for x in raw)

@@ -8,6 +8,7 @@ from liveshow.closet import models as closet_models
 from liveshow.orders import models as orders_models
 from liveshow.replay import models as replay_models
 from liveshow.shows import models as shows_models
+from liveshow.social import models as social_models
 
 __all__ = [
     "accounts_models",
@@ -18,4 +19,5 @@ __all__ = [
     "replay_models",
     "showlog",
     "shows_models",
+    "social_models",
 ]
