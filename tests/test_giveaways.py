@@ -111,9 +111,6 @@ def test_giveaway_needs_a_live_show_and_entrants(app: Starlette, client: TestCli
         room_enter(client, app, scheduled.id, make_user(app, "viewer").user)  # no giveaway open there
 
 
-@pytest.mark.xfail(
-    reason="orders.service.create_order refuses price 0; giveaways need 0 allowed for source 'giveaway'"
-)
 def test_winner_gets_zero_price_order(app: Starlette, client: TestClient) -> None:
     orders = pytest.importorskip("liveshow.orders.models")
     host, fan = make_user(app, "host1"), make_user(app, "fan1")
@@ -129,6 +126,7 @@ def test_winner_gets_zero_price_order(app: Starlette, client: TestClient) -> Non
     with app_ctx(app).db.session() as session:
         order = session.get(orders.Order, drawn["order_id"])
         assert order is not None and order.price_cents == 0 and order.source == "giveaway"
+        assert order.status == "paid"
 
 
 def test_only_entrants_still_present_can_win(app: Starlette, client: TestClient) -> None:

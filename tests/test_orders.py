@@ -13,7 +13,7 @@ from liveshow.auction.models import AuctionBid, AuctionLot
 from liveshow.clock import utcnow
 from liveshow.closet.models import Listing
 from liveshow.db import Database
-from liveshow.errors import Conflict, Forbidden, NotFound
+from liveshow.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from liveshow.orders import service
 from liveshow.orders.models import Order, SecondChanceOffer
 from liveshow.orders.payments import InAppProvider
@@ -207,3 +207,23 @@ def test_orders_page_and_actions_with_csrf(client: TestClient, app: object) -> N
     assert client.post(f"/orders/{order.id}/ship", data={"csrf_token": "tok-123"}).status_code == 409
     with db.session() as s:
         assert s.get(Order, order.id).status == "shipped"  # type: ignore[union-attr]
+
+
+def test_only_a_giveaway_may_cost_nothing(database_url: str) -> None:
+    db = Database(database_url)
+    w = make_world(db, quantities=(3,))
+    buyer = w.viewers[0].id
+    listing_id = w.listings[0].id
+    assert buyer and listing_id
+    with db.session() as s:
+        for source in ("claim", "auction", "offer", "second_chance"):
+            with pytest.raises(ValidationFailed):
+                service.create_order(s, buyer, listing_id, 0, source)
+        for bad in (-1, 1.5, True):
+            with pytest.raises(ValidationFailed):
+                service.create_order(s, buyer, listing_id, bad, "giveaway")  # type: ignore[arg-type]
+        prize = service.create_order(s, buyer, listing_id, 0, "giveaway")
+        # Nothing to pay, so nothing for the payment-window sweeper to cancel.
+        assert (prize.status, prize.payment_ref) == ("paid", "free")
+        assert s.exec(select(Order).where(Order.listing_id == listing_id)).all() == [prize]
+    db.close()
