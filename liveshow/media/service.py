@@ -144,8 +144,9 @@ class MediaService:
                     if viewer.codecs.get("video") != media.codecs.get("video"):
                         await self._drop_viewer(media, viewer)
             if media.state != "live":
-                media.state = "live"
+                # Stored first: whoever sees the show live here must find it live in the database too.
                 await self.store.set_state(media.show_id, "live")
+                media.state = "live"
                 await self.context.showlog.publish(media.show_id, "show.state", {"state": "live"})
                 log.info("show %s live", media.show_id)
             media.relay.keyframes.want()
