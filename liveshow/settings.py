@@ -27,6 +27,11 @@ class Settings:
     max_photo_bytes: int = 8 * 1024 * 1024
     max_photos_per_listing: int = 8
     publisher_grace_seconds: float = 60.0
+    # Base URL other server processes redirect WHEP viewers to when this process holds a show's
+    # publisher (several processes on Redis); empty means http://{host}:{port}.
+    advertise_url: str = ""
+    # Seconds a process's claim on a show's publisher lives unless refreshed (it refreshes every ttl/4).
+    media_owner_ttl_seconds: float = 8.0
     payment_window_minutes: int = 15
     # Recordings older than this many days are deleted (0 keeps them forever).
     recording_retention_days: int = 30
@@ -42,6 +47,10 @@ class Settings:
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'liveshow.db'}"
+
+    @property
+    def advertised_url(self) -> str:
+        return (self.advertise_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def uploads_dir(self) -> Path:
