@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 from liveshow.auction.install import install as auction_install
 from liveshow.bus import make_bus
+from liveshow.chat import routes as room_routes
 from liveshow.context import WEB_DIR, AppContext
 from liveshow.db import Database
 from liveshow.errors import DomainError
@@ -23,6 +24,7 @@ from liveshow.metrics import Metrics
 from liveshow.replay import install as replay_install
 from liveshow.settings import Settings, load_settings
 from liveshow.showlog import ShowLog
+from liveshow.social import routes as social_routes
 from liveshow.web import ops, pages
 from liveshow.web.middleware import RequestContextMiddleware
 from liveshow.web.rendering import domain_error_handler, make_templates
@@ -72,9 +74,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *ops.routes(),
         *pages.routes(context),
+        *social_routes.install(context),
         *media_install.install(context),
         *replay_install.install(context),
         *auction_install(context),
+        *room_routes.install(context),
         Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"),
         Mount(
             "/uploads", app=StaticFiles(directory=str(settings.uploads_dir), check_dir=False), name="uploads"

@@ -25,7 +25,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     port = args.port or settings.port
     settings = settings.with_overrides(host=host, port=port)
     # Graceful shutdown: uvicorn stops accepting, lifespan closes peers and sockets.
-    uvicorn.run(create_app(settings), host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+    # access_log off: our own middleware logs each request once, with its request id and duration.
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
     return 0
 
 

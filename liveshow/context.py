@@ -18,8 +18,10 @@ from liveshow.showlog import ShowLog
 
 if TYPE_CHECKING:
     from liveshow.auction.service import AuctionService
+    from liveshow.chat.service import RoomService
     from liveshow.media.service import MediaService
     from liveshow.replay.service import RecordingService
+    from liveshow.social.service import SocialService
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 
@@ -45,9 +47,13 @@ class AppContext:
     # Services register their own start and stop hooks; lifespan runs them in order (stop reversed).
     on_startup: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_shutdown: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    # Likes, follows, notices, offers, discovery (liveshow.social); closet calls social.listing_saved.
+    social: SocialService | None = None
     # Live video (liveshow.media): publishers, relay, viewers, show lifecycle, sinks for the recorder.
     media: MediaService | None = None
     # Recordings of live shows (liveshow.replay): the relay's recorder sink, retention, deletion.
     recordings: RecordingService | None = None
     # Claims, bids and orders (liveshow.auction.install).
     auction: AuctionService | None = None
+    # The show room (chat, reactions, presence); its snapshot_providers let features add to snapshots.
+    room: RoomService | None = None

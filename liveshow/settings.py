@@ -27,16 +27,30 @@ class Settings:
     max_photo_bytes: int = 8 * 1024 * 1024
     max_photos_per_listing: int = 8
     publisher_grace_seconds: float = 60.0
+    # Base URL other server processes redirect WHEP viewers to when this process holds a show's
+    # publisher (several processes on Redis); empty means http://{host}:{port}.
+    advertise_url: str = ""
+    # Seconds a process's claim on a show's publisher lives unless refreshed (it refreshes every ttl/4).
+    media_owner_ttl_seconds: float = 8.0
     payment_window_minutes: int = 15
     # Recordings older than this many days are deleted (0 keeps them forever).
     recording_retention_days: int = 30
     # Seconds between keyframe requests while recording, so a replay can seek (0 disables).
     recording_keyframe_interval: float = 4.0
     log_level: str = "INFO"
+    # Web Push: the VAPID "sub" contact; http push endpoints only for a loopback test push service.
+    push_subject: str = "mailto:admin@localhost"
+    push_allow_http: bool = False
+    # Room fan-out: events are flushed to sockets in one message per socket every this many ms.
+    room_flush_ms: int = 40
 
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'liveshow.db'}"
+
+    @property
+    def advertised_url(self) -> str:
+        return (self.advertise_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def uploads_dir(self) -> Path:
@@ -58,6 +72,8 @@ def _coerce(field: dataclasses.Field[Any], raw: Any) -> Any:
         return int(raw)
     if kind == "float":
         return float(raw)
+    if kind == "bool":
+        return raw if isinstance(raw, bool) else str(raw).strip().lower() in ("1", "true", "yes", "on")
     if kind.startswith("tuple"):
         if isinstance(raw, list | tuple):
             return tuple(str(x) for x in raw)

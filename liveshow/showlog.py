@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import UniqueConstraint
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +26,8 @@ log = logging.getLogger(__name__)
 
 # Events that describe the moment, not the show: never archived (presence counts, typing, private notices).
 EPHEMERAL_TYPES = frozenset({"presence", "snapshot"})
+# Bound on events waiting for the database, so an outage cannot grow memory without limit.
+MAX_PENDING = 200_000
 
 
 def show_topic(show_id: int) -> str:
@@ -50,8 +53,31 @@ class ShowLog:
         self.flush_interval = flush_interval
         self._pending: list[ShowEvent] = []
         self._task: asyncio.Task[None] | None = None
+        self._seeded: set[int] = set()
+
+    async def _seed(self, show_id: int) -> None:
+        """The memory bus starts counting at 1 again after a restart, but the archive keeps the
+        numbers already given to a show: continue after them, or the next events clash with them."""
+        self._seeded.add(show_id)
+        seed = getattr(self.bus, "seed", None)
+        if seed is None:
+            return
+
+        def last_archived() -> int:
+            with self.db.session() as session:
+                row = session.exec(
+                    select(ShowEvent.seq)
+                    .where(ShowEvent.show_id == show_id)
+                    .order_by(col(ShowEvent.seq).desc())
+                    .limit(1)
+                ).first()
+                return int(row or 0)
+
+        seed(show_topic(show_id), await run_in_threadpool(last_archived))
 
     async def publish(self, show_id: int, type: str, data: dict[str, Any]) -> Event:
+        if show_id not in self._seeded:
+            await self._seed(show_id)
         event = await self.bus.publish(show_topic(show_id), type, data)
         self._archive(show_id, event)
         return event
@@ -92,15 +118,44 @@ class ShowLog:
         batch, self._pending = self._pending, []
         try:
             await run_in_threadpool(self._insert, batch)
+        except IntegrityError:
+            # One event whose (show, seq) is already stored must not hold back the others: store them
+            # one by one and drop only the duplicates.
+            retry = await run_in_threadpool(self._insert_each, batch)
+            self._requeue(retry)
         except Exception:
-            # Keep them for the next flush rather than lose a sale from the replay.
+            # The database is away: keep them for the next flush rather than lose a sale from the replay.
             log.exception("archiving %d show events failed; will retry", len(batch))
-            self._pending[:0] = batch
+            self._requeue(batch)
+
+    def _requeue(self, events: list[ShowEvent]) -> None:
+        self._pending[:0] = events
+        if len(self._pending) > MAX_PENDING:
+            dropped = len(self._pending) - MAX_PENDING
+            del self._pending[:dropped]
+            log.error("show event archive is %d events behind; dropped the %d oldest", MAX_PENDING, dropped)
 
     def _insert(self, batch: list[ShowEvent]) -> None:
         with self.db.session() as session:
             session.add_all(batch)
             session.commit()
+
+    def _insert_each(self, batch: list[ShowEvent]) -> list[ShowEvent]:
+        """Insert event by event; returns the events that failed for a reason other than a duplicate."""
+        failed: list[ShowEvent] = []
+        for index, event in enumerate(batch):
+            fresh = ShowEvent(
+                show_id=event.show_id, seq=event.seq, type=event.type, data=event.data, at=event.at
+            )
+            try:
+                self._insert([fresh])
+            except IntegrityError:
+                log.warning("show %s event %s is archived already; dropped", event.show_id, event.seq)
+            except Exception:
+                log.exception("archiving show events failed; will retry")
+                failed.extend(batch[index:])
+                break
+        return failed
 
     async def _flush_forever(self) -> None:
         while True:

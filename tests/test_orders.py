@@ -13,7 +13,7 @@ from liveshow.auction.models import AuctionBid, AuctionLot
 from liveshow.clock import utcnow
 from liveshow.closet.models import Listing
 from liveshow.db import Database
-from liveshow.errors import Conflict, Forbidden, NotFound
+from liveshow.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from liveshow.orders import service
 from liveshow.orders.models import Order, SecondChanceOffer
 from liveshow.orders.payments import InAppProvider
@@ -279,4 +279,24 @@ def test_second_chance_passes_on_when_declined_or_lapsed(database_url: str) -> N
         assert (bought.buyer_id, bought.price_cents, bought.source) == (fourth, 900, "second_chance")
         # every bidder has had their chance: declining now would offer nobody else
         assert service.offer_next(s, order, t0 + timedelta(minutes=52), 15) is None
+    db.close()
+
+
+def test_only_a_giveaway_may_cost_nothing(database_url: str) -> None:
+    db = Database(database_url)
+    w = make_world(db, quantities=(3,))
+    buyer = w.viewers[0].id
+    listing_id = w.listings[0].id
+    assert buyer and listing_id
+    with db.session() as s:
+        for source in ("claim", "auction", "offer", "second_chance"):
+            with pytest.raises(ValidationFailed):
+                service.create_order(s, buyer, listing_id, 0, source)
+        for bad in (-1, 1.5, True):
+            with pytest.raises(ValidationFailed):
+                service.create_order(s, buyer, listing_id, bad, "giveaway")  # type: ignore[arg-type]
+        prize = service.create_order(s, buyer, listing_id, 0, "giveaway")
+        # Nothing to pay, so nothing for the payment-window sweeper to cancel.
+        assert (prize.status, prize.payment_ref) == ("paid", "free")
+        assert s.exec(select(Order).where(Order.listing_id == listing_id)).all() == [prize]
     db.close()

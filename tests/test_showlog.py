@@ -4,8 +4,9 @@ import json
 
 from liveshow.accounts.service import create_user
 from liveshow.bus.memory import MemoryBus
+from liveshow.clock import utcnow
 from liveshow.db import Database
-from liveshow.showlog import ShowLog, show_topic
+from liveshow.showlog import ShowEvent, ShowLog, show_topic
 from liveshow.shows.models import Show
 
 
@@ -31,4 +32,32 @@ async def test_publish_fans_out_and_archives_public_events(database_url: str) ->
     assert [(e.seq, e.type) for e in archived] == [(first.seq, "chat.message"), (last.seq, "lot.opened")]
     assert json.loads(archived[0].data) == {"text": "hi"}
     assert showlog.archived(show.id, after_seq=1)[0].seq == 4
+    db.close()
+
+
+async def test_a_duplicate_does_not_block_the_rest_of_the_batch(database_url: str) -> None:
+    db = Database(database_url)
+    with db.session() as session:
+        seller = create_user(session, "dupes", "long enough pw")
+        show = Show(seller_id=seller.id, title="Dupes", stream_key="k")
+        session.add(show)
+        session.commit()
+        session.refresh(show)
+    assert show.id is not None
+    bus = MemoryBus()
+    showlog = ShowLog(bus, db, flush_interval=60)
+    await showlog.publish(show.id, "chat.message", {"text": "one"})
+    await showlog.flush()
+    # Another writer already stored seq 2 (e.g. a process that crashed after archiving it).
+    with db.session() as session:
+        session.add(
+            ShowEvent(show_id=show.id, seq=2, type="chat.message", data='{"text":"other"}', at=utcnow())
+        )
+        session.commit()
+    for text in ("two", "three"):
+        await showlog.publish(show.id, "chat.message", {"text": text})
+    await showlog.flush()
+    stored = showlog.archived(show.id)
+    assert [(e.seq, json.loads(e.data)["text"]) for e in stored] == [(1, "one"), (2, "other"), (3, "three")]
+    assert showlog._pending == []
     db.close()

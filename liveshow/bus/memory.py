@@ -60,5 +60,10 @@ class MemoryBus:
             return None
         return [e for e in log if e.seq > after_seq][:limit]
 
+    def seed(self, topic: str, seq: int) -> None:
+        """Continue numbering after ``seq`` (numbers a previous run of the process gave out)."""
+        if self._seqs.get(topic, 0) < seq:
+            self._seqs[topic] = seq
+
     async def last_seq(self, topic: str) -> int:
         return self._seqs.get(topic, 0)

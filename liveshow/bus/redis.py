@@ -115,7 +115,9 @@ class RedisBus:
                 task.cancel()
 
     async def _read(self, topic: str, after_seq: int | None) -> None:
-        conn = aioredis.from_url(self._url, decode_responses=True)
+        # redis-py defaults to a 5 s socket timeout, which a blocking XREAD on a quiet topic would hit:
+        # give the reader room beyond its block time, and treat a timeout as "nothing yet".
+        conn = aioredis.from_url(self._url, decode_responses=True, socket_timeout=30)
         try:
             if after_seq is None:
                 after_seq = int(await conn.get(self._seq_key(topic)) or 0)
@@ -123,6 +125,8 @@ class RedisBus:
             while True:
                 try:
                     resp: Any = await conn.xread({self._log_key(topic): last_id}, block=5000, count=500)
+                except aioredis.TimeoutError:
+                    continue
                 except (ConnectionError, OSError, aioredis.ConnectionError) as exc:
                     log.warning("bus reader for %s lost Redis: %s; retrying", topic, exc)
                     await asyncio.sleep(0.5)

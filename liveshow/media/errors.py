@@ -28,3 +28,11 @@ class ShowEnded(Forbidden):
 class IceRestartUnsupported(ValidationFailed):
     code = "ice_restart_unsupported"
     status = 422
+
+
+class ServedElsewhere(Exception):
+    """The show's publisher is held by another server process: WHEP is redirected to ``url``."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.url = url

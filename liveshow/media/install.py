@@ -12,5 +12,6 @@ from liveshow.signaling import http
 def install(context: AppContext) -> list[BaseRoute]:
     service = MediaService(context)
     context.media = service
+    context.on_startup.append(service.start)
     context.on_shutdown.append(service.stop)
     return http.routes()

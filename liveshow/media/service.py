@@ -24,8 +24,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from liveshow.errors import Forbidden, NotAuthenticated, NotFound
-from liveshow.media.errors import NotLive, PublisherExists, ShowEnded, UnsupportedCodec
+from liveshow.media.errors import NotLive, PublisherExists, ServedElsewhere, ShowEnded, UnsupportedCodec
 from liveshow.media.frames import MediaSink
+from liveshow.media.owners import PUBLISHING, RECONNECTING, make_owners
 from liveshow.media.publisher import Publisher
 from liveshow.media.relay import ShowRelay
 from liveshow.media.show import ShowMedia
@@ -49,6 +50,13 @@ class MediaService:
         self.store = ShowStore(context.db)
         self.sink_factories: list[Callable[[int], MediaSink | None]] = []
         self.shows: dict[int, ShowMedia] = {}
+        self.owners = make_owners(
+            self.settings.bus_url,
+            self.settings.bus_prefix,
+            self.settings.advertised_url,
+            self.settings.media_owner_ttl_seconds,
+        )
+        self._keeper: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------ queries
 
@@ -91,6 +99,9 @@ class MediaService:
         async with media.lock:
             if media.source is not None:
                 raise PublisherExists("This show already has a publisher.")
+            if await self.owners.claim(show_id, PUBLISHING, takeover=True) is not None:
+                raise PublisherExists("This show already has a publisher (on another server).")
+            media.owned = True
             publisher = Publisher(
                 secrets.token_urlsafe(24),
                 media.clock,
@@ -104,6 +115,7 @@ class MediaService:
             except Exception as exc:
                 media.source = None
                 await publisher.close()
+                await self._hold(media)
                 raise UnsupportedCodec(f"Cannot receive this offer: {exc}") from exc
         log.info("publisher %s offered for show %s (%s)", publisher.session_id[:6], show_id, publisher.codecs)
         return publisher.session_id, answer
@@ -144,8 +156,9 @@ class MediaService:
                     if viewer.codecs.get("video") != media.codecs.get("video"):
                         await self._drop_viewer(media, viewer)
             if media.state != "live":
-                media.state = "live"
+                # Stored first: whoever sees the show live here must find it live in the database too.
                 await self.store.set_state(media.show_id, "live")
+                media.state = "live"
                 await self.context.showlog.publish(media.show_id, "show.state", {"state": "live"})
                 log.info("show %s live", media.show_id)
             media.relay.keyframes.want()
@@ -160,16 +173,24 @@ class MediaService:
         if end_show:
             await self.end_show(media.show_id)
             return
+        let_go = False
         async with media.lock:
             if media.state == "live" and media.source is None:
                 media.state = "reconnecting"
-                await self.context.showlog.publish(media.show_id, "show.state", {"state": "reconnecting"})
-                log.info("show %s reconnecting", media.show_id)
-                media.grace = asyncio.create_task(self._grace(media), name=f"grace-{media.show_id}")
+                let_go = not await self._hold(media)
+                if not let_go:
+                    await self.context.showlog.publish(media.show_id, "show.state", {"state": "reconnecting"})
+                    log.info("show %s reconnecting", media.show_id)
+                    media.grace = asyncio.create_task(self._grace(media), name=f"grace-{media.show_id}")
+        if let_go:
+            await self.lost(media)
 
     async def _grace(self, media: ShowMedia) -> None:
         await asyncio.sleep(self.settings.publisher_grace_seconds)
         media.grace = None  # so end_show does not cancel the task running it
+        if not await self._hold(media):
+            await self.lost(media)  # a republish on another process took the show over
+            return
         log.info("show %s: publisher did not come back", media.show_id)
         await self.end_show(media.show_id)
 
@@ -198,6 +219,9 @@ class MediaService:
         async with media.lock:
             if media.source is not None:
                 raise PublisherExists("This show already has a publisher.")
+            if await self.owners.claim(show_id, PUBLISHING, takeover=True) is not None:
+                raise PublisherExists("This show already has a publisher (on another server).")
+            media.owned = True
             source = FrameSource(show_id, media.relay, codecs, lambda s, end: self._detach(media, s, end))
             media.source = source
         await self._attach(media, source)
@@ -234,6 +258,8 @@ class MediaService:
             await self._drop_viewer(media, viewer)
         media.relay.close()
         self.shows.pop(show_id, None)
+        # Tells a process holding the publisher elsewhere to let go (see _keep), and frees the key.
+        await self.owners.mark_ended(show_id)
         await self.store.set_state(show_id, "ended")
         await self.context.showlog.publish(show_id, "show.state", {"state": "ended"})
         log.info("show %s ended", show_id)
@@ -247,6 +273,10 @@ class MediaService:
         if show.state == "ended":
             raise ShowEnded("This show has ended.")
         media = self.shows.get(show_id)
+        if media is None or media.source is None:
+            elsewhere = await self.owners.owner_url(show_id)
+            if elsewhere is not None:
+                raise ServedElsewhere(f"{elsewhere}/whep/{show_id}")
         if media is None or not media.codecs:
             raise NotLive("The show has not started yet.")
         viewer = Viewer(
@@ -293,11 +323,99 @@ class MediaService:
         viewer = self.viewer(show_id, session_id)
         await self._drop_viewer(self.shows[show_id], viewer)
 
-    # ------------------------------------------------------------ shutdown
+    # ------------------------------------------------------------ holding shows across processes
+
+    async def _hold(self, media: ShowMedia) -> bool:
+        """Refresh (or drop) this process's hold on the show; False when another process has it."""
+        state = PUBLISHING if media.source is not None else RECONNECTING
+        if media.source is None and media.state != "reconnecting":
+            if media.owned:
+                media.owned = False
+                await self.owners.release(media.show_id)
+            return True
+        if await self.owners.update(media.show_id, state):
+            media.owned = True
+            return True
+        return False  # the caller lets go with lost(), outside the media lock
+
+    async def lost(self, media: ShowMedia) -> None:
+        """Another process took the show over (a republish there) or ended it: let go here, quietly;
+        local viewers' players reconnect and are redirected to the new holder."""
+        async with media.lock:
+            if self.shows.get(media.show_id) is not media:
+                return
+            self.shows.pop(media.show_id, None)
+            media.owned = False
+            if media.grace is not None and media.grace is not asyncio.current_task():
+                media.grace.cancel()
+            media.grace = None
+            source, media.source = media.source, None
+        log.info("show %s is held by another process now: letting go", media.show_id)
+        if isinstance(source, Publisher):
+            await source.close()
+        elif source is not None:
+            source.closed = True
+        for viewer in list(media.viewers.values()):
+            await self._drop_viewer(media, viewer)
+        media.relay.close()
+
+    async def recover(self) -> None:
+        """Shows left ``live`` with no publisher in any process (a restart, a crashed process): the
+        grace period starts now, as if their publisher had just dropped."""
+        for show_id in await self.store.live_show_ids():
+            if show_id in self.shows:
+                continue
+            if await self.owners.claim(show_id, RECONNECTING, takeover=False) is not None:
+                continue  # held by a running process
+            show = await self.store.get(show_id)
+            if show is None or show.state != "live":
+                await self.owners.release(show_id)
+                continue
+            media = self._media(show)
+            async with media.lock:
+                media.owned = True
+                media.state = "reconnecting"
+                media.grace = asyncio.create_task(self._grace(media), name=f"grace-{show_id}")
+            await self.context.showlog.publish(show_id, "show.state", {"state": "reconnecting"})
+            log.info("show %s was left live without a publisher: reconnecting", show_id)
+
+    async def _keep(self) -> None:
+        interval = self.settings.media_owner_ttl_seconds / 4
+        rounds = 0
+        while True:
+            await asyncio.sleep(interval)
+            rounds += 1
+            for media in list(self.shows.values()):
+                try:
+                    if not await self._hold(media):
+                        await self.lost(media)
+                except Exception:
+                    log.warning("could not refresh the hold on show %s", media.show_id, exc_info=True)
+            if rounds % 4 == 0:  # every TTL: a process holding shows may have died since the last look
+                try:
+                    await self.recover()
+                except Exception:
+                    log.warning("recovery sweep failed", exc_info=True)
+
+    # ------------------------------------------------------------ startup and shutdown
+
+    async def start(self) -> None:
+        await self.owners.start()
+        await self.recover()
+        self._keeper = asyncio.create_task(self._keep(), name="media-owner-keeper")
 
     async def stop(self) -> None:
-        """App shutdown: close every peer and sink; shows stay live in the database for a republish."""
+        """App shutdown: close every peer and sink; shows stay live in the database for a republish
+        (here or on another process), whose grace period starts when a process recovers them."""
+        if self._keeper is not None:
+            self._keeper.cancel()
+            self._keeper = None
         for media in list(self.shows.values()):
+            if media.owned:
+                try:
+                    await self.owners.release(media.show_id)
+                except Exception:
+                    log.warning("could not release show %s", media.show_id, exc_info=True)
             if media.grace is not None:
                 media.grace.cancel()
             source, media.source = media.source, None
@@ -307,3 +425,4 @@ class MediaService:
                 await self._drop_viewer(media, viewer)
             media.relay.close()
         self.shows.clear()
+        await self.owners.stop()

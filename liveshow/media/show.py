@@ -27,6 +27,7 @@ class ShowMedia:
     codecs: dict[str, str] = field(default_factory=dict)  # what the (last) source sends
     grace: asyncio.Task[None] | None = None
     sinks_opened: bool = False
+    owned: bool = False  # this process holds the show in the owner registry (liveshow.media.owners)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def request_keyframe(self) -> None:

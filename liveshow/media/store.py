@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from anyio import to_thread
+from sqlmodel import select
 
 from liveshow.clock import utcnow
 from liveshow.db import Database
@@ -17,6 +18,14 @@ class ShowStore:
         def read() -> Show | None:
             with self.db.session() as session:
                 return session.get(Show, show_id)
+
+        return await to_thread.run_sync(read)
+
+    async def live_show_ids(self) -> list[int]:
+        def read() -> list[int]:
+            with self.db.session() as session:
+                rows = session.exec(select(Show.id).where(Show.state == "live")).all()
+                return [int(r) for r in rows if r is not None]
 
         return await to_thread.run_sync(read)
 

@@ -63,7 +63,9 @@ def create_order(
     """
     if source not in SOURCES:
         raise ValidationFailed(f"Unknown order source {source!r}.")
-    if isinstance(price_cents, bool) or not isinstance(price_cents, int) or price_cents <= 0:
+    # A giveaway prize is the one order that costs nothing; every sale has a positive price.
+    lowest = 0 if source == "giveaway" else 1
+    if isinstance(price_cents, bool) or not isinstance(price_cents, int) or price_cents < lowest:
         raise ValidationFailed("The price must be a positive whole number of cents.")
     now = now or utcnow()
     for _attempt in range(3):
@@ -88,6 +90,9 @@ def create_order(
             created_at=now,
             pay_by=now + timedelta(minutes=payment_window_minutes),
         )
+        if price_cents == 0:
+            # Nothing to pay: it must not wait for a payment and be cancelled by the sweeper.
+            order.status, order.paid_at, order.payment_ref = "paid", now, "free"
         try:
             with session.begin_nested():
                 session.add(order)

@@ -60,11 +60,13 @@ def prefer(pc: RTCPeerConnection, kind: str, codec: str | None) -> None:
 
 
 async def _exchange(url: str, offer: str, headers: dict[str, str]) -> tuple[str, str]:
-    async with httpx.AsyncClient(timeout=20) as http:
+    # WHEP may redirect (307) to the server process holding the show; the session URL is relative
+    # to the URL that answered.
+    async with httpx.AsyncClient(timeout=20, follow_redirects=True) as http:
         resp = await http.post(url, content=offer, headers={"Content-Type": "application/sdp", **headers})
     if resp.status_code != 201:
         raise RuntimeError(f"{url}: {resp.status_code} {resp.text}")
-    location = str(httpx.URL(url).join(resp.headers["location"]))
+    location = str(resp.url.join(resp.headers["location"]))
     return resp.text, location
 
 

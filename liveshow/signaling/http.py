@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from liveshow.errors import DomainError, NotAuthenticated, NotFound
-from liveshow.media.errors import BadSdp, IceRestartUnsupported
+from liveshow.media.errors import BadSdp, IceRestartUnsupported, ServedElsewhere
 from liveshow.media.service import MediaService
 from liveshow.signaling import sdp
 from liveshow.web.auth import bearer_token, check_csrf, ctx, current_user
@@ -113,7 +113,14 @@ async def whep_post(request: Request) -> Response:
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=False)
     user = current_user(request)
-    session_id, answer = await media(request).watch(show_id, body.decode(), kinds, user.id if user else None)
+    try:
+        session_id, answer = await media(request).watch(
+            show_id, body.decode(), kinds, user.id if user else None
+        )
+    except ServedElsewhere as moved:
+        # Another server process holds the show's publisher: 307 keeps the method and the offer
+        # (RFC 9725 section 4.5), so WHEP clients and fetch() re-POST there.
+        return Response(status_code=307, headers={"Location": moved.url})
     return created(request, "whep", session_id, answer)
 
 

@@ -71,7 +71,7 @@
         method: "POST", headers: { "Content-Type": "application/sdp" }, body: peer.localDescription.sdp,
       });
       if (resp.status === 201) {
-        session = new URL(resp.headers.get("Location"), location.href).href;
+        session = new URL(resp.headers.get("Location"), resp.url || location.href).href;  // after a 307
         await peer.setRemoteDescription({ type: "answer", sdp: await resp.text() });
       } else {
         const body = await resp.json().catch(() => ({}));

@@ -1,7 +1,7 @@
 """auction and orders
 
 Revision ID: 0006_auction
-Revises: 0002_showlog
+Revises: 0003_room
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0006_auction'
-down_revision = '0002_showlog'
+down_revision = '0003_room'
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """second-chance offers pass from bidder to bidder
 
-Revision ID: 0008_offer_chain
-Revises: 0007_replay
+Revision ID: 0009_offer_chain
+Revises: 0008_social
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import sqlmodel  # noqa: F401
 from alembic import op
 
 
-revision = '0008_offer_chain'
-down_revision = '0007_replay'
+revision = '0009_offer_chain'
+down_revision = '0008_social'
 branch_labels = None
 depends_on = None
 

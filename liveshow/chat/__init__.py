@@ -1,0 +1,1 @@
+"""The show room: one WebSocket per viewer for chat, reactions, presence and moderation."""

@@ -1,0 +1,1 @@
+"""Social selling: likes, follows, notices, offers, giveaways, discovery, first sale, analytics."""
