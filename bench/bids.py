@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bids_clients import Result, client_proc, listener_proc  # noqa: E402
+from bench.bids_clients import Result, client_proc, listener_proc, ws_client_proc  # noqa: E402
 
 PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -75,6 +75,17 @@ def report(steps: list[float], step_s: float, results: list[Result], seen: dict[
         )
         best = max(best, len(decided) / span)
     print(f"end to end: at most {best:.0f} decisions/s")
+
+
+def session_cookie(user_id: int, secret: str) -> str:
+    """A signed-in session, as Starlette's SessionMiddleware writes it (the room socket's sign-in)."""
+    import base64
+    import json
+
+    from itsdangerous import TimestampSigner
+
+    data = base64.b64encode(json.dumps({"uid": user_id}).encode())
+    return TimestampSigner(secret).sign(data).decode()
 
 
 def writer_capacity(
@@ -153,6 +164,8 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=3, help="client processes")
     parser.add_argument("--connections", type=int, default=150, help="keep-alive connections per client")
     parser.add_argument("--bidders", type=int, default=200)
+    parser.add_argument("--transport", choices=("ws", "http"), default="ws")
+    parser.add_argument("--sockets", type=int, default=1000, help="room WebSockets in all (ws transport)")
     args = parser.parse_args()
     steps = [float(x) for x in args.steps.split(",")]
 
@@ -240,7 +253,9 @@ def main() -> int:
                     raise RuntimeError("server did not start")
                 time.sleep(0.1)
         path = f"/api/shows/{show.id}/auction"
-        duration = int(len(steps) * args.step_seconds + 12)
+        duration = int(
+            len(steps) * args.step_seconds + 12 + (args.sockets / 150 if args.transport == "ws" else 0)
+        )
         r = httpx.post(
             f"http://{addrs[0][0]}:{addrs[0][1]}{path}",
             headers={"Authorization": f"Bearer {seller_token}"},
@@ -259,44 +274,76 @@ def main() -> int:
 
         ctx = mp.get_context("spawn")
         out = ctx.Queue()
-        events_out = ctx.Queue()
-        ready, stop = ctx.Event(), ctx.Event()
-        listener = ctx.Process(
-            target=listener_proc, args=(REDIS_URL, prefix, show.id, events_out, ready, stop)
-        )
-        listener.start()
-        ready.wait(20)
-        start_at = time.time() + 2.0
+        start_at = time.time() + 2.0 + (args.sockets / 150 if args.transport == "ws" else 0)
         share = [rate / args.clients for rate in steps]
-        clients = [
-            ctx.Process(
-                target=client_proc,
-                args=(
-                    addrs,
-                    path,
-                    tokens[i :: args.clients],
-                    share,
-                    args.step_seconds,
-                    args.connections,
-                    start_at,
-                    out,
-                ),
-            )
-            for i in range(args.clients)
-        ]
-        for c in clients:
-            c.start()
         results: list[Result] = []
-        for _ in clients:
-            results.extend(out.get(timeout=len(steps) * args.step_seconds * 4 + 120))
-        stop.set()
-        seen: dict[int, float] = events_out.get(timeout=30)
-        for c in [*clients, listener]:
-            c.join(10)
+        wait_s = len(steps) * args.step_seconds * 4 + 120
+        if args.transport == "ws":
+            cookies = [(uid, session_cookie(uid, "bench")) for uid, _t in tokens]
+            clients = [
+                ctx.Process(
+                    target=ws_client_proc,
+                    args=(
+                        addrs,
+                        show.id,
+                        cookies[i :: args.clients],
+                        args.sockets // args.clients,
+                        share,
+                        args.step_seconds,
+                        start_at,
+                        out,
+                    ),
+                )
+                for i in range(args.clients)
+            ]
+            for c in clients:
+                c.start()
+            parts = [out.get(timeout=wait_s) for _ in clients]
+            for part, _seen in parts:
+                results.extend(part)
+            # seen by everyone: by every socket of every client process; the time the last one got it
+            common = set.intersection(*(set(seen) for _r, seen in parts))
+            seen = {d: max(p[1][d] for p in parts) for d in common}
+            for c in clients:
+                c.join(10)
+            transport = f"{args.clients} processes x {args.sockets // args.clients} room WebSockets"
+        else:
+            events_out = ctx.Queue()
+            ready, stop = ctx.Event(), ctx.Event()
+            listener = ctx.Process(
+                target=listener_proc, args=(REDIS_URL, prefix, show.id, events_out, ready, stop)
+            )
+            listener.start()
+            ready.wait(20)
+            clients = [
+                ctx.Process(
+                    target=client_proc,
+                    args=(
+                        addrs,
+                        path,
+                        tokens[i :: args.clients],
+                        share,
+                        args.step_seconds,
+                        args.connections,
+                        start_at,
+                        out,
+                    ),
+                )
+                for i in range(args.clients)
+            ]
+            for c in clients:
+                c.start()
+            for _ in clients:
+                results.extend(out.get(timeout=wait_s))
+            stop.set()
+            seen = events_out.get(timeout=30)
+            for c in [*clients, listener]:
+                c.join(10)
+            transport = f"{args.clients} processes x {args.connections} keep-alive HTTP connections"
 
         print(
-            f"servers: 2 processes, Redis bus, PostgreSQL; clients: {args.clients} processes x "
-            f"{args.connections} keep-alive HTTP connections, open loop, {args.step_seconds:.0f} s per step; "
+            f"servers: 2 processes, Redis bus, PostgreSQL; clients: {transport}, open loop, "
+            f"{args.step_seconds:.0f} s per step; "
             f"{os.cpu_count()} cores shared by all of it"
         )
         report(steps, args.step_seconds, results, seen)

@@ -131,3 +131,106 @@ def listener_proc(redis_url: str, prefix: str, show_id: int, out: Any, ready: An
         return seen
 
     out.put(asyncio.run(run()))
+
+
+def ws_client_proc(
+    addrs: list[tuple[str, int]],
+    show_id: int,
+    cookies: list[tuple[int, str]],
+    sockets: int,
+    steps: list[float],
+    step_s: float,
+    start_at: float,
+    out: Any,
+) -> None:
+    """Viewers on the room WebSocket: ``sockets`` connected sockets (signed in, spread over both
+    servers) that all receive the show's events; bids are sent over them at the offered rates. Returns
+    the results and, per accepted bid (dseq), when the LAST of this process's sockets received it."""
+    from websockets.asyncio.client import ClientConnection, connect
+
+    async def run() -> tuple[list[Result], dict[int, float]]:
+        results: list[Result] = []
+        last_seen: dict[int, float] = {}
+        waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        seen_by: dict[int, int] = {}
+        price = {"cents": 1000}
+
+        async def reader(ws: ClientConnection) -> None:
+            async for raw in ws:
+                message = json.loads(raw)
+                # the room sends one message per tick holding that tick's frames
+                frames = message["events"] if message.get("type") == "batch" else [message]
+                for frame in frames:
+                    rid = frame.get("reply_to")
+                    if rid is not None:
+                        fut = waiting.pop(rid, None)
+                        if fut is not None and not fut.done():
+                            fut.set_result(frame)
+                    elif frame.get("type") == "bid.accepted":
+                        dseq = int(frame["dseq"])
+                        seen_by[dseq] = seen_by.get(dseq, 0) + 1
+                        last_seen[dseq] = time.time()
+
+        conns: list[tuple[ClientConnection, int]] = []
+        readers = []
+        for n in range(sockets):
+            host, port = addrs[n % len(addrs)]
+            uid, cookie = cookies[n % len(cookies)]
+            ws = await connect(
+                f"ws://{host}:{port}/ws/shows/{show_id}",
+                additional_headers={"Cookie": f"liveshow_session={cookie}"},
+                max_size=2**22,
+                ping_interval=None,
+            )
+            await ws.send(json.dumps({"type": "hello"}))
+            conns.append((ws, uid))
+            readers.append(asyncio.create_task(reader(ws)))
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+
+        async def one(step: int, due: float, n: int) -> None:
+            await asyncio.sleep(max(0.0, due - time.time()))
+            ws, uid = conns[n % len(conns)]
+            rid = secrets.token_hex(6)
+            amount = price["cents"] + random.choice((100, 200, 300, 500, 1000))
+            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            waiting[rid] = fut
+            try:
+                await ws.send(
+                    json.dumps({"type": "bid", "id": rid, "key": f"w{uid}-{rid}", "max_cents": amount})
+                )
+                frame = await asyncio.wait_for(fut, 30)
+            except (OSError, TimeoutError, Exception):
+                results.append((step, due, time.time() - due, 599, 0))
+                return
+            done = time.time()
+            if frame.get("type") == "bid.result":
+                price["cents"] = max(price["cents"], int(frame["price_cents"]))
+                results.append((step, due, done - due, 200, int(frame.get("dseq", 0))))
+            else:
+                if frame.get("min_cents"):
+                    price["cents"] = max(price["cents"], int(frame["min_cents"]) - 100)
+                results.append((step, due, done - due, 400, 0))
+
+        warm = [asyncio.create_task(one(-1, time.time() + i / 50, i)) for i in range(50)]
+        await asyncio.gather(*warm)
+        n = 0
+        for step, rate in enumerate(steps):
+            begin = time.time()
+            tasks = []
+            for i in range(int(rate * step_s)):
+                n += 1
+                tasks.append(asyncio.create_task(one(step, begin + i / rate, n)))
+            await asyncio.gather(*tasks)
+            mine = [r for r in results if r[0] == step]
+            if max(r[1] + r[2] for r in mine) - begin > 2 * step_s:
+                break
+        await asyncio.sleep(1.0)  # the last events on their way
+        for ws, _uid in conns:
+            await ws.close()
+        for task in readers:
+            task.cancel()
+        # a bid counts as seen by everyone here only if every socket of this process got it
+        complete = {d: t for d, t in last_seen.items() if seen_by.get(d) == len(conns)}
+        return results, complete
+
+    out.put(asyncio.run(run()))
