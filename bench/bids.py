@@ -1,12 +1,15 @@
-"""Benchmark: bids on one show through two server processes (Redis bus + PostgreSQL).
+"""Benchmark: bids on one show through two server processes (Redis bus + PostgreSQL), at rising rates.
 
-Until the room WebSocket lands, bidders drive the writer through its public HTTP twin
-(POST /api/shows/{id}/auction, the same JSON as a room frame) from several client processes; a listener
-process subscribed to the show's bus topic plays "everyone". Prints decisions/s, bid-to-ack and
-bid-to-everyone p50/p99, then checks that the winner and the order match a replay of the accepted bids
-through the pure rules.
+The room WebSocket is not on main yet, so bidders drive the single writer through its public HTTP twin
+(POST /api/shows/{id}/auction, the same JSON as a room frame) over keep-alive connections from several
+client processes, open loop: a ramp of offered rates (commands/s), a few seconds each. A listener process
+subscribed to the show's bus topic plays "everyone". Per step it prints the decisions/s achieved and
+bid-to-ack and bid-to-everyone p50/p99; then the writer's own capacity in this process (one command per
+transaction, as the old path did under light load, against batches) and the ratio; at the end it checks
+that the winner and every order match a replay of the accepted bids through the pure rules.
 
-    /tmp/venv/bin/python bench/bids.py --seconds 10 --clients 4 --concurrency 32
+    /tmp/venv/bin/python bench/bids.py                      # ramp 250,500,1000,2000,4000 /s, 4 s each
+    /tmp/venv/bin/python bench/bids.py --steps 500,1000 --step-seconds 3
 """
 
 from __future__ import annotations
@@ -15,18 +18,17 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
-import random
 import secrets
 import signal
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.bids_clients import Result, client_proc, listener_proc, ws_client_proc  # noqa: E402
 
 PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -48,91 +50,127 @@ def free_port() -> int:
         return port
 
 
-def client_proc(
-    urls: list[str],
-    path: str,
-    tokens: list[tuple[int, str]],
-    seconds: float,
-    concurrency: int,
-    start_at: float,
-    out: Any,
+def report(steps: list[float], step_s: float, results: list[Result], seen: dict[int, float]) -> None:
+    """One line per offered rate; a step's span runs until its last answer (a backlog counts)."""
+    print(
+        f"{'offered/s':>9} {'decided':>8} {'decisions/s':>11} {'accepted':>8} {'errors':>6} "
+        f"{'ack p50':>8} {'ack p99':>8} {'all p50':>8} {'all p99':>8}  (ms)"
+    )
+    best = 0.0
+    for step, rate in enumerate(steps):
+        mine = [r for r in results if r[0] == step]
+        if not mine:
+            print(f"{rate:>9.0f}  (not run: the previous step was saturated)")
+            continue
+        begin = min(r[1] for r in mine)
+        span = max(step_s, max(r[1] + r[2] for r in mine) - begin)
+        decided = [r for r in mine if r[3] < 500]
+        acks = [r[2] * 1000 for r in decided]
+        accepted = [r for r in decided if r[3] == 200]
+        fanout = [(seen[r[4]] - r[1]) * 1000 for r in accepted if r[4] in seen]
+        print(
+            f"{rate:>9.0f} {len(decided):>8} {len(decided) / span:>11.0f} {len(accepted):>8} "
+            f"{len(mine) - len(decided):>6} {pct(acks, 50):>8.1f} {pct(acks, 99):>8.1f} "
+            f"{pct(fanout, 50):>8.1f} {pct(fanout, 99):>8.1f}"
+        )
+        best = max(best, len(decided) / span)
+    print(f"end to end: at most {best:.0f} decisions/s")
+
+
+def session_cookie(user_id: int, secret: str) -> str:
+    """A signed-in session, as Starlette's SessionMiddleware writes it (the room socket's sign-in)."""
+    import base64
+    import json
+
+    from itsdangerous import TimestampSigner
+
+    data = base64.b64encode(json.dumps({"uid": user_id}).encode())
+    return TimestampSigner(secret).sign(data).decode()
+
+
+def writer_capacity(
+    db_url: str, prefix: str, show_id: int, seller_id: int, listing_id: int, users: list[int]
 ) -> None:
-    import httpx
-
-    async def run() -> list[tuple[float, float, bool, int]]:
-        results: list[tuple[float, float, bool, int]] = []
-        price = {"cents": 1000}
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-            await asyncio.sleep(max(0.0, start_at - time.time()))
-            end = time.time() + seconds
-
-            async def bidder(n: int) -> None:
-                uid, token = tokens[n % len(tokens)]
-                i = 0
-                while time.time() < end:
-                    i += 1
-                    # a custom maximum a little above the last price seen: mostly accepted, some too low
-                    amount = price["cents"] + random.choice((100, 200, 300, 500, 1000))
-                    sent = time.time()
-                    r = await client.post(
-                        urls[(n + i) % len(urls)] + path,
-                        json={
-                            "type": "bid",
-                            "key": f"b{uid}-{n}-{i}-{secrets.token_hex(3)}",
-                            "max_cents": amount,
-                        },
-                        headers={"Authorization": f"Bearer {token}"},
-                    )
-                    done = time.time()
-                    body = r.json()
-                    ok = r.status_code == 200
-                    if ok:
-                        price["cents"] = max(price["cents"], body["price_cents"])
-                    elif body.get("min_cents"):
-                        price["cents"] = max(price["cents"], int(body["min_cents"]) - 100)
-                    results.append((sent, done - sent, ok, int(body.get("dseq", 0)) if ok else 0))
-
-            await asyncio.gather(*[bidder(n) for n in range(concurrency)])
-        return results
-
-    out.put(asyncio.run(run()))
-
-
-def listener_proc(prefix: str, show_id: int, stop_at: float, out: Any, ready: Any) -> None:
+    """The writer alone (no HTTP, no command stream): one command per transaction vs batches."""
+    from liveshow.auction.commands import Command
+    from liveshow.auction.writer import ShowWriter
     from liveshow.bus.redis import RedisBus
+    from liveshow.db import Database
+    from liveshow.showlog import ShowLog
 
-    async def run() -> dict[int, float]:
+    async def run() -> None:
+        db = Database(db_url)
         bus = RedisBus(REDIS_URL, prefix=prefix)
         await bus.start()
-        sub = bus.subscribe(f"show:{show_id}")
-        seen: dict[int, float] = {}
-        await asyncio.sleep(0.3)
-        ready.set()
-        while time.time() < stop_at:
-            try:
-                event = await sub.get(timeout=0.5)
-            except TimeoutError:
-                continue
-            if event.type == "bid.accepted":
-                seen[int(event.data["dseq"])] = time.time()
-        sub.close()
+        showlog = ShowLog(bus, db)
+        writer = ShowWriter(db, showlog, show_id)
+        writer.acquire()
+        opened = await writer.run_batch(
+            [
+                Command(
+                    "lot.open",
+                    show_id,
+                    seller_id,
+                    None,
+                    {
+                        "listing_id": listing_id,
+                        "mode": "auction",
+                        "start_cents": 1000,
+                        "duration_s": 600,
+                        "sudden_death": True,
+                    },
+                )
+            ]
+        )
+        assert "ok" in opened[0][1], opened
+        price = 1000
+        figures = {}
+        for label, batch, total in (("one command per transaction", 1, 300), ("batches of 200", 200, 4000)):
+            t0 = time.perf_counter()
+            done = 0
+            while done < total:
+                cmds = []
+                for i in range(batch):
+                    price += (
+                        50 if i % 4 == 0 else 0
+                    )  # a quarter of them raise the price, the rest are too low
+                    uid = users[(done + i) % len(users)]
+                    cmds.append(
+                        Command(
+                            "bid",
+                            show_id,
+                            uid,
+                            f"cap-{secrets.token_hex(6)}",
+                            {"max_cents": price, "lot_no": None},
+                        )
+                    )
+                await writer.run_batch(cmds)
+                done += batch
+            figures[label] = total / (time.perf_counter() - t0)
+            print(f"writer alone, {label}: {figures[label]:.0f} decisions/s")
+        ratio = figures["batches of 200"] / figures["one command per transaction"]
+        print(f"writer alone: batching x{ratio:.1f}")
+        await showlog.stop()
         await bus.close()
-        return seen
+        db.close()
 
-    out.put(asyncio.run(run()))
+    asyncio.run(run())
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--clients", type=int, default=4)
-    parser.add_argument("--concurrency", type=int, default=32, help="bidders per client process")
+    parser.add_argument("--steps", default="250,500,1000,2000,4000", help="offered commands/s, in order")
+    parser.add_argument("--step-seconds", type=float, default=4)
+    parser.add_argument("--clients", type=int, default=3, help="client processes")
+    parser.add_argument("--connections", type=int, default=150, help="keep-alive connections per client")
     parser.add_argument("--bidders", type=int, default=200)
+    parser.add_argument("--transport", choices=("ws", "http"), default="ws")
+    parser.add_argument("--sockets", type=int, default=1000, help="room WebSockets in all (ws transport)")
     args = parser.parse_args()
+    steps = [float(x) for x in args.steps.split(",")]
 
     from sqlalchemy import create_engine, text
-    from sqlmodel import select
+    from sqlmodel import col, select
 
     from liveshow.accounts.models import User
     from liveshow.accounts.service import issue_token
@@ -159,18 +197,24 @@ def main() -> int:
             s.commit()
             s.refresh(seller)
             seller_token = issue_token(s, seller)
-            show = Show(seller_id=seller.id, title="bench", stream_key=secrets.token_hex(8), state="live")
+            show = Show(
+                seller_id=seller.id or 0, title="bench", stream_key=secrets.token_hex(8), state="live"
+            )
+            # a second show and listing for the writer-alone measurement
+            other = Show(
+                seller_id=seller.id or 0, title="writer", stream_key=secrets.token_hex(8), state="live"
+            )
             listing = Listing(seller_id=seller.id or 0, title="Bench jacket", price_cents=1000, quantity=1)
-            s.add(show)
-            s.add(listing)
+            spare = Listing(seller_id=seller.id or 0, title="Spare", price_cents=1000, quantity=1)
+            s.add_all([show, other, listing, spare])
             s.commit()
-            s.refresh(show)
-            s.refresh(listing)
+            for row in (show, other, listing, spare):
+                s.refresh(row)
+            users = [User(username=f"bidder{i}", password_hash="!") for i in range(args.bidders)]
+            s.add_all(users)
+            s.commit()
             tokens = []
-            for i in range(args.bidders):
-                user = User(username=f"bidder{i}", password_hash="!")
-                s.add(user)
-                s.commit()
+            for user in users:
                 s.refresh(user)
                 tokens.append((user.id or 0, issue_token(s, user)))
         env = dict(
@@ -181,7 +225,7 @@ def main() -> int:
             LIVESHOW_SECRET_KEY="bench",
             LIVESHOW_LOG_LEVEL="WARNING",
         )
-        urls = []
+        addrs = []
         for n in range(2):
             port = free_port()
             env["LIVESHOW_DATA_DIR"] = f"/tmp/{prefix.replace(':', '-')}-{n}"
@@ -194,14 +238,14 @@ def main() -> int:
                     stderr=subprocess.DEVNULL,
                 )
             )
-            urls.append(f"http://127.0.0.1:{port}")
+            addrs.append(("127.0.0.1", port))
         import httpx
 
-        for url in urls:
+        for host, port in addrs:
             deadline = time.time() + 30
             while True:
                 try:
-                    if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    if httpx.get(f"http://{host}:{port}/healthz", timeout=1).status_code == 200:
                         break
                 except httpx.HTTPError:
                     pass
@@ -209,9 +253,11 @@ def main() -> int:
                     raise RuntimeError("server did not start")
                 time.sleep(0.1)
         path = f"/api/shows/{show.id}/auction"
-        duration = int(args.seconds) + 6
+        duration = int(
+            len(steps) * args.step_seconds + 12 + (args.sockets / 150 if args.transport == "ws" else 0)
+        )
         r = httpx.post(
-            urls[0] + path,
+            f"http://{addrs[0][0]}:{addrs[0][1]}{path}",
             headers={"Authorization": f"Bearer {seller_token}"},
             timeout=30,
             json={
@@ -228,56 +274,90 @@ def main() -> int:
 
         ctx = mp.get_context("spawn")
         out = ctx.Queue()
-        events_out = ctx.Queue()
-        ready = ctx.Event()
-        start_at = time.time() + 2.0
-        listener = ctx.Process(
-            target=listener_proc, args=(prefix, show.id, start_at + args.seconds + 3, events_out, ready)
-        )
-        listener.start()
-        ready.wait(20)
-        per = [tokens[i :: args.clients] for i in range(args.clients)]
-        clients = [
-            ctx.Process(
-                target=client_proc, args=(urls, path, per[i], args.seconds, args.concurrency, start_at, out)
+        start_at = time.time() + 2.0 + (args.sockets / 150 if args.transport == "ws" else 0)
+        share = [rate / args.clients for rate in steps]
+        results: list[Result] = []
+        wait_s = len(steps) * args.step_seconds * 4 + 120
+        if args.transport == "ws":
+            cookies = [(uid, session_cookie(uid, "bench")) for uid, _t in tokens]
+            clients = [
+                ctx.Process(
+                    target=ws_client_proc,
+                    args=(
+                        addrs,
+                        show.id,
+                        cookies[i :: args.clients],
+                        args.sockets // args.clients,
+                        share,
+                        args.step_seconds,
+                        start_at,
+                        out,
+                    ),
+                )
+                for i in range(args.clients)
+            ]
+            for c in clients:
+                c.start()
+            parts = [out.get(timeout=wait_s) for _ in clients]
+            for part, _seen in parts:
+                results.extend(part)
+            # seen by everyone: by every socket of every client process; the time the last one got it
+            common = set.intersection(*(set(seen) for _r, seen in parts))
+            seen = {d: max(p[1][d] for p in parts) for d in common}
+            for c in clients:
+                c.join(10)
+            transport = f"{args.clients} processes x {args.sockets // args.clients} room WebSockets"
+        else:
+            events_out = ctx.Queue()
+            ready, stop = ctx.Event(), ctx.Event()
+            listener = ctx.Process(
+                target=listener_proc, args=(REDIS_URL, prefix, show.id, events_out, ready, stop)
             )
-            for i in range(args.clients)
-        ]
-        for c in clients:
-            c.start()
-        results: list[tuple[float, float, bool, int]] = []
-        for _ in clients:
-            results.extend(out.get(timeout=args.seconds + 120))
-        seen: dict[int, float] = events_out.get(timeout=args.seconds + 30)
-        for c in [*clients, listener]:
-            c.join(10)
+            listener.start()
+            ready.wait(20)
+            clients = [
+                ctx.Process(
+                    target=client_proc,
+                    args=(
+                        addrs,
+                        path,
+                        tokens[i :: args.clients],
+                        share,
+                        args.step_seconds,
+                        args.connections,
+                        start_at,
+                        out,
+                    ),
+                )
+                for i in range(args.clients)
+            ]
+            for c in clients:
+                c.start()
+            for _ in clients:
+                results.extend(out.get(timeout=wait_s))
+            stop.set()
+            seen = events_out.get(timeout=30)
+            for c in [*clients, listener]:
+                c.join(10)
+            transport = f"{args.clients} processes x {args.connections} keep-alive HTTP connections"
 
-        acks = [lat * 1000 for _s, lat, _ok, _d in results]
-        accepted = [(sent, d) for sent, _lat, ok, d in results if ok]
-        fanout = [(seen[d] - sent) * 1000 for sent, d in accepted if d in seen]
-        span = max(s + lat for s, lat, _o, _d in results) - min(s for s, _l, _o, _d in results)
         print(
-            f"servers: 2 processes, Redis bus, PostgreSQL; clients: {args.clients} processes x "
-            f"{args.concurrency} concurrent bidders over HTTP for {args.seconds:.0f} s"
+            f"servers: 2 processes, Redis bus, PostgreSQL; clients: {transport}, open loop, "
+            f"{args.step_seconds:.0f} s per step; "
+            f"{os.cpu_count()} cores shared by all of it"
         )
-        print(
-            f"decisions: {len(results)} ({len(accepted)} accepted, {len(results) - len(accepted)} refused) "
-            f"in {span:.1f} s = {len(results) / span:.0f} decisions/s"
-        )
-        print(f"bid-to-ack     p50 {pct(acks, 50):.1f} ms  p99 {pct(acks, 99):.1f} ms")
-        print(
-            f"bid-to-everyone p50 {pct(fanout, 50):.1f} ms  p99 {pct(fanout, 99):.1f} ms "
-            f"({len(fanout)}/{len(accepted)} accepted bids seen by the listener)"
-        )
+        report(steps, args.step_seconds, results, seen)
+        writer_capacity(db_url, prefix, other.id or 0, seller.id or 0, spare.id or 0, [t[0] for t in tokens])
 
         # wait for the close, then replay the accepted bids through the pure rules
         while time.time() * 1000 < ends_at_ms + 3000:
             time.sleep(0.5)
+        accepted = [r for r in results if r[3] == 200]
         with db.session() as s:
             lot_row = s.exec(select(AuctionLot).where(AuctionLot.show_id == show.id)).one()
             bids = s.exec(
-                select(AuctionBid).where(AuctionBid.lot_id == lot_row.id).order_by(AuctionBid.seq)
-            ).all()  # type: ignore[arg-type]
+                select(AuctionBid).where(AuctionBid.lot_id == lot_row.id).order_by(col(AuctionBid.seq))
+            ).all()
             orders = s.exec(select(Order).where(Order.listing_id == listing.id)).all()
         book = rules.open_auction(
             rules.Book(show.id or 0, seller.id or 0), listing.id or 0, 1000, duration * 1000, True, 0
@@ -287,16 +367,16 @@ def main() -> int:
         expected = rules.standing(book.lot)  # type: ignore[arg-type]
         ok = (
             len(bids) == len(accepted)
+            and sorted(b.seq for b in bids) == sorted(r[4] for r in accepted)
             and lot_row.state == "closed"
             and len(orders) == 1
             and (orders[0].buyer_id, orders[0].price_cents) == (expected.leader_id, expected.price_cents)
         )
         print(
-            f"replay check: {len(bids)} accepted bids persisted, winner {expected.leader_id} at "
-            f"{expected.price_cents} cents, orders {[(o.buyer_id, o.price_cents) for o in orders]}: "
-            f"{'OK' if ok else 'MISMATCH'}"
+            f"replay check: {len(bids)} accepted bids persisted ({len(accepted)} acknowledged), winner "
+            f"{expected.leader_id} at {expected.price_cents} cents, orders "
+            f"{[(o.buyer_id, o.price_cents) for o in orders]}: {'OK' if ok else 'MISMATCH'}"
         )
-        print(f"mean ack {statistics.mean(acks):.1f} ms")
         db.close()
         return 0 if ok else 1
     finally:

@@ -79,17 +79,27 @@ class ShowLog:
         if show_id not in self._seeded:
             await self._seed(show_id)
         event = await self.bus.publish(show_topic(show_id), type, data)
-        if type not in EPHEMERAL_TYPES and "to" not in data:
+        self._archive(show_id, event)
+        return event
+
+    async def publish_many(self, show_id: int, items: list[tuple[str, dict[str, Any]]]) -> list[Event]:
+        """Several events of one show in one bus round trip, numbered in the order given."""
+        events = await self.bus.publish_many(show_topic(show_id), items)
+        for event in events:
+            self._archive(show_id, event)
+        return events
+
+    def _archive(self, show_id: int, event: Event) -> None:
+        if event.type not in EPHEMERAL_TYPES and "to" not in event.data:
             self._pending.append(
                 ShowEvent(
                     show_id=show_id,
                     seq=event.seq,
-                    type=type,
-                    data=json.dumps(data, separators=(",", ":")),
+                    type=event.type,
+                    data=json.dumps(event.data, separators=(",", ":")),
                     at=datetime.fromtimestamp(event.ts_ms / 1000, UTC),
                 )
             )
-        return event
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="showlog-flush")

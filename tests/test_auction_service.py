@@ -252,3 +252,23 @@ async def test_host_flow_next_close_cancel(harness: Harness) -> None:
         assert [lot.state for lot in lots] == ["cancelled", "cancelled"]
         assert json.loads(lots[1].state_json)["kind"] == "auction"
         assert s.exec(select(AuctionBid)).all() == []
+
+
+async def test_lot_next_comes_back_to_listings_cancelled_before_any_bid(harness: Harness) -> None:
+    w = harness.world
+    first = await harness.send(w.seller, type="lot.next", mode="claim", quantity=1)
+    await harness.send(w.seller, type="lot.cancel")
+    # the item just cancelled is not put straight back on screen: the lineup moves on
+    second = await harness.send(w.seller, type="lot.next", mode="auction", duration_s=60)
+    assert (first["lot"]["listing_id"], second["lot"]["listing_id"]) == (w.listings[0].id, w.listings[1].id)
+    await harness.send(w.seller, type="lot.cancel")
+    # ...but neither cancelled item is used up: both come back, in lineup order
+    again = await harness.send(w.seller, type="lot.next", mode="claim", quantity=1)
+    assert again["lot"]["listing_id"] == w.listings[0].id
+    await harness.send(w.viewers[0], type="claim", key=key())  # sold out: closes the lot
+    last = await harness.send(w.seller, type="lot.next", mode="claim")
+    assert last["lot"]["listing_id"] == w.listings[1].id
+    await harness.send(w.seller, type="lot.close")
+    with pytest.raises(Exception) as err:
+        await harness.send(w.seller, type="lot.next", mode="claim")
+    assert getattr(err.value, "code", "") == "not_found"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlmodel import select
+from sqlmodel import col, select
 from starlette.testclient import TestClient
 
 from liveshow.auction.errors import SoldOut
@@ -207,6 +207,79 @@ def test_orders_page_and_actions_with_csrf(client: TestClient, app: object) -> N
     assert client.post(f"/orders/{order.id}/ship", data={"csrf_token": "tok-123"}).status_code == 409
     with db.session() as s:
         assert s.get(Order, order.id).status == "shipped"  # type: ignore[union-attr]
+
+
+def test_second_chance_passes_on_when_declined_or_lapsed(database_url: str) -> None:
+    db = Database(database_url)
+    w = make_world(db, viewers=5, quantities=(1,))
+    winner, first, second, third, fourth = (v.id or 0 for v in w.viewers)
+    listing_id = w.listings[0].id or 0
+    t0 = utcnow()
+    with db.session() as s:
+        lot = AuctionLot(
+            show_id=w.show_id,
+            lot_no=1,
+            listing_id=listing_id,
+            kind="auction",
+            state="closed",
+            state_json="{}",
+        )
+        s.add(lot)
+        s.commit()
+        s.refresh(lot)
+        # 'first' bid twice: counted once, at their best
+        for n, (bidder, amount) in enumerate(
+            ((fourth, 900), (first, 2500), (winner, 5000), (first, 3000), (second, 2000), (third, 1000))
+        ):
+            s.add(
+                AuctionBid(
+                    show_id=w.show_id,
+                    lot_id=lot.id or 0,
+                    bidder_id=bidder,
+                    max_cents=amount,
+                    at_ms=n,
+                    epoch=1,
+                    seq=n + 1,
+                )
+            )
+        s.commit()
+        order = service.create_order(
+            s, winner, listing_id, 3200, "auction", show_id=w.show_id, lot_id=lot.id, now=t0
+        )
+        service.expire_unpaid(s, t0 + timedelta(minutes=16), 15)
+
+        def offers() -> list[tuple[int, int, str]]:
+            rows = s.exec(select(SecondChanceOffer).order_by(col(SecondChanceOffer.id))).all()
+            for row in rows:
+                s.refresh(row)
+            return [(o.buyer_id, o.price_cents, o.status) for o in rows]
+
+        assert offers() == [(first, 3000, "open")]
+        offer = s.exec(select(SecondChanceOffer)).one()
+        with pytest.raises(NotFound):  # only the bidder it was offered to may decline it
+            service.decline_second_chance(s, offer.id or 0, second)
+        service.decline_second_chance(s, offer.id or 0, first, now=t0 + timedelta(minutes=17))
+        assert offers() == [(first, 3000, "declined"), (second, 2000, "open")]
+        with pytest.raises(Conflict):  # declining twice changes nothing
+            service.decline_second_chance(s, offer.id or 0, first, now=t0 + timedelta(minutes=17))
+        assert len(offers()) == 2
+        # 'second' lets it lapse: the sweep passes it on to 'third'
+        assert service.expire_offers(s, t0 + timedelta(minutes=20), 15) == []
+        lapsed = service.expire_offers(s, t0 + timedelta(minutes=33), 15)
+        assert [o.buyer_id for o in lapsed] == [second]
+        assert service.expire_offers(s, t0 + timedelta(minutes=33), 15) == []  # only once
+        assert offers()[1:] == [(second, 2000, "expired"), (third, 1000, "open")]
+        # 'third' tries too late: the offer lapses on the spot and goes on to 'fourth'
+        third_offer = s.exec(select(SecondChanceOffer).where(SecondChanceOffer.buyer_id == third)).one()
+        with pytest.raises(Conflict):
+            service.accept_second_chance(s, third_offer.id or 0, third, now=t0 + timedelta(minutes=50))
+        assert offers()[2:] == [(third, 1000, "expired"), (fourth, 900, "open")]
+        last = s.exec(select(SecondChanceOffer).where(SecondChanceOffer.buyer_id == fourth)).one()
+        bought = service.accept_second_chance(s, last.id or 0, fourth, now=t0 + timedelta(minutes=51))
+        assert (bought.buyer_id, bought.price_cents, bought.source) == (fourth, 900, "second_chance")
+        # every bidder has had their chance: declining now would offer nobody else
+        assert service.offer_next(s, order, t0 + timedelta(minutes=52), 15) is None
+    db.close()
 
 
 def test_only_a_giveaway_may_cost_nothing(database_url: str) -> None:

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from liveshow.auction.commands import Command
 from liveshow.auction.errors import WriterUnavailable
-from liveshow.auction.writer import Fenced, ShowWriter
+from liveshow.auction.writer import Fenced, Replier, ShowWriter
 from liveshow.clock import wall_ms
 
 log = logging.getLogger(__name__)
@@ -48,8 +48,15 @@ return 0
 
 
 class RedisDispatcher:
-    def __init__(self, url: str, prefix: str, make_writer: Callable[[int], ShowWriter]) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        make_writer: Callable[[int], ShowWriter],
+        idle_release_ms: int = IDLE_RELEASE_MS,
+    ) -> None:
         self.url = url
+        self.idle_release_ms = idle_release_ms
         self.prefix = prefix
         self.make_writer = make_writer
         self.token = uuid.uuid4().hex
@@ -58,9 +65,15 @@ class RedisDispatcher:
         self._release = self.redis.register_script(_RELEASE)
         self.reply_key = f"{prefix}:auction:reply:{self.token}"
         self._futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
-        self._interest: set[int] = set()
+        # show -> when this process last sent it a command: it campaigns for the show while the answer
+        # may still be pending, then lets go (a leader with nothing to do steps down after idling).
+        self._interest: dict[int, int] = {}
         self._leading: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        # Commands waiting to be appended to their show's stream: one sender pipelines them all, so a
+        # burst of bids costs one Redis round trip (and one connection), in the order they came.
+        self._outbox: list[tuple[str, dict[str, str], asyncio.Future[None]]] = []
+        self._outbox_ready = asyncio.Event()
         self.writers: dict[int, ShowWriter] = {}
 
     def _key(self, show_id: int, what: str) -> str:
@@ -76,15 +89,23 @@ class RedisDispatcher:
         self._tasks = [
             asyncio.create_task(self._read_replies(), name="auction-replies"),
             asyncio.create_task(self._campaign(), name="auction-campaign"),
+            asyncio.create_task(self._send_commands(), name="auction-sender"),
         ]
 
     async def stop(self) -> None:
         tasks = [*self._tasks, *self._leading.values()]
+        for _round in range(3):
+            # A blocking XREAD can swallow one cancellation (the client turns it into a read timeout
+            # and retries): cancel again rather than wait for ever.
+            pending = [t for t in tasks if not t.done()]
+            if not pending:
+                break
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=2)
         for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if task.done() and not task.cancelled():
+                task.exception()  # retrieved: a crash was logged where it happened
         for show_id in list(self._leading):
             with contextlib.suppress(Exception):
                 await self._release(keys=[self._key(show_id, "leader")], args=[self.token])
@@ -97,21 +118,56 @@ class RedisDispatcher:
     async def submit(self, command: Command) -> dict[str, Any]:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._futures[command.id] = future
-        if command.show_id not in self._interest:
-            self._interest.add(command.show_id)
+        fresh = not self._interested(command.show_id)
+        self._interest[command.show_id] = wall_ms()
+        if fresh:
             await self.redis.sadd(self._active_key, str(command.show_id))
         try:
-            await self.redis.xadd(
-                self._key(command.show_id, "cmds"),
-                {"c": command.to_json(), "r": self.reply_key},
-                maxlen=200_000,
-                approximate=True,
+            sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._outbox.append(
+                (self._key(command.show_id, "cmds"), {"c": command.to_json(), "r": self.reply_key}, sent)
             )
-            return await asyncio.wait_for(future, REPLY_TIMEOUT)
+            self._outbox_ready.set()
+            async with asyncio.timeout(REPLY_TIMEOUT):
+                await sent
+                return await future
         except TimeoutError as exc:
             raise WriterUnavailable("The show is busy; try again with the same key.") from exc
         finally:
             self._futures.pop(command.id, None)
+
+    async def _send_commands(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            batch, self._outbox = self._outbox, []
+            if not batch:
+                continue
+            pipe = self.redis.pipeline(transaction=False)
+            for stream, fields, _sent in batch:
+                pipe.xadd(stream, fields, maxlen=200_000, approximate=True)  # type: ignore[arg-type]
+            try:
+                await pipe.execute()
+            except (OSError, aioredis.RedisError) as exc:
+                log.warning("auction commands not sent to Redis: %s", exc)
+                for _s, _f, sent in batch:
+                    if not sent.done():
+                        sent.set_exception(
+                            WriterUnavailable("The show is busy; try again with the same key.")
+                        )
+                continue
+            for _s, _f, sent in batch:
+                if not sent.done():
+                    sent.set_result(None)
+
+    def _leading_now(self, show_id: int) -> bool:
+        task = self._leading.get(show_id)
+        return task is not None and not task.done()
+
+    def _interested(self, show_id: int) -> bool:
+        since = self._interest.get(show_id)
+        window = max(self.idle_release_ms, int(REPLY_TIMEOUT * 1000))
+        return since is not None and wall_ms() - since < window
 
     async def _read_replies(self) -> None:
         conn = aioredis.from_url(self.url, decode_responses=True)
@@ -140,7 +196,9 @@ class RedisDispatcher:
     async def _campaign(self) -> None:
         while True:
             try:
-                members = {int(m) for m in await self.redis.smembers(self._active_key)} | self._interest
+                for show_id in [s for s in self._interest if not self._interested(s)]:
+                    del self._interest[show_id]
+                members = {int(m) for m in await self.redis.smembers(self._active_key)} | set(self._interest)
                 for show_id in members:
                     task = self._leading.get(show_id)
                     if task is not None and not task.done():
@@ -153,6 +211,23 @@ class RedisDispatcher:
             except (OSError, aioredis.ConnectionError) as exc:
                 log.warning("auction campaign lost Redis: %s", exc)
             await asyncio.sleep(CAMPAIGN_S)
+
+    def _replier(self, reply_keys: list[str]) -> Replier:
+        async def reply(answers: list[tuple[Command, dict[str, Any]]]) -> None:
+            pipe = self.redis.pipeline(transaction=False)
+            for reply_key, (command, answer) in zip(reply_keys, answers, strict=True):
+                if reply_key:
+                    pipe.xadd(
+                        reply_key,
+                        {"id": command.id, "a": json.dumps(answer)},
+                        maxlen=10_000,
+                        approximate=True,
+                    )
+            for reply_key in set(reply_keys) - {""}:
+                pipe.expire(reply_key, 3600)
+            await pipe.execute()
+
+        return reply
 
     async def _lead(self, show_id: int) -> None:
         lease = self._key(show_id, "leader")
@@ -194,26 +269,19 @@ class RedisDispatcher:
                 if not commands:
                     if (
                         due is None
-                        and wall_ms() - idle_since > IDLE_RELEASE_MS
-                        and show_id not in self._interest
+                        and wall_ms() - idle_since > self.idle_release_ms
+                        and not self._interested(show_id)
                     ):
+                        # Nothing to decide and no clock to keep: let go of the show; whoever sends
+                        # it the next command campaigns for it again.
                         await self.redis.srem(self._active_key, str(show_id))
+                        log.info("show %s: idle, writer steps down", show_id)
                         break
                     continue
                 idle_since = wall_ms()
                 pos = entries[-1][0] if entries else None
-                answers = await writer.run_batch(commands, pos)
-                pipe = self.redis.pipeline(transaction=False)
-                for (command, reply_key), (_c, answer) in zip(items, answers, strict=True):
-                    if reply_key:
-                        pipe.xadd(
-                            reply_key,
-                            {"id": command.id, "a": json.dumps(answer)},
-                            maxlen=10_000,
-                            approximate=True,
-                        )
-                        pipe.expire(reply_key, 3600)
-                await pipe.execute()
+                reply_keys = [r for _c, r in items]
+                await writer.run_batch(commands, pos, self._replier(reply_keys))
         except Fenced:
             log.warning("show %s: another process took over; stepping down", show_id)
         except asyncio.CancelledError:

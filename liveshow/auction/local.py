@@ -14,12 +14,13 @@ from typing import Any
 
 from liveshow.auction.commands import Command
 from liveshow.auction.errors import WriterUnavailable
-from liveshow.auction.writer import ShowWriter
+from liveshow.auction.writer import Fenced, ShowWriter
 from liveshow.clock import wall_ms
 
 log = logging.getLogger(__name__)
 BATCH = 500
 REPLY_TIMEOUT = 10.0
+FENCED_REASON = "Another server process decides for this show; run every process with the Redis bus."
 
 Item = tuple[Command, "asyncio.Future[dict[str, Any]] | None"]
 
@@ -30,6 +31,9 @@ class LocalDispatcher:
         self._queues: dict[int, asyncio.Queue[Item]] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self.writers: dict[int, ShowWriter] = {}
+        # Shows another process took over (only when two processes share a database without the Redis
+        # bus, a misconfiguration): this process stops deciding for them instead of retrying forever.
+        self.fenced: set[int] = set()
 
     async def start(self, show_ids: list[int]) -> None:
         for show_id in show_ids:  # open lots left by a previous run: their clocks must keep going
@@ -53,6 +57,8 @@ class LocalDispatcher:
         return queue
 
     async def submit(self, command: Command) -> dict[str, Any]:
+        if command.show_id in self.fenced:
+            raise WriterUnavailable(FENCED_REASON)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._ensure(command.show_id).put_nowait((command, future))
         try:
@@ -83,6 +89,16 @@ class LocalDispatcher:
                 continue
             try:
                 answers = await writer.run_batch([c for c, _f in items])
+            except Fenced:
+                log.error("show %s: another process took over its writer; stopping here", show_id)
+                self.fenced.add(show_id)
+                self.writers.pop(show_id, None)
+                while not queue.empty():
+                    items.append(queue.get_nowait())
+                for _c, future in items:
+                    if future is not None and not future.done():
+                        future.set_exception(WriterUnavailable(FENCED_REASON))
+                return
             except Exception as exc:
                 log.exception("writer for show %s failed a batch", show_id)
                 for _c, future in items:

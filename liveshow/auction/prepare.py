@@ -31,18 +31,29 @@ class Prepared:
     next_listing: int | None = None
 
 
+def needs_db(commands: list[Command], cached: Mapping[tuple[int, str], Answer], complete: bool) -> bool:
+    """Whether the batch must read anything first: a host command, or a key the writer may not know."""
+    for c in commands:
+        if c.kind in ("lot.open", "lot.next"):
+            return True
+        if not complete and c.key and c.user_id is not None and (c.user_id, c.key) not in cached:
+            return True
+    return False
+
+
 def prepare(
     db: Database,
     show_id: int,
     book: rules.Book,
     commands: list[Command],
     cached: Mapping[tuple[int, str], Answer],
+    complete: bool = False,
 ) -> Prepared:
     out = Prepared()
     wanted = {
         (c.user_id, c.key)
         for c in commands
-        if c.key and c.user_id is not None and (c.user_id, c.key) not in cached
+        if c.key and c.user_id is not None and (c.user_id, c.key) not in cached and not complete
     }
     host = [c for c in commands if c.kind in ("lot.open", "lot.next")]
     if not wanted and not host:
@@ -67,7 +78,17 @@ def prepare(
             out.show_state = show.state if show is not None else "ended"
             ids = {c.payload["listing_id"] for c in host if c.payload.get("listing_id")}
             if any(c.kind == "lot.next" for c in host):
-                opened = set(s.exec(select(AuctionLot.listing_id).where(AuctionLot.show_id == show_id)).all())
+                # A lot cancelled before any bid or claim (cancel allows nothing else) used the listing up
+                # for nothing: it stays in the lineup, except the one just cancelled on screen.
+                opened = set(
+                    s.exec(
+                        select(AuctionLot.listing_id).where(
+                            AuctionLot.show_id == show_id, AuctionLot.state != "cancelled"
+                        )
+                    ).all()
+                )
+                if book.lot is not None and book.lot.state == "cancelled":
+                    opened.add(book.lot.listing_id)
                 lineup = s.exec(
                     select(LineupItem)
                     .where(LineupItem.show_id == show_id)

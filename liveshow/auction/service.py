@@ -25,7 +25,7 @@ from liveshow.auction.writer import ShowWriter
 from liveshow.clock import utcnow, wall_ms
 from liveshow.db import Database
 from liveshow.errors import DomainError, NotAuthenticated, NotFound
-from liveshow.orders.service import expire_unpaid
+from liveshow.orders.service import expire_offers, expire_unpaid
 from liveshow.settings import Settings
 from liveshow.showlog import ShowLog
 from liveshow.shows.models import Show
@@ -185,7 +185,9 @@ class AuctionService:
 
     def sweep(self) -> int:
         with self.db.session() as s:
-            return len(expire_unpaid(s, utcnow(), self.settings.payment_window_minutes))
+            window = self.settings.payment_window_minutes
+            lapsed = expire_unpaid(s, utcnow(), window)
+            return len(lapsed) + len(expire_offers(s, utcnow(), window))
 
 
 def make_dispatcher(settings: Settings, make_writer: Any) -> Dispatcher:

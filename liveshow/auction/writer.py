@@ -8,15 +8,17 @@ took the show over (a higher epoch in ``auction_writers``), the commit fails and
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlalchemy import Table, insert, update
+from sqlmodel import Session, SQLModel, col, select
 from starlette.concurrency import run_in_threadpool
 
 from liveshow.accounts.models import User
@@ -24,7 +26,7 @@ from liveshow.auction import rules
 from liveshow.auction.commands import Command, lot_from_dict, lot_to_dict
 from liveshow.auction.errors import KeyReused, SoldOut, error_to_dict
 from liveshow.auction.models import AuctionBid, AuctionClaim, AuctionDecision, AuctionLot, AuctionWriter
-from liveshow.auction.prepare import Prepared, apply_host, prepare
+from liveshow.auction.prepare import Prepared, apply_host, needs_db, prepare
 from liveshow.clock import wall_ms
 from liveshow.db import Database
 from liveshow.errors import DomainError
@@ -34,6 +36,7 @@ from liveshow.showlog import ShowLog
 
 log = logging.getLogger(__name__)
 ANSWER_CACHE = 50_000
+Replier = Callable[[list[tuple[Command, dict[str, Any]]]], Awaitable[None]]
 
 
 class Fenced(Exception):
@@ -53,6 +56,12 @@ class Decision:
     outcome: rules.Outcome | None = None
     seq: int = 0  # 0: a retry answered from an earlier decision, not a new one
     orders: list[Order] = field(default_factory=list)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    """The Core table of a model: executemany through Core skips building ORM objects."""
+    table: Table = getattr(model, "__table__")  # noqa: B009 (not typed on SQLModel classes)
+    return table
 
 
 def _at(ms: int) -> datetime:
@@ -75,6 +84,9 @@ class ShowWriter:
         self.lot_info: dict[int, dict[str, Any]] = {}
         self.names: dict[int, str] = {}
         self._answers: OrderedDict[tuple[int, str], tuple[str, dict[str, Any]]] = OrderedDict()
+        # True while _answers holds every keyed decision ever made for the show (loaded at takeover,
+        # then kept): a key missing from it is new, and the batch needs no database lookup.
+        self._answers_complete = False
 
     # ------------------------------------------------------------ takeover
 
@@ -115,7 +127,24 @@ class ShowWriter:
             for user in s.exec(select(User).where(col(User.id).in_(ids))).all() if ids else []:
                 assert user.id is not None
                 self.names[user.id] = user.username
+            self._load_answers(s)
         log.info("writer for show %s took over at epoch %s seq %s", self.show_id, self.epoch, self.seq)
+
+    def _load_answers(self, s: Session) -> None:
+        """The earlier answers of this show's idempotency keys, newest ANSWER_CACHE of them; complete
+        when there are no more, so that retries across a takeover need no per-batch lookup."""
+        d = AuctionDecision
+        rows = s.exec(
+            select(d.user_id, d.idem_key, d.fingerprint, d.reply)
+            .where(d.show_id == self.show_id, col(d.idem_key).is_not(None), col(d.user_id).is_not(None))
+            .order_by(col(d.seq).desc())
+            .limit(ANSWER_CACHE + 1)
+        ).all()
+        self._answers.clear()
+        for user_id, key, fingerprint, reply in reversed(rows[:ANSWER_CACHE]):
+            assert user_id is not None and key is not None
+            self._answers[(user_id, key)] = (fingerprint, json.loads(reply))
+        self._answers_complete = len(rows) <= ANSWER_CACHE
 
     async def announce_state(self) -> None:
         """After a takeover, tell every room where the lot stands (an announcement may have been lost)."""
@@ -130,9 +159,16 @@ class ShowWriter:
         return rules.due_ms(self.book)
 
     async def run_batch(
-        self, commands: list[Command], stream_pos: str | None = None
+        self,
+        commands: list[Command],
+        stream_pos: str | None = None,
+        reply: Replier | None = None,
     ) -> list[tuple[Command, dict[str, Any]]]:
-        prepared = await run_in_threadpool(self._prepare, commands)
+        """Decide, persist, then announce and (through ``reply``, at the same time) answer."""
+        if needs_db(commands, self._answers, self._answers_complete):
+            prepared = await run_in_threadpool(self._prepare, commands)
+        else:
+            prepared = Prepared()
         start_book, start_seq = self.book, self.seq
         decisions = self._decide(commands, prepared, wall_ms())
         try:
@@ -160,11 +196,15 @@ class ShowWriter:
         if stream_pos is not None:
             self.stream_pos = stream_pos
         self._remember_all(decisions)
-        await self._announce(decisions)
-        return [(d.command, d.reply) for d in decisions]
+        answers = [(d.command, d.reply) for d in decisions]
+        if reply is None:
+            await self._announce(decisions)
+        else:
+            await asyncio.gather(self._announce(decisions), reply(answers))
+        return answers
 
     def _prepare(self, commands: list[Command]) -> Prepared:
-        return prepare(self.db, self.show_id, self.book, commands, self._answers)
+        return prepare(self.db, self.show_id, self.book, commands, self._answers, self._answers_complete)
 
     def _decide(self, commands: list[Command], prepared: Prepared, now_ms: int) -> list[Decision]:
         decisions: list[Decision] = []
@@ -215,7 +255,10 @@ class ShowWriter:
     # ------------------------------------------------------------ persisting
 
     def _persist(self, decisions: list[Decision], stream_pos: str | None) -> None:
+        """One transaction for the whole batch: the fence, then multi-row inserts (no ORM objects on
+        the hot path), the lot's state, and orders through the unit fence."""
         new = [d for d in decisions if d.seq]
+        now_ms = wall_ms()
         with self.db.session() as s:
             values: dict[str, Any] = {"seq": self.seq}
             if stream_pos is not None:
@@ -228,53 +271,46 @@ class ShowWriter:
             if fenced.rowcount != 1:  # type: ignore[attr-defined]
                 s.rollback()
                 raise Fenced(f"show {self.show_id}: epoch {self.epoch} was superseded")
+            decided: list[dict[str, Any]] = []
+            bids: list[dict[str, Any]] = []
+            claims: list[dict[str, Any]] = []
             touched: dict[int, rules.Lot] = {}
             for index, d in enumerate(new):
                 c = d.command
-                s.add(
-                    AuctionDecision(
-                        show_id=self.show_id,
-                        epoch=self.epoch,
-                        seq=d.seq,
-                        kind=c.kind,
-                        user_id=c.user_id,
-                        idem_key=c.key,
-                        fingerprint=c.fingerprint() if c.key else "",
-                        accepted="ok" in d.reply,
-                        reply=json.dumps(d.reply, separators=(",", ":")),
-                        at_ms=wall_ms(),
-                    )
+                decided.append(
+                    {
+                        "show_id": self.show_id,
+                        "epoch": self.epoch,
+                        "seq": d.seq,
+                        "kind": c.kind,
+                        "user_id": c.user_id,
+                        "idem_key": c.key,
+                        "fingerprint": c.fingerprint() if c.key else "",
+                        "accepted": "ok" in d.reply,
+                        "reply": json.dumps(d.reply, separators=(",", ":")),
+                        "at_ms": now_ms,
+                    }
                 )
                 if d.outcome is None or d.outcome.book.lot is None:
                     continue
                 lot = d.outcome.book.lot
                 lot_id = self._lot_row(s, lot)
                 touched[lot.lot_no] = lot
+                row = {"show_id": self.show_id, "lot_id": lot_id, "epoch": self.epoch, "seq": d.seq}
                 if c.kind == "bid":
                     placed = lot.bids[-1]
-                    s.add(
-                        AuctionBid(
-                            show_id=self.show_id,
-                            lot_id=lot_id,
-                            bidder_id=placed.bidder_id,
-                            max_cents=placed.max_cents,
-                            at_ms=placed.at_ms,
-                            epoch=self.epoch,
-                            seq=d.seq,
-                        )
+                    bids.append(
+                        {
+                            **row,
+                            "bidder_id": placed.bidder_id,
+                            "max_cents": placed.max_cents,
+                            "at_ms": placed.at_ms,
+                        }
                     )
                 elif c.kind == "claim":
                     taken = lot.claims[-1]
-                    s.add(
-                        AuctionClaim(
-                            show_id=self.show_id,
-                            lot_id=lot_id,
-                            buyer_id=taken.buyer_id,
-                            quantity=taken.quantity,
-                            at_ms=taken.at_ms,
-                            epoch=self.epoch,
-                            seq=d.seq,
-                        )
+                    claims.append(
+                        {**row, "buyer_id": taken.buyer_id, "quantity": taken.quantity, "at_ms": taken.at_ms}
                     )
                 d.orders = []
                 for sale in d.outcome.sales:
@@ -287,7 +323,7 @@ class ShowWriter:
                             sale.source,
                             show_id=self.show_id,
                             lot_id=lot_id,
-                            now=_at(wall_ms()),
+                            now=_at(now_ms),
                             payment_window_minutes=self.window,
                             commit=False,
                         )
@@ -295,13 +331,19 @@ class ShowWriter:
                         s.rollback()
                         raise UnitTaken(index) from exc
                     d.orders.append(order)
+            for table, rows in ((AuctionDecision, decided), (AuctionBid, bids), (AuctionClaim, claims)):
+                if rows:
+                    s.execute(insert(_table(table)), rows)
             for lot in touched.values():
-                row = s.get(AuctionLot, self.lot_ids[lot.lot_no])
-                assert row is not None
-                row.state = lot.state
-                row.state_json = json.dumps(lot_to_dict(lot), separators=(",", ":"))
-                row.closed_at = _at(lot.closed_at_ms) if lot.closed_at_ms else None
-                s.add(row)
+                s.execute(
+                    update(_table(AuctionLot))
+                    .where(_table(AuctionLot).c.id == self.lot_ids[lot.lot_no])
+                    .values(
+                        state=lot.state,
+                        state_json=json.dumps(lot_to_dict(lot), separators=(",", ":")),
+                        closed_at=_at(lot.closed_at_ms) if lot.closed_at_ms else None,
+                    )
+                )
             s.commit()
 
     def _lot_row(self, s: Session, lot: rules.Lot) -> int:
@@ -333,6 +375,7 @@ class ShowWriter:
                 self._answers[(d.command.user_id, d.command.key)] = (d.command.fingerprint(), d.reply)
         while len(self._answers) > ANSWER_CACHE:
             self._answers.popitem(last=False)
+            self._answers_complete = False  # an evicted key must be looked up in the database again
 
     # ------------------------------------------------------------ announcing
 
@@ -350,24 +393,29 @@ class ShowWriter:
         return out
 
     async def _announce(self, decisions: list[Decision]) -> None:
+        """Every event of the batch in decision order, in one bus round trip."""
+        items: list[tuple[str, dict[str, Any]]] = []
         for d in decisions:
             if d.outcome is None or not d.seq:
                 continue
             for type_, data in d.outcome.events:
                 body = self._decorate(data)
                 body["epoch"], body["dseq"] = self.epoch, d.seq
-                await self.showlog.publish(self.show_id, type_, body)
+                items.append((type_, body))
             for order in d.orders:
-                await self.showlog.publish(
-                    self.show_id,
-                    "order.created",
-                    {
-                        "to": [order.buyer_id, order.seller_id],
-                        "order_id": order.id,
-                        "listing_id": order.listing_id,
-                        "price_cents": order.price_cents,
-                        "buyer_id": order.buyer_id,
-                        "buyer": self.names.get(order.buyer_id, ""),
-                        "source": order.source,
-                    },
+                items.append(
+                    (
+                        "order.created",
+                        {
+                            "to": [order.buyer_id, order.seller_id],
+                            "order_id": order.id,
+                            "listing_id": order.listing_id,
+                            "price_cents": order.price_cents,
+                            "buyer_id": order.buyer_id,
+                            "buyer": self.names.get(order.buyer_id, ""),
+                            "source": order.source,
+                        },
+                    )
                 )
+        if items:
+            await self.showlog.publish_many(self.show_id, items)

@@ -72,6 +72,10 @@ class Bus(Protocol):
 
     async def publish(self, topic: str, type: str, data: dict[str, Any]) -> Event: ...
 
+    async def publish_many(self, topic: str, items: list[tuple[str, dict[str, Any]]]) -> list[Event]:
+        """Publish several events of one topic in one go, numbered in the order given."""
+        ...
+
     def subscribe(self, topic: str, after_seq: int | None = None) -> Subscription:
         """Events of the topic after after_seq (default: from now). A topic has one reader per
         process, so a later subscriber joins at the reader's position: dedupe by seq."""

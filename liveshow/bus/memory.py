@@ -38,6 +38,9 @@ class MemoryBus:
             sub.queue.put_nowait(event)
         return event
 
+    async def publish_many(self, topic: str, items: list[tuple[str, dict[str, Any]]]) -> list[Event]:
+        return [await self.publish(topic, type_, data) for type_, data in items]
+
     def subscribe(self, topic: str, after_seq: int | None = None) -> Subscription:
         sub = Subscription(topic=topic, queue=asyncio.Queue())
         if after_seq is not None:

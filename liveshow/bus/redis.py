@@ -75,6 +75,26 @@ class RedisBus:
         )
         return Event(topic=topic, seq=seq, type=type, data=data, ts_ms=ts)
 
+    async def publish_many(self, topic: str, items: list[tuple[str, dict[str, Any]]]) -> list[Event]:
+        """One round trip for many events: a pipeline runs on one connection, so Redis numbers them
+        in the order given (separate concurrent publishes could interleave in any order)."""
+        if not items:
+            return []
+        keys = [self._seq_key(topic), self._log_key(topic)]
+        stamped = []
+        pipe = self._redis.pipeline(transaction=False)
+        for type_, data in items:
+            ts = wall_ms()
+            body = json.dumps({"type": type_, "data": data, "ts": ts}, separators=(",", ":"))
+            stamped.append((type_, data, ts))
+            # Queued on the pipeline (which loads the script first if Redis lost it).
+            await self._script(keys=keys, args=[body, self.retain], client=pipe)
+        seqs = await pipe.execute()
+        return [
+            Event(topic=topic, seq=int(seq), type=type_, data=data, ts_ms=ts)
+            for (type_, data, ts), seq in zip(stamped, seqs, strict=True)
+        ]
+
     def subscribe(self, topic: str, after_seq: int | None = None) -> Subscription:
         sub = Subscription(topic=topic, queue=asyncio.Queue())
         self._subs.setdefault(topic, set()).add(sub)

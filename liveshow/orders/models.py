@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index, text
+from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from liveshow.clock import utcnow
@@ -51,9 +51,12 @@ class SecondChanceOffer(SQLModel, table=True):
     """When a winner does not pay, the next-highest bidder may buy at their own maximum."""
 
     __tablename__ = "second_chance_offers"
+    # An unpaid win passes from bidder to bidder (each declines or lets the offer lapse): several offers
+    # per order, never two to the same bidder.
+    __table_args__ = (UniqueConstraint("order_id", "buyer_id", name="uq_second_chance_order_buyer"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    order_id: int = Field(foreign_key="orders.id", index=True, unique=True)
+    order_id: int = Field(foreign_key="orders.id", index=True)
     buyer_id: int = Field(foreign_key="users.id", index=True)
     seller_id: int = Field(foreign_key="users.id")
     listing_id: int = Field(foreign_key="listings.id")

@@ -186,7 +186,6 @@ def cancel(
 def expire_unpaid(session: Session, now: datetime | None = None, window_minutes: int = 15) -> list[Order]:
     """Cancel every order past its payment window; an unpaid auction win goes to the runner-up as a
     second-chance offer at their own maximum."""
-    from liveshow.auction.models import AuctionBid
 
     now = now or utcnow()
     due = session.exec(select(Order).where(Order.status == "awaiting_payment", col(Order.pay_by) < now)).all()
@@ -200,30 +199,81 @@ def expire_unpaid(session: Session, now: datetime | None = None, window_minutes:
         if result.rowcount != 1:  # type: ignore[attr-defined]
             continue
         refresh_sold_count(session, order.listing_id)
-        if order.source == "auction" and order.lot_id is not None:
-            runner = session.exec(
-                select(AuctionBid)
-                .where(AuctionBid.lot_id == order.lot_id, AuctionBid.bidder_id != order.buyer_id)
-                .order_by(col(AuctionBid.max_cents).desc(), col(AuctionBid.id))
-            ).first()
-            if runner is not None:
-                session.add(
-                    SecondChanceOffer(
-                        order_id=order.id or 0,
-                        buyer_id=runner.bidder_id,
-                        seller_id=order.seller_id,
-                        listing_id=order.listing_id,
-                        show_id=order.show_id,
-                        lot_id=order.lot_id,
-                        price_cents=runner.max_cents,
-                        created_at=now,
-                        expires_at=now + timedelta(minutes=window_minutes),
-                    )
-                )
+        if order.source == "auction":
+            offer_next(session, order, now, window_minutes)
         session.commit()
         session.refresh(order)
         cancelled.append(order)
     return cancelled
+
+
+def offer_next(
+    session: Session, order: Order, now: datetime, window_minutes: int
+) -> SecondChanceOffer | None:
+    """Offer the unpaid win to the highest bidder of the lot not yet offered it, at their own maximum
+    (the caller commits). None when every bidder has had their chance."""
+    from liveshow.auction.models import AuctionBid
+
+    if order.lot_id is None or order.id is None:
+        return None
+    asked = set(
+        session.exec(select(SecondChanceOffer.buyer_id).where(SecondChanceOffer.order_id == order.id)).all()
+    )
+    asked.add(order.buyer_id)
+    bids = session.exec(
+        select(AuctionBid)
+        .where(AuctionBid.lot_id == order.lot_id)
+        .order_by(col(AuctionBid.max_cents).desc(), col(AuctionBid.id))
+    ).all()
+    runner = next((b for b in bids if b.bidder_id not in asked), None)
+    if runner is None:
+        return None
+    offer = SecondChanceOffer(
+        order_id=order.id,
+        buyer_id=runner.bidder_id,
+        seller_id=order.seller_id,
+        listing_id=order.listing_id,
+        show_id=order.show_id,
+        lot_id=order.lot_id,
+        price_cents=runner.max_cents,
+        created_at=now,
+        expires_at=now + timedelta(minutes=window_minutes),
+    )
+    session.add(offer)
+    return offer
+
+
+def _close_offer(
+    session: Session, offer: SecondChanceOffer, status: str, now: datetime, window_minutes: int
+) -> bool:
+    """Open -> declined/expired, then pass the win on; False when someone else closed it first."""
+    result = session.execute(
+        update(SecondChanceOffer)
+        .where(col(SecondChanceOffer.id) == offer.id, col(SecondChanceOffer.status) == "open")
+        .values(status=status)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
+    order = session.get(Order, offer.order_id)
+    if order is not None:
+        offer_next(session, order, now, window_minutes)
+    session.commit()
+    session.refresh(offer)
+    return True
+
+
+def expire_offers(
+    session: Session, now: datetime | None = None, window_minutes: int = 15
+) -> list[SecondChanceOffer]:
+    """Close every open offer past its time and pass each win to the next bidder."""
+    now = now or utcnow()
+    due = session.exec(
+        select(SecondChanceOffer).where(
+            SecondChanceOffer.status == "open", col(SecondChanceOffer.expires_at) < now
+        )
+    ).all()
+    return [offer for offer in due if _close_offer(session, offer, "expired", now, window_minutes)]
 
 
 def accept_second_chance(
@@ -236,9 +286,7 @@ def accept_second_chance(
     if offer.status != "open":
         raise Conflict(f"This offer is {offer.status}.")
     if now > offer.expires_at:
-        offer.status = "expired"
-        session.add(offer)
-        session.commit()
+        _close_offer(session, offer, "expired", now, window_minutes)
         raise Conflict("This offer has expired.")
     order = create_order(
         session,
@@ -259,13 +307,18 @@ def accept_second_chance(
     return order
 
 
-def decline_second_chance(session: Session, offer_id: int, user_id: int) -> SecondChanceOffer:
+def decline_second_chance(
+    session: Session,
+    offer_id: int,
+    user_id: int,
+    now: datetime | None = None,
+    window_minutes: int = 15,
+) -> SecondChanceOffer:
     offer = session.get(SecondChanceOffer, offer_id)
     if offer is None or offer.buyer_id != user_id:
         raise NotFound("No such offer.")
-    if offer.status != "open":
+    if offer.status != "open" or not _close_offer(
+        session, offer, "declined", now or utcnow(), window_minutes
+    ):
         raise Conflict(f"This offer is {offer.status}.")
-    offer.status = "declined"
-    session.add(offer)
-    session.commit()
     return offer

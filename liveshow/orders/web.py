@@ -99,7 +99,7 @@ async def order_action(request: Request) -> Response:
             elif action == "accept-offer":
                 service.accept_second_chance(s, target, uid, window_minutes=window)
             elif action == "decline-offer":
-                service.decline_second_chance(s, target, uid)
+                service.decline_second_chance(s, target, uid, window_minutes=window)
             else:
                 raise NotFound("No such action.")
 

@@ -1,0 +1,236 @@
+"""Client processes of bench/bids.py: open-loop bidders over keep-alive HTTP, and a bus listener.
+
+Open loop: each request has a scheduled send time (the offered rate); its latency is measured from that
+time, so waiting for a free connection counts (no coordinated omission). The HTTP client is a few lines
+over asyncio streams, because a general client library costs more CPU per request than the server on
+this small machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import secrets
+import time
+from typing import Any
+
+# (step, scheduled send, latency s, status, dseq or 0)
+Result = tuple[int, float, float, int, int]
+
+
+class Conn:
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, token: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: {self.host}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(raw[9:12])
+        length = 0
+        for line in raw.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        data = await self.reader.readexactly(length)
+        return status, json.loads(data)
+
+
+def client_proc(
+    addrs: list[tuple[str, int]],
+    path: str,
+    tokens: list[tuple[int, str]],
+    steps: list[float],
+    step_s: float,
+    connections: int,
+    start_at: float,
+    out: Any,
+) -> None:
+    """Offer each rate of ``steps`` (commands/s, this process's share) for ``step_s`` seconds."""
+
+    async def run() -> list[Result]:
+        results: list[Result] = []
+        price = {"cents": 1000}
+        pool: asyncio.Queue[Conn] = asyncio.Queue()
+        for n in range(connections):
+            pool.put_nowait(Conn(*addrs[n % len(addrs)]))
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+
+        async def one(step: int, due: float, n: int) -> None:
+            await asyncio.sleep(max(0.0, due - time.time()))
+            conn = await pool.get()
+            uid, token = tokens[n % len(tokens)]
+            # a custom maximum a little above the last price seen: some accepted, most too low
+            amount = price["cents"] + random.choice((100, 200, 300, 500, 1000))
+            body = json.dumps(
+                {"type": "bid", "key": f"b{uid}-{secrets.token_hex(6)}", "max_cents": amount}
+            ).encode()
+            try:
+                status, reply = await conn.post(path, token, body)
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                conn.writer = None
+                status, reply = 599, {}
+            pool.put_nowait(conn)
+            done = time.time()
+            if status == 200:
+                price["cents"] = max(price["cents"], int(reply["price_cents"]))
+            elif reply.get("min_cents"):
+                price["cents"] = max(price["cents"], int(reply["min_cents"]) - 100)
+            results.append((step, due, done - due, status, int(reply.get("dseq", 0)) if status == 200 else 0))
+
+        # Warm-up (not reported): connections opened, tokens cached, code paths hot.
+        warm = [asyncio.create_task(one(-1, time.time() + i / 50, i)) for i in range(50)]
+        await asyncio.gather(*warm)
+        # (their answers are kept for the replay check, not reported)
+        n = 0
+        for step, rate in enumerate(steps):
+            begin = time.time()
+            count = int(rate * step_s)
+            tasks = []
+            for i in range(count):
+                n += 1
+                tasks.append(asyncio.create_task(one(step, begin + i / rate, n)))
+            await asyncio.gather(*tasks)
+            mine = [r for r in results if r[0] == step]
+            # Beyond saturation the backlog only grows: stop offering more.
+            if max(r[1] + r[2] for r in mine) - begin > 2 * step_s:
+                break
+        return results
+
+    out.put(asyncio.run(run()))
+
+
+def listener_proc(redis_url: str, prefix: str, show_id: int, out: Any, ready: Any, stop: Any) -> None:
+    """Everyone: a subscriber of the show's topic through the bus, as each server's room would be."""
+    from liveshow.bus.redis import RedisBus
+
+    async def run() -> dict[int, float]:
+        bus = RedisBus(redis_url, prefix=prefix)
+        await bus.start()
+        sub = bus.subscribe(f"show:{show_id}")
+        seen: dict[int, float] = {}
+        await asyncio.sleep(0.3)
+        ready.set()
+        while not stop.is_set():
+            try:
+                event = await sub.get(timeout=0.5)
+            except TimeoutError:
+                continue
+            if event.type == "bid.accepted":
+                seen[int(event.data["dseq"])] = time.time()
+        sub.close()
+        await bus.close()
+        return seen
+
+    out.put(asyncio.run(run()))
+
+
+def ws_client_proc(
+    addrs: list[tuple[str, int]],
+    show_id: int,
+    cookies: list[tuple[int, str]],
+    sockets: int,
+    steps: list[float],
+    step_s: float,
+    start_at: float,
+    out: Any,
+) -> None:
+    """Viewers on the room WebSocket: ``sockets`` connected sockets (signed in, spread over both
+    servers) that all receive the show's events; bids are sent over them at the offered rates. Returns
+    the results and, per accepted bid (dseq), when the LAST of this process's sockets received it."""
+    from websockets.asyncio.client import ClientConnection, connect
+
+    async def run() -> tuple[list[Result], dict[int, float]]:
+        results: list[Result] = []
+        last_seen: dict[int, float] = {}
+        waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        seen_by: dict[int, int] = {}
+        price = {"cents": 1000}
+
+        async def reader(ws: ClientConnection) -> None:
+            async for raw in ws:
+                message = json.loads(raw)
+                # the room sends one message per tick holding that tick's frames
+                frames = message["events"] if message.get("type") == "batch" else [message]
+                for frame in frames:
+                    rid = frame.get("reply_to")
+                    if rid is not None:
+                        fut = waiting.pop(rid, None)
+                        if fut is not None and not fut.done():
+                            fut.set_result(frame)
+                    elif frame.get("type") == "bid.accepted":
+                        dseq = int(frame["dseq"])
+                        seen_by[dseq] = seen_by.get(dseq, 0) + 1
+                        last_seen[dseq] = time.time()
+
+        conns: list[tuple[ClientConnection, int]] = []
+        readers = []
+        for n in range(sockets):
+            host, port = addrs[n % len(addrs)]
+            uid, cookie = cookies[n % len(cookies)]
+            ws = await connect(
+                f"ws://{host}:{port}/ws/shows/{show_id}",
+                additional_headers={"Cookie": f"liveshow_session={cookie}"},
+                max_size=2**22,
+                ping_interval=None,
+            )
+            await ws.send(json.dumps({"type": "hello"}))
+            conns.append((ws, uid))
+            readers.append(asyncio.create_task(reader(ws)))
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+
+        async def one(step: int, due: float, n: int) -> None:
+            await asyncio.sleep(max(0.0, due - time.time()))
+            ws, uid = conns[n % len(conns)]
+            rid = secrets.token_hex(6)
+            amount = price["cents"] + random.choice((100, 200, 300, 500, 1000))
+            fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+            waiting[rid] = fut
+            try:
+                await ws.send(
+                    json.dumps({"type": "bid", "id": rid, "key": f"w{uid}-{rid}", "max_cents": amount})
+                )
+                frame = await asyncio.wait_for(fut, 30)
+            except (OSError, TimeoutError, Exception):
+                results.append((step, due, time.time() - due, 599, 0))
+                return
+            done = time.time()
+            if frame.get("type") == "bid.result":
+                price["cents"] = max(price["cents"], int(frame["price_cents"]))
+                results.append((step, due, done - due, 200, int(frame.get("dseq", 0))))
+            else:
+                if frame.get("min_cents"):
+                    price["cents"] = max(price["cents"], int(frame["min_cents"]) - 100)
+                results.append((step, due, done - due, 400, 0))
+
+        warm = [asyncio.create_task(one(-1, time.time() + i / 50, i)) for i in range(50)]
+        await asyncio.gather(*warm)
+        n = 0
+        for step, rate in enumerate(steps):
+            begin = time.time()
+            tasks = []
+            for i in range(int(rate * step_s)):
+                n += 1
+                tasks.append(asyncio.create_task(one(step, begin + i / rate, n)))
+            await asyncio.gather(*tasks)
+            mine = [r for r in results if r[0] == step]
+            if max(r[1] + r[2] for r in mine) - begin > 2 * step_s:
+                break
+        await asyncio.sleep(1.0)  # the last events on their way
+        for ws, _uid in conns:
+            await ws.close()
+        for task in readers:
+            task.cancel()
+        # a bid counts as seen by everyone here only if every socket of this process got it
+        complete = {d: t for d, t in last_seen.items() if seen_by.get(d) == len(conns)}
+        return results, complete
+
+    out.put(asyncio.run(run()))

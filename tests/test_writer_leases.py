@@ -1,0 +1,113 @@
+"""The writer's lifecycle at its edges: a memory-mode writer that another process fenced out stops (it
+does not retry for ever), and a Redis-mode leader with nothing to decide lets go of the show."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from liveshow.auction.commands import Command
+from liveshow.auction.distributed import RedisDispatcher
+from liveshow.auction.errors import WriterUnavailable
+from liveshow.auction.local import LocalDispatcher
+from liveshow.auction.writer import ShowWriter
+from liveshow.bus import make_bus
+from liveshow.db import Database
+from liveshow.showlog import ShowLog
+from tests.auction_fixtures import key, make_world
+from tests.conftest import REDIS_URL
+
+
+def open_claim(world_show: int, seller: int, listing: int) -> Command:
+    payload = {"mode": "claim", "listing_id": listing, "price_cents": None, "quantity": None}
+    return Command("lot.open", world_show, seller, None, {**payload, "per_buyer_limit": None})
+
+
+async def test_fenced_memory_writer_stops_instead_of_retrying(sqlite_url: str, tmp_path: Path) -> None:
+    db = Database(sqlite_url)
+    w = make_world(db, viewers=2, quantities=(5,))
+    showlog = ShowLog(make_bus("memory://"), db)
+    first = LocalDispatcher(lambda show_id: ShowWriter(db, showlog, show_id))
+    second = LocalDispatcher(lambda show_id: ShowWriter(db, showlog, show_id))
+    seller, listing = w.seller.id or 0, w.listings[0].id or 0
+    opened = await first.submit(open_claim(w.show_id, seller, listing))
+    assert "ok" in opened
+    # A second process on the same database without the Redis bus (a misconfiguration) takes over:
+    claim = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 1, "lot_no": None})
+    assert "ok" in await second.submit(claim)
+    started = time.monotonic()
+    with pytest.raises(WriterUnavailable):
+        await first.submit(
+            Command("claim", w.show_id, w.viewers[1].id, key(), {"quantity": 1, "lot_no": None})
+        )
+    assert time.monotonic() - started < 5  # refused at once, not after the reply timeout
+    task = first._tasks[w.show_id]
+    await asyncio.sleep(0.3)
+    assert task.done() and task.exception() is None  # the writer ended, it is not looping
+    assert w.show_id in first.fenced and w.show_id not in first.writers
+    with pytest.raises(WriterUnavailable):  # and later commands are refused without deciding
+        await first.submit(
+            Command("claim", w.show_id, w.viewers[1].id, key(), {"quantity": 1, "lot_no": None})
+        )
+    # the process that took over goes on deciding, from the persisted state
+    answer = await second.submit(
+        Command("claim", w.show_id, w.viewers[1].id, key(), {"quantity": 1, "lot_no": None})
+    )
+    assert answer["ok"]["units"] == [2]
+    await first.stop()
+    await second.stop()
+    db.close()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_idle_leader_releases_the_show_and_comes_back_on_demand(
+    postgres_url: str, redis_prefix: str
+) -> None:
+    db = Database(postgres_url)
+    w = make_world(db, viewers=1, quantities=(5,))
+    bus = make_bus(REDIS_URL, prefix=redis_prefix)
+    await bus.start()
+    showlog = ShowLog(bus, db)
+
+    def make(show_id: int) -> ShowWriter:
+        return ShowWriter(db, showlog, show_id)
+
+    a = RedisDispatcher(REDIS_URL, redis_prefix, make, idle_release_ms=600)
+    b = RedisDispatcher(REDIS_URL, redis_prefix, make, idle_release_ms=600)
+    await a.start([])
+    await b.start([])
+    probe = aioredis.from_url(REDIS_URL, decode_responses=True)
+    lease = f"{redis_prefix}:auction:{w.show_id}:leader"
+    active = f"{redis_prefix}:auction:active"
+    try:
+        # a claim lot has no clock: once nobody sends it anything, nobody needs to lead it
+        assert "ok" in await a.submit(open_claim(w.show_id, w.seller.id or 0, w.listings[0].id or 0))
+        assert await probe.get(lease) in (a.token, b.token)
+        # the submitter's interest outlives the reply timeout; shorten it for the test
+        a._interest[w.show_id] -= 60_000
+        for _ in range(100):  # the leader notices after idle_release_ms
+            if not (await probe.exists(lease) or a._leading_now(w.show_id) or b._leading_now(w.show_id)):
+                break
+            await asyncio.sleep(0.1)
+        assert not await probe.exists(lease)
+        assert not await probe.sismember(active, str(w.show_id))
+        assert not a._leading_now(w.show_id) and not b._leading_now(w.show_id)
+        await asyncio.sleep(1.0)  # and nobody campaigns for it again on their own
+        assert not await probe.exists(lease)
+        # the next command brings a writer back, with the state as persisted
+        claim = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 2, "lot_no": None})
+        answer = await b.submit(claim)
+        assert answer["ok"]["units"] == [1, 2]
+        assert await probe.get(lease) in (a.token, b.token)
+    finally:
+        await probe.aclose()
+        await a.stop()
+        await b.stop()
+        await showlog.stop()
+        await bus.close()
+        db.close()
