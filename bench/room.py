@@ -330,7 +330,10 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         delay = max(0.0, start_at - time.time())
         for proc, port in zip(server_procs, ports, strict=True):
             out_file = Path(args.profile) / f"room-{mode}-{port}.folded"
-            spy = f"sleep {delay:.1f}; exec {Path(sys.executable).parent / 'py-spy'} record --pid {proc.pid} --duration {int(duration)} --format raw --output {out_file} --nonblocking"
+            spy = (
+                f"sleep {delay:.1f}; exec {Path(sys.executable).parent / 'py-spy'} record --pid {proc.pid}"
+                f" --duration {int(duration)} --format raw --output {out_file} --nonblocking"
+            )
             profilers.append(subprocess.Popen(["sh", "-c", spy], stdout=subprocess.DEVNULL))
     # CPU of each side while the chat load runs (the ramp of handshakes is left out).
     time.sleep(max(0.0, start_at - time.time()))

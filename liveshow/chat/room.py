@@ -1,10 +1,12 @@
 """One show's room in one process: its sockets, its bus subscription and the batched fan-out.
 
-Events from the bus are queued and flushed every ``tick`` seconds: each socket gets one WebSocket
-message per tick holding every frame it may see (see protocol.encode_batch), serialized once for all
-sockets when no private event is involved. Each socket has a bounded outbox drained by its own writer
-task, so a slow reader only fills its own outbox; when that is full the socket is dropped (close 1013)
-and the client resumes later from its last seq. Nothing here ever awaits a socket on behalf of another.
+Events from the bus are queued and flushed every ``tick`` seconds (stretched towards ``max_tick`` in a
+big room): each socket gets one WebSocket message per tick holding every frame it may see (see
+protocol.encode_batch), serialized once for all sockets when no private event is involved. A send is
+started directly from the flush and normally completes without suspending (the transport takes the
+bytes); only a socket whose transport is full gets a task, and later messages queue behind it in its
+bounded outbox. When that is full the socket is dropped (close 1013) and the client resumes later from
+its last seq. Nothing here ever awaits a socket on behalf of another.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from liveshow.chat.protocol import CLOSE_TRY_LATER, encode, encode_batch
 
 log = logging.getLogger(__name__)
 
+LIGHT_ROOM, BUSY_ROOM = 500, 2000  # sockets in one room in this process: see Room.current_tick
 OUTBOX_LIMIT = 64  # messages (ticks) queued behind a waiting send before the socket counts as too slow
 
 
@@ -133,10 +136,12 @@ class Room:
         state: ModState,
         tick: float,
         on_drop: Callable[[Connection], None],
+        max_tick: float | None = None,
     ) -> None:
         self.show_id = show_id
         self.state = state
         self.tick = tick
+        self.max_tick = max(tick, max_tick if max_tick is not None else tick)
         self.connections: set[Connection] = set()
         self.reactions: Counter[str] = Counter()
         self._queue: list[Event] = []
@@ -177,9 +182,17 @@ class Room:
 
     async def _flush_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.tick)
+            await asyncio.sleep(self.current_tick())
             if self._queue:
                 self.flush()
+
+    def current_tick(self) -> float:
+        """The flush interval for the room's size here: `tick` up to LIGHT_ROOM sockets, then stretched
+        linearly to `max_tick` at BUSY_ROOM. Every socket costs one write (a syscall) per tick, so a big
+        room trades a few ms of delay for fewer writes; the delay stays well inside the 100 ms target.
+        """
+        load = (len(self.connections) - LIGHT_ROOM) / (BUSY_ROOM - LIGHT_ROOM)
+        return self.tick + (self.max_tick - self.tick) * min(1.0, max(0.0, load))
 
     def flush(self) -> None:
         events, self._queue = self._queue, []
