@@ -16,6 +16,7 @@ import base64
 import json
 import multiprocessing as mp
 import os
+import re
 import secrets
 import signal
 import socket
@@ -24,7 +25,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -69,7 +71,7 @@ def cookie(secret: str, user_id: int) -> str:
     return TimestampSigner(secret).sign(payload).decode()
 
 
-def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+def start_server(env: dict[str, str], port: int, ws: str, deflate: bool) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
         "-m",
@@ -83,7 +85,9 @@ def start_server(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
         "--log-level",
         "warning",
         "--ws",
-        "websockets",
+        ws,
+        "--ws-per-message-deflate",
+        str(deflate).lower(),
         "--no-access-log",
     ]
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT)
@@ -106,89 +110,181 @@ def cpu_seconds(pid: int) -> float:
 
 # ------------------------------------------------------------------ client processes
 
+# Only the benchmark's own messages carry "b:<send time>"; the raw payload is scanned instead of
+# JSON-parsed so that the clients, which share the machine with the server, stay cheap.
+STAMP = re.compile(rb'"text":"b:(\d+\.\d+)"')
+
+
+class RawSocket(asyncio.Protocol):
+    """A minimal WebSocket client: handshake, unmasked server frames, ping -> pong, close code.
+
+    Deliberately lean (no JSON, no per-message task): the point is to measure the server.
+    """
+
+    def __init__(self, path: str, host: str, headers: dict[str, str], on_text: Any) -> None:
+        self.path, self.host, self.headers, self.on_text = path, host, headers, on_text
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.close_code: int | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+        key = base64.b64encode(os.urandom(16)).decode()
+        extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
+        self.transport.write(
+            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"{extra}\r\n".encode()
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"closed during handshake: {exc!r}"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.opened.done():
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.opened.set_exception(ConnectionError(bytes(buf[:end]).decode(errors="replace")))
+                return
+            del buf[: end + 4]
+            self.opened.set_result(None)
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            opcode, length, head = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+            if n - pos < head + length:
+                break
+            payload = bytes(buf[pos + head : pos + head + length])
+            pos += head + length
+            if opcode in (0, 1):  # the server never fragments its messages
+                self.on_text(payload)
+            elif opcode == 9:
+                self.send_frame(0xA, payload)
+            elif opcode == 8:
+                self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                self.send_frame(0x8, payload[:2])
+                if self.transport is not None:
+                    self.transport.close()
+        del buf[:pos]
+
+    def send_frame(self, opcode: int, payload: bytes) -> None:
+        """Client frames must be masked (RFC 6455 §5.3)."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        n = len(payload)
+        mask = os.urandom(4)
+        size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+        key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
+        masked = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
+        self.transport.write(bytes([0x80 | opcode]) + size + mask + masked)
+
 
 async def client_main(job: dict[str, Any]) -> dict[str, Any]:
-    import websockets
-
+    loop = asyncio.get_running_loop()
     latencies: list[float] = []
     received = 0
-    dropped = 0
-    connected = 0
     start_at: float = job["start_at"]
     stop_at: float = job["stop_at"]
+    sockets: list[RawSocket] = []
+    errors: list[BaseException] = []
+    cpu_at: dict[str, float] = {}
 
-    async def receiver(url: str) -> None:
-        nonlocal received, dropped, connected
+    def on_text(payload: bytes) -> None:
+        nonlocal received
+        now = time.time()
+        for match in STAMP.finditer(payload):
+            received += 1
+            latencies.append((now - float(match.group(1))) * 1000)
+
+    def ignore(payload: bytes) -> None:
+        pass
+
+    async def connect(url: str, headers: dict[str, str], handler: Any) -> RawSocket | None:
+        parts = urlsplit(url + "?last_seq=")
         try:
-            async with websockets.connect(
-                url + "?last_seq=", max_size=2**24, open_timeout=60, compression=None
-            ) as ws:
-                connected += 1
-                async for raw in ws:
-                    now = time.time()
-                    message = json.loads(raw)
-                    frames = message["events"] if message.get("type") == "batch" else [message]
-                    for frame in frames:
-                        if frame.get("type") == "chat.message" and frame["text"].startswith("b:"):
-                            received += 1
-                            latencies.append((now - float(frame["text"][2:])) * 1000)
-                    if now > stop_at + 3:
-                        return
-        except websockets.ConnectionClosed as exc:
-            if exc.rcvd is not None and exc.rcvd.code == 1013:
-                dropped += 1
+            _, sock = await loop.create_connection(
+                lambda: RawSocket(f"{parts.path}?{parts.query}", parts.netloc, headers, handler),
+                parts.hostname,
+                parts.port,
+            )
+            await asyncio.wait_for(sock.opened, 60)
+        except (OSError, ConnectionError, TimeoutError) as exc:
+            errors.append(exc)
+            return None
+        sockets.append(sock)
+        return sock
+
+    async def receiver(i: int, url: str) -> None:
+        await asyncio.sleep(i * 0.004)  # spread the handshakes instead of a thundering herd
+        await connect(url, {}, on_text)
 
     async def sender(url: str, cookie_value: str, interval: float, offset: float) -> None:
-        headers = {"Cookie": f"liveshow_session={cookie_value}"}
-        async with websockets.connect(
-            url + "?last_seq=", additional_headers=headers, open_timeout=60, compression=None
-        ) as ws:
+        sock = await connect(url, {"Cookie": f"liveshow_session={cookie_value}"}, ignore)
+        if sock is None:
+            return
+        await asyncio.sleep(max(0.0, start_at - time.time()) + offset)
+        next_at = time.monotonic()
+        while time.time() < stop_at:
+            sock.send_frame(1, json.dumps({"type": "chat.send", "text": f"b:{time.time():.6f}"}).encode())
+            next_at += interval
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
 
-            async def drain() -> None:
-                async for _ in ws:
-                    pass
+    def mark(name: str) -> None:
+        cpu_at[name] = time.process_time()
 
-            drainer = asyncio.create_task(drain())
-            await asyncio.sleep(max(0.0, start_at - time.time()) + offset)
-            next_at = time.monotonic()
-            while time.time() < stop_at:
-                await ws.send(json.dumps({"type": "chat.send", "text": f"b:{time.time():.6f}"}))
-                next_at += interval
-                await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            drainer.cancel()
-
-    async def staggered(i: int, url: str) -> None:
-        await asyncio.sleep(i * 0.005)  # spread the handshakes instead of a thundering herd
-        await receiver(url)
-
-    tasks = [asyncio.create_task(staggered(i, url)) for i, url in enumerate(job["receivers"])]
+    loop.call_later(max(0.0, start_at - time.time()), mark, "start")
+    loop.call_later(max(0.0, stop_at - time.time()), mark, "stop")
+    tasks = [asyncio.create_task(receiver(i, url)) for i, url in enumerate(job["receivers"])]
     for i, (url, cookie_value) in enumerate(job["senders"]):
         offset = (i / max(1, len(job["senders"]))) * job["sender_interval"]
         tasks.append(asyncio.create_task(sender(url, cookie_value, job["sender_interval"], offset)))
-    done, pending = await asyncio.wait(tasks, timeout=max(5.0, stop_at - time.time() + 8))
-    for task in pending:
+    await asyncio.sleep(max(0.0, stop_at + 3 - time.time()))  # let the last batches arrive
+    for task in tasks:
         task.cancel()
-    errors = [t.exception() for t in done if not t.cancelled() and t.exception() is not None]
+    for sock in sockets:
+        if sock.transport is not None:
+            sock.transport.close()
     if errors:
         print(f"client process: {len(errors)} sockets failed, e.g. {errors[0]!r}", file=sys.stderr)
     return {
         "latencies": latencies,
         "received": received,
-        "dropped": dropped,
-        "connected": connected,
+        "dropped": sum(1 for s in sockets if s.close_code == 1013),
+        "connected": len(sockets),
         "cpu_s": time.process_time(),
+        "cpu_window_s": cpu_at.get("stop", 0.0) - cpu_at.get("start", 0.0),
     }
 
 
 def client_process(job: dict[str, Any], out: Any) -> None:
+    import uvloop
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    out.put(asyncio.run(client_main(job)))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        out.put(runner.run(client_main(job)))
 
 
 # ------------------------------------------------------------------ one run
 
 
-def run(mode: str, sockets_per_server: int, rate: float, duration: float, procs: int) -> dict[str, Any]:
+def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
+    sockets_per_server: int = args.clients
+    rate: float = args.rate
+    duration: float = args.duration
+    procs: int = args.procs
     servers = 1 if mode == "memory" else 2
     tmp = Path(tempfile.mkdtemp(prefix="liveshow-bench-"))
     db_url = f"sqlite:///{tmp / 'bench.db'}"
@@ -205,7 +301,7 @@ def run(mode: str, sockets_per_server: int, rate: float, duration: float, procs:
         "LIVESHOW_BUS_PREFIX": f"bench:{secrets.token_hex(4)}",
     }
     ports = [free_port() for _ in range(servers)]
-    server_procs = [start_server(env, port) for port in ports]
+    server_procs = [start_server(env, port, args.ws, args.deflate) for port in ports]
     urls = [f"ws://127.0.0.1:{port}/ws/shows/{show_id}" for port in ports]
     total = sockets_per_server * servers
     receivers = [urls[i % servers] for i in range(total - n_senders)]
@@ -228,9 +324,29 @@ def run(mode: str, sockets_per_server: int, rate: float, duration: float, procs:
     workers = [ctx.Process(target=client_process, args=(job, out)) for job in jobs]
     for worker in workers:
         worker.start()
+    profilers = []
+    if args.profile:
+        # py-spy samples the server(s) while the chat load runs; folded stacks, one file per server.
+        delay = max(0.0, start_at - time.time())
+        for proc, port in zip(server_procs, ports, strict=True):
+            out_file = Path(args.profile) / f"room-{mode}-{port}.folded"
+            spy = (
+                f"sleep {delay:.1f}; exec {Path(sys.executable).parent / 'py-spy'} record --pid {proc.pid}"
+                f" --duration {int(duration)} --format raw --output {out_file} --nonblocking"
+            )
+            profilers.append(subprocess.Popen(["sh", "-c", spy], stdout=subprocess.DEVNULL))
+    # CPU of each side while the chat load runs (the ramp of handshakes is left out).
+    time.sleep(max(0.0, start_at - time.time()))
+    server_cpu_start = [cpu_seconds(proc.pid) for proc in server_procs]
+    time.sleep(max(0.0, stop_at - time.time()))
+    server_cpu_window = [
+        cpu_seconds(proc.pid) - before for proc, before in zip(server_procs, server_cpu_start, strict=True)
+    ]
     results = [out.get(timeout=ramp + duration + 60) for _ in workers]
     for worker in workers:
         worker.join(timeout=10)
+    for profiler in profilers:
+        profiler.wait(timeout=30)
     server_cpu = [cpu_seconds(proc.pid) for proc in server_procs]
     for proc in server_procs:
         proc.send_signal(signal.SIGINT)
@@ -261,6 +377,8 @@ def run(mode: str, sockets_per_server: int, rate: float, duration: float, procs:
         "dropped": sum(r["dropped"] for r in results),
         "server_cpu_s": server_cpu,
         "client_cpu_s": sum(r["cpu_s"] for r in results),
+        "server_cpu_window_s": server_cpu_window,
+        "client_cpu_window_s": [r["cpu_window_s"] for r in results],
         "wall_s": ramp + duration,
     }
 
@@ -273,7 +391,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=2000, help="sockets per server process")
     parser.add_argument("--rate", type=float, default=50.0, help="chat messages per second in the show")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of sending")
-    parser.add_argument("--procs", type=int, default=4, help="client processes")
+    parser.add_argument("--procs", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--ws", default="websockets-sansio", choices=["websockets", "websockets-sansio", "wsproto"]
+    )
+    parser.add_argument("--deflate", action="store_true", help="let the server offer permessage-deflate")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy the server(s) into DIR/*.folded")
     args = parser.parse_args()
     modes = ["memory", "redis"] if args.mode == "both" else [args.mode]
     print(
@@ -281,7 +404,7 @@ def main() -> None:
         f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'dropped':>9}"
     )
     for mode in modes:
-        r = run(mode, args.clients, args.rate, args.duration, args.procs)
+        r = run(mode, args)
         print(
             f"{r['mode']:<7}{r['servers']:>8}{r['sockets']:>9}{r['rate']:>7.0f}{r['delivered_per_s']:>13.0f}"
             f"{r['expected_per_s']:>12.0f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['max_ms']:>9.1f}"
@@ -291,6 +414,13 @@ def main() -> None:
         cpu = ", ".join(f"{c:.1f}" for c in r["server_cpu_s"])
         print(
             f"        CPU seconds over {r['wall_s']:.0f} s: server(s) {cpu}; clients {r['client_cpu_s']:.1f}"
+        )
+        window = r["duration"]
+        server_share = ", ".join(f"{c / window:.0%}" for c in r["server_cpu_window_s"])
+        client_share = ", ".join(f"{c / window:.0%}" for c in r["client_cpu_window_s"])
+        print(
+            f"        CPU while sending (share of one core): server(s) {server_share}; "
+            f"client processes {client_share}; load average {os.getloadavg()[0]:.1f}"
         )
 
 

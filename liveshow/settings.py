@@ -43,6 +43,8 @@ class Settings:
     push_allow_http: bool = False
     # Room fan-out: events are flushed to sockets in one message per socket every this many ms.
     room_flush_ms: int = 40
+    # ... stretched up to this under load (many sockets in one room): fewer writes per socket per second.
+    room_flush_max_ms: int = 60
 
     @property
     def resolved_database_url(self) -> str:

@@ -1,10 +1,12 @@
 """One show's room in one process: its sockets, its bus subscription and the batched fan-out.
 
-Events from the bus are queued and flushed every ``tick`` seconds: each socket gets one WebSocket
-message per tick holding every frame it may see (see protocol.encode_batch), serialized once for all
-sockets when no private event is involved. Each socket has a bounded outbox drained by its own writer
-task, so a slow reader only fills its own outbox; when that is full the socket is dropped (close 1013)
-and the client resumes later from its last seq. Nothing here ever awaits a socket on behalf of another.
+Events from the bus are queued and flushed every ``tick`` seconds (stretched towards ``max_tick`` in a
+big room): each socket gets one WebSocket message per tick holding every frame it may see (see
+protocol.encode_batch), serialized once for all sockets when no private event is involved. A send is
+started directly from the flush and normally completes without suspending (the transport takes the
+bytes); only a socket whose transport is full gets a task, and later messages queue behind it in its
+bounded outbox. When that is full the socket is dropped (close 1013) and the client resumes later from
+its last seq. Nothing here ever awaits a socket on behalf of another.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,8 @@ from liveshow.chat.protocol import CLOSE_TRY_LATER, encode, encode_batch
 
 log = logging.getLogger(__name__)
 
-OUTBOX_LIMIT = 64  # queued messages (ticks) before a socket counts as too slow
+LIGHT_ROOM, BUSY_ROOM = 500, 2000  # sockets in one room in this process: see Room.current_tick
+OUTBOX_LIMIT = 64  # messages (ticks) queued behind a waiting send before the socket counts as too slow
 
 
 @dataclass(eq=False)
@@ -35,14 +38,15 @@ class Connection:
     user: User | None
     key: str  # presence member id, unique across processes
     show_id: int
-    outbox: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(OUTBOX_LIMIT))
+    # Messages waiting behind a send that could not complete at once (see push).
+    outbox: deque[str] = field(default_factory=deque)
     last_seq: int = 0
     # False while the connection catches up (history or snapshot): room events wait in backlog.
     live: bool = False
     backlog: list[Event] = field(default_factory=list)
     closed: bool = False
     counted: bool = False  # in the metrics gauge and presence: undone exactly once
-    writer: asyncio.Task[None] | None = None
+    writer: asyncio.Task[None] | None = None  # only while a send waits for the socket to drain
 
     @property
     def user_id(self) -> int | None:
@@ -62,13 +66,31 @@ class Connection:
         return to is None or (self.user_id is not None and self.user_id in to)
 
     def push(self, text: str) -> bool:
-        """Queue one message; False when the outbox is full (the caller drops the socket)."""
+        """Send one message, or queue it behind a send in flight; False when the queue is full
+        (the caller drops the socket).
+
+        The usual case costs no task switch: the send is started right here and, when the socket's
+        transport takes the bytes at once (its buffer is under the high-water mark), it completes
+        without ever suspending. Only a send that has to wait gets a task, and the messages after it
+        queue behind it, in order, up to OUTBOX_LIMIT.
+        """
         if self.closed:
             return True
+        if self.writer is not None:
+            if len(self.outbox) >= OUTBOX_LIMIT:
+                return False
+            self.outbox.append(text)
+            return True
+        send = self.websocket.send_text(text)
         try:
-            self.outbox.put_nowait(text)
-        except asyncio.QueueFull:
-            return False
+            waiting_on = send.send(None)
+        except StopIteration:
+            return True
+        except Exception as exc:  # the peer went away: the reader side notices and cleans up
+            log.debug("socket write failed: %s", exc)
+            self.closed = True
+            return True
+        self.writer = asyncio.get_running_loop().create_task(self._finish(send, waiting_on))
         return True
 
     def send(self, frame: dict[str, Any]) -> bool:
@@ -80,14 +102,31 @@ class Connection:
             self.last_seq = max(self.last_seq, events[-1].seq)
         return self.push(encode_batch(frames)) if frames else True
 
-    async def write_forever(self) -> None:
+    async def _finish(self, send: Coroutine[Any, Any, None], waiting_on: Any) -> None:
+        """Drive a send that suspended in push() to its end, then write what queued behind it.
+
+        This does what a Task does for a coroutine (wait for the future it yielded, resume it),
+        because a coroutine that has already started cannot be handed to a new Task.
+        """
         try:
-            while (text := await self.outbox.get()) is not None:
-                await self.websocket.send_text(text)
+            try:
+                while True:
+                    if waiting_on is None:
+                        await asyncio.sleep(0)  # a bare yield: just let the loop run once
+                    else:
+                        await asyncio.wait([waiting_on])  # its outcome is for `send` to see
+                    waiting_on = send.send(None)
+            except StopIteration:
+                pass
+            while self.outbox:
+                await self.websocket.send_text(self.outbox.popleft())
+        except asyncio.CancelledError:
+            send.close()
+            raise
         except Exception as exc:  # the peer went away mid-write: the reader side notices and cleans up
             log.debug("socket write failed: %s", exc)
-        finally:
             self.closed = True
+        self.writer = None
 
 
 class Room:
@@ -97,10 +136,12 @@ class Room:
         state: ModState,
         tick: float,
         on_drop: Callable[[Connection], None],
+        max_tick: float | None = None,
     ) -> None:
         self.show_id = show_id
         self.state = state
         self.tick = tick
+        self.max_tick = max(tick, max_tick if max_tick is not None else tick)
         self.connections: set[Connection] = set()
         self.reactions: Counter[str] = Counter()
         self._queue: list[Event] = []
@@ -141,9 +182,17 @@ class Room:
 
     async def _flush_forever(self) -> None:
         while True:
-            await asyncio.sleep(self.tick)
+            await asyncio.sleep(self.current_tick())
             if self._queue:
                 self.flush()
+
+    def current_tick(self) -> float:
+        """The flush interval for the room's size here: `tick` up to LIGHT_ROOM sockets, then stretched
+        linearly to `max_tick` at BUSY_ROOM. Every socket costs one write (a syscall) per tick, so a big
+        room trades a few ms of delay for fewer writes; the delay stays well inside the 100 ms target.
+        """
+        load = (len(self.connections) - LIGHT_ROOM) / (BUSY_ROOM - LIGHT_ROOM)
+        return self.tick + (self.max_tick - self.tick) * min(1.0, max(0.0, load))
 
     def flush(self) -> None:
         events, self._queue = self._queue, []

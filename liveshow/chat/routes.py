@@ -178,7 +178,13 @@ def _with_reply_to(frame: dict[str, Any], message: dict[str, Any] | None) -> dic
 
 def install(context: AppContext) -> list[BaseRoute]:
     presence = make_presence(context.settings.bus_url, context.settings.bus_prefix)
-    service = RoomService(context, presence, tick=context.settings.room_flush_ms / 1000)
+    settings = context.settings
+    service = RoomService(
+        context,
+        presence,
+        tick=settings.room_flush_ms / 1000,
+        max_tick=max(settings.room_flush_ms, settings.room_flush_max_ms) / 1000,
+    )
     context.room = service
     context.on_startup.append(service.start)
     context.on_shutdown.append(service.stop)

@@ -45,12 +45,14 @@ class RoomService:
         context: AppContext,
         presence: Presence,
         tick: float = 0.04,
+        max_tick: float = 0.06,
         reaction_tick: float = 0.25,
         presence_interval: float = 2.0,
     ) -> None:
         self.context = context
         self.presence = presence
         self.tick = tick
+        self.max_tick = max_tick
         self.reaction_tick = reaction_tick
         self.presence_interval = presence_interval
         self.rooms: dict[int, Room] = {}
@@ -117,7 +119,7 @@ class RoomService:
         except BaseException:
             sub.close()
             raise
-        room = Room(show_id, state, self.tick, on_drop=self._dropped)
+        room = Room(show_id, state, self.tick, on_drop=self._dropped, max_tick=self.max_tick)
         room.subscription = sub
         room.start(sub, [lambda: self._reactions_forever(room), lambda: self._presence_forever(room)])
         log.info("room %s opened", show_id)
@@ -148,7 +150,6 @@ class RoomService:
     async def attach(self, room: Room, conn: Connection, last_seq: int | None) -> None:
         """Join a socket: what it missed since last_seq (or a snapshot), then the live stream."""
         room.connections.add(conn)  # from here on, room events wait in conn.backlog
-        conn.writer = asyncio.create_task(conn.write_forever(), name=f"ws-writer-{conn.key}")
         self.context.metrics.websockets.inc()
         conn.counted = True
         await self.presence.join(room.show_id, conn.key, conn.viewer())
