@@ -70,4 +70,24 @@
       btn.textContent = hidden ? "Hide" : "Show";
     });
   });
+
+  // The header badge follows the show's state as the room announces it (the page may predate going live).
+  var badge = document.querySelector(".show-head .badge-inline");
+  function followState(room) {
+    var labels = {live: "● LIVE", reconnecting: "● LIVE", ended: "Ended"};
+    room.on("show.state", function (e) {
+      if (!badge || !labels[e.state]) return;
+      badge.textContent = labels[e.state];
+      badge.className = "badge-inline badge-" + (e.state === "reconnecting" ? "live" : e.state);
+      var starts = document.querySelector(".show-head time[data-local-time]");
+      if (starts && e.state !== "scheduled" && starts.parentNode) starts.parentNode.hidden = true;
+    });
+  }
+  if (badge && document.getElementById("show-root")) {
+    var tries = 0;
+    var wait = setInterval(function () {
+      if (window.liveshowRoom) { clearInterval(wait); followState(window.liveshowRoom); }
+      else if (++tries > 200) clearInterval(wait);
+    }, 50);
+  }
 })();
