@@ -202,7 +202,10 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
         assert sam.get_by_role("button", name="Claim").is_disabled()
         claims = [(o.buyer_id, o.price_cents, o.source) for o in sale.orders() if o.listing_id == tees.id]
         assert sorted(claims) == sorted(
-            [(sale.user(BUYER).id, tees.price_cents, "claim"), (sale.user("lena").id, tees.price_cents, "claim")]
+            [
+                (sale.user(BUYER).id, tees.price_cents, "claim"),
+                (sale.user("lena").id, tees.price_cents, "claim"),
+            ]
         )
         sam.goto(f"{sale.url}/orders")
         assert tees.title in sam.locator("tr[data-order-id]").first.inner_text()

@@ -52,13 +52,17 @@ def test_buy_unsold_items_from_the_replay(client: TestClient, app: Starlette) ->
     assert client.post(buy_url, data={**item, "listing_id": "abc"}).status_code == 400
     assert client.post(buy_url, data={"csrf_token": CSRF}).status_code == 400
     assert client.post(buy_url, data={**item, "listing_id": str(foreign.id)}).status_code == 404
-    assert client.post(f"/shows/999999/replay/buy", data=item).status_code == 404
+    assert client.post("/shows/999999/replay/buy", data=item).status_code == 404
     assert orders(app) == []
 
     resp = client.post(buy_url, data={**item, "price_cents": "1"}, follow_redirects=False)
     assert resp.status_code == 303 and resp.headers["location"] == "/orders"
     [order] = orders(app)
-    assert (order.buyer_id, order.seller_id, order.listing_id) == (buyer.id, recorded.seller.id, recorded.listing_id)
+    assert (order.buyer_id, order.seller_id, order.listing_id) == (
+        buyer.id,
+        recorded.seller.id,
+        recorded.listing_id,
+    )
     assert (order.price_cents, order.source, order.show_id, order.status) == (
         4500,
         "replay",

@@ -59,7 +59,11 @@ async def lot_state(peer: Peer) -> dict[str, Any]:
 def test_claim_replies_and_retry_returns_the_first_answer(env: Env) -> None:
     async def run() -> None:
         w = env.world
-        host, alice, bob = await env.join(w.seller), await env.join(w.viewers[0]), await env.join(w.viewers[1])
+        host, alice, bob = (
+            await env.join(w.seller),
+            await env.join(w.viewers[0]),
+            await env.join(w.viewers[1]),
+        )
         await open_lot(host, w.listings[1].id, mode="claim")
         k = key()
         first = await alice.request({"type": "claim", "key": k, "quantity": 2})
