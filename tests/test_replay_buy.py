@@ -73,7 +73,7 @@ def test_buy_unsold_items_from_the_replay(client: TestClient, app: Starlette) ->
 
     # two units: the second sells, then it is gone from the replay and a third is refused
     assert client.post(buy_url, data=item, follow_redirects=False).status_code == 303
-    assert 'data-listing-id="%d"' % recorded.listing_id not in client.get(page_url).text
+    assert f'data-listing-id="{recorded.listing_id}"' not in client.get(page_url).text
     resp = client.post(buy_url, data=item, follow_redirects=False)
     assert resp.status_code == 409 and "no longer for sale" in resp.text
     assert len(orders(app)) == 2
