@@ -175,6 +175,8 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
         row = lena.locator("tr[data-order-id]", has_text=jeans.title)
         assert "$21.00" in row.inner_text()
         assert "awaiting payment" in row.inner_text()
+        lena.screenshot(path="/tmp/int-orders-phone.png", full_page=True)
+        assert lena.evaluate("document.documentElement.scrollWidth") <= 390
         orders = sale.orders()
         assert [(o.buyer_id, o.listing_id, o.price_cents, o.source) for o in orders] == [
             (sale.user("lena").id, jeans.id, 2100, "auction")
