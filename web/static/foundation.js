@@ -75,13 +75,24 @@
   var badge = document.querySelector(".show-head .badge-inline");
   function followState(room) {
     var labels = {live: "● LIVE", reconnecting: "● LIVE", ended: "Ended"};
-    room.on("show.state", function (e) {
-      if (!badge || !labels[e.state]) return;
-      badge.textContent = labels[e.state];
-      badge.className = "badge-inline badge-" + (e.state === "reconnecting" ? "live" : e.state);
+    function show(state) {
+      if (!badge || !labels[state]) return;
+      badge.textContent = labels[state];
+      badge.className = "badge-inline badge-" + (state === "reconnecting" ? "live" : state);
       var starts = document.querySelector(".show-head time[data-local-time]");
-      if (starts && e.state !== "scheduled" && starts.parentNode) starts.parentNode.hidden = true;
-    });
+      if (starts && starts.parentNode) starts.parentNode.hidden = true;
+    }
+    room.on("show.state", function (e) { show(e.state); });
+    // A change between rendering the page and (re)joining the room is not replayed: ask once per join.
+    function refresh() {
+      var id = document.getElementById("show-root").dataset.showId;
+      fetch("/api/shows/" + encodeURIComponent(id) + "/media", {headers: {Accept: "application/json"}})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (info) { if (info) show(info.state); })
+        .catch(function () { /* offline for a moment: the next event or join will tell */ });
+    }
+    room.on("snapshot", refresh);
+    refresh();
   }
   if (badge && document.getElementById("show-root")) {
     var tries = 0;
