@@ -129,3 +129,35 @@ def test_reconnect_resumes_without_duplicates_and_clock_is_synced(browser: Any, 
     finally:
         alice.context.close()
         bob.context.close()
+
+
+def test_two_viewers_chat_and_react_on_the_real_show_page(browser: Any, env: RoomEnv) -> None:
+    """The same through /shows/{id} itself: the room partial among the player and the item card."""
+
+    def viewer(user: Any) -> Any:
+        context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+        context.add_cookies([{"name": "liveshow_session", "value": env.cookie(user), "url": env.url}])
+        page = context.new_page()
+        page.goto(f"{env.url}/shows/{env.show_id}")
+        page.wait_for_function("document.getElementById('room-status').dataset.state === 'open'")
+        return page
+
+    alice, bob = viewer(env.alice), viewer(env.bob)
+    try:
+        assert alice.locator("#show-root").get_attribute("data-role") == "viewer"
+        alice.get_by_label("Chat message").fill("love the jacket")
+        alice.get_by_role("button", name="Send").click()
+        bob.locator("#room-chat .room-text", has_text="love the jacket").wait_for()
+        bob.get_by_label("Chat message").fill("same!")
+        bob.get_by_role("button", name="Send").click()
+        alice.locator("#room-chat .room-text", has_text="same!").wait_for()
+        assert alice.locator("#room-chat .room-text").all_text_contents() == ["love the jacket", "same!"]
+        bob.get_by_role("button", name="Fire reaction").click()
+        alice.locator(".stage .room-bursts .room-burst[data-kind=fire]").first.wait_for()
+        alice.wait_for_function("document.getElementById('room-viewer-count').textContent === '2'")
+        # the chat input stays on screen at phone width, beside nothing, under the video
+        box = alice.get_by_label("Chat message").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    finally:
+        alice.context.close()
+        bob.context.close()

@@ -33,7 +33,7 @@ class Order(SQLModel, table=True):
     listing_id: int = Field(foreign_key="listings.id", index=True)
     unit_no: int  # 1..listing.quantity
     price_cents: int
-    source: str = Field(max_length=16)  # claim | auction | second_chance | offer | giveaway
+    source: str = Field(max_length=16)  # claim | auction | second_chance | offer | giveaway | replay
     show_id: int | None = Field(default=None, foreign_key="shows.id", index=True)
     lot_id: int | None = Field(default=None, foreign_key="auction_lots.id")
     status: str = Field(default="awaiting_payment", max_length=20, index=True)

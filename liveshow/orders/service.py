@@ -16,7 +16,7 @@ from liveshow.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from liveshow.orders.models import Order, SecondChanceOffer
 from liveshow.orders.payments import PaymentProvider
 
-SOURCES = ("claim", "auction", "second_chance", "offer", "giveaway")
+SOURCES = ("claim", "auction", "second_chance", "offer", "giveaway", "replay")
 
 
 def live_units(session: Session, listing_id: int) -> set[int]:

@@ -1,8 +1,11 @@
 """Re-air: a recorded show airs again as a new live show, through the same relay as a publisher.
 
 The recording's packets are read back (no decoding) and pushed in real time into a FrameSource of the
-media service; the original show's item cards (``lot.opened`` / ``lot.closed``) are published on the new
-show's topic at the moments they appeared. Chat, claims and bids on the new show are its own.
+media service. At the moments the original show put an item on screen (``lot.opened``) the rerun puts the
+same item up again through the auction's host command path, as the seller would from the studio: same
+mode and price (an auction for the same duration), so claims and bids on the rerun are live and new and
+become orders of the new show. A buy-now item comes down when the original's did; an auction closes on
+its own clock. Without the auction installed, the original cards are only republished.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
 from liveshow.accounts.models import User
+from liveshow.auction.errors import LotStillOpen
 from liveshow.clock import utcnow
-from liveshow.errors import Forbidden, NotFound, ValidationFailed
+from liveshow.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from liveshow.media.frames import EncodedFrame
 from liveshow.media.replay_files import read_frames
 from liveshow.replay.access import RecordingUnavailable
@@ -42,6 +46,8 @@ CUE_TYPES = ("lot.opened", "lot.closed")
 BATCH = 64
 MAX_SCHEDULE_AHEAD = timedelta(days=30)
 CLOCKS = {"video": 90000, "audio": 48000}
+# How long a rerun's next item waits for the previous auction (extended by rerun bids) to end.
+MAX_WAIT_FOR_LOT_S = 600.0
 
 
 class Sink(Protocol):
@@ -53,6 +59,7 @@ class Cue:
     offset_ms: int
     type: str
     data: dict[str, Any]
+    at_ms: int = 0  # when the original event happened (wall ms)
 
 
 async def pace(
@@ -91,11 +98,32 @@ async def pace(
 def cues_of(events: list[tuple[str, dict[str, Any], int]], anchors: list[tuple[int, int]]) -> list[Cue]:
     """The item cards of the original show, at their offsets into the recording."""
     cues = [
-        Cue(max(0, offset_ms(at_ms, anchors)), kind, data)
+        Cue(max(0, offset_ms(at_ms, anchors)), kind, data, at_ms)
         for kind, data, at_ms in events
         if kind in CUE_TYPES
     ]
     return sorted(cues, key=lambda c: c.offset_ms)
+
+
+def lot_message(cue: Cue) -> dict[str, Any]:
+    """The host's ``lot.open`` message that puts the original item up again the same way."""
+    lot = cue.data.get("lot") or {}
+    message: dict[str, Any] = {"type": "lot.open", "listing_id": lot.get("listing_id")}
+    if lot.get("kind") == "auction":
+        duration = 30
+        ends, start = lot.get("ends_at_ms"), cue.at_ms
+        if isinstance(ends, int) and start and ends > start:
+            duration = min(3600, max(5, round((ends - start) / 1000)))
+        message.update(
+            mode="auction",
+            start_cents=lot.get("start_cents"),
+            duration_s=duration,
+            sudden_death=bool(lot.get("sudden_death", False)),
+        )
+    else:
+        # Quantity: whatever is still available now (some units may have sold since).
+        message.update(mode="claim", price_cents=lot.get("price_cents"))
+    return message
 
 
 class ReAirService:
@@ -238,16 +266,55 @@ class ReAirService:
         await run_in_threadpool(self._set_status, row.id, "done")
 
     async def _play_cues(self, show_id: int, cues: list[Cue]) -> None:
+        auction = self.context.auction
+        host = await run_in_threadpool(self._seller_of, show_id) if auction is not None else None
         start = asyncio.get_running_loop().time()
         for cue in cues:
             delay = start + cue.offset_ms / 1000 - asyncio.get_running_loop().time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            data = dict(cue.data)
-            if cue.type == "lot.closed":
-                # The original outcome (who won) belongs to the original show.
-                data = {k: v for k, v in data.items() if k in ("lot_no", "listing_id")} | {"outcome": "rerun"}
-            await self.context.showlog.publish(show_id, cue.type, data)
+            if auction is None or host is None:
+                await self._republish_cue(show_id, cue)
+                continue
+            try:
+                await self._host_cue(show_id, host, cue)
+            except DomainError as exc:  # e.g. the item sold out since: the rerun goes on without it
+                log.info("re-air of show %s: %s skipped (%s)", show_id, cue.type, exc.message)
+
+    async def _host_cue(self, show_id: int, host: User, cue: Cue) -> None:
+        """Do what the host did at this moment of the original, through the auction's host commands."""
+        auction = self.context.auction
+        assert auction is not None
+        if cue.type == "lot.closed":
+            if (cue.data.get("lot") or {}).get("kind", "claim") == "claim":
+                with contextlib.suppress(DomainError):  # already sold out on the rerun
+                    await auction.host(show_id, host, "lot.close", {})
+            return  # an auction closes on its own clock (rerun bids may have extended it)
+        message = lot_message(cue)
+        deadline = asyncio.get_running_loop().time() + MAX_WAIT_FOR_LOT_S
+        while True:
+            try:
+                await auction.host(show_id, host, "lot.open", message)
+                return
+            except LotStillOpen:
+                # The previous item is still up: a buy-now comes down now, an auction runs out its clock.
+                with contextlib.suppress(DomainError):
+                    await auction.host(show_id, host, "lot.close", {})
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def _republish_cue(self, show_id: int, cue: Cue) -> None:
+        data = dict(cue.data)
+        if cue.type == "lot.closed":
+            # The original outcome (who won) belongs to the original show.
+            data = {k: v for k, v in data.items() if k in ("lot_no", "listing_id")} | {"outcome": "rerun"}
+        await self.context.showlog.publish(show_id, cue.type, data)
+
+    def _seller_of(self, show_id: int) -> User | None:
+        with self.context.db.session() as session:
+            show = session.get(Show, show_id)
+            return session.get(User, show.seller_id) if show is not None else None
 
     def _set_status(self, reair_id: int, status: str) -> None:
         with self.context.db.session() as session:

@@ -14,8 +14,10 @@ from liveshow.errors import NotFound, ValidationFailed
 from liveshow.replay.access import ensure_playable, open_replay, parse_start, still_for_sale, timeline
 from liveshow.replay.reair import ReAirService
 from liveshow.replay.service import RecordingService
+from liveshow.replay.shop import buy_from_replay
 from liveshow.shows.models import Show
 from liveshow.web.auth import check_csrf, ctx, current_user, require_user
+from liveshow.web.forms import form_ids, read_form
 from liveshow.web.rendering import render
 
 
@@ -39,6 +41,7 @@ def routes(service: RecordingService, reair: ReAirService) -> list[BaseRoute]:
             start=start,
             for_sale=for_sale,
             is_seller=is_seller,
+            viewer=user,
             can_buy=getattr(ctx(request), "auction", None) is not None,
         )
 
@@ -110,8 +113,25 @@ def routes(service: RecordingService, reair: ReAirService) -> list[BaseRoute]:
         show, _row = await reair.schedule(int(request.path_params["show_id"]), user, {})
         return RedirectResponse(f"/shows/{show.id}", status_code=303)
 
+    async def buy_form(request: Request) -> Response:
+        form = await read_form(request)  # checks the CSRF token first
+        user = await run_in_threadpool(require_user, request)
+        listing_ids = form_ids(form, "listing_id")
+        if len(listing_ids) != 1:
+            raise ValidationFailed("Pick one item.")
+
+        def buy() -> None:
+            with ctx(request).db.session() as session:
+                replay = open_replay(session, service.directory, int(request.path_params["show_id"]), user)
+                window = ctx(request).settings.payment_window_minutes
+                buy_from_replay(session, replay.show, user, listing_ids[0], window)
+
+        await run_in_threadpool(buy)
+        return RedirectResponse("/orders", status_code=303)
+
     return [
         Route("/shows/{show_id:int}/replay", replay_page, methods=["GET"]),
+        Route("/shows/{show_id:int}/replay/buy", buy_form, methods=["POST"]),
         Route("/shows/{show_id:int}/replay/delete", delete_form, methods=["POST"]),
         Route("/shows/{show_id:int}/reair", reair_form, methods=["POST"]),
         Route("/api/shows/{show_id:int}/timeline", timeline_api, methods=["GET"]),

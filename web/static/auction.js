@@ -61,7 +61,7 @@
         $(".item-status").textContent = lot.bids ? "Current bid " + money(lot.price_cents) + " · " + leader
           : "Starting bid " + money(lot.start_cents);
         claimBtn.hidden = true; bidBtn.hidden = false; form.hidden = false;
-        bidBtn.textContent = "Bid";
+        bidBtn.textContent = "Bid " + money(lot.next_min_cents);
         bidBtn.setAttribute("aria-label", "Bid " + money(lot.next_min_cents));
         bidBtn.title = "Bid " + money(lot.next_min_cents);
         bidBtn.dataset.amount = lot.next_min_cents;

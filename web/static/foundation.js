@@ -70,4 +70,35 @@
       btn.textContent = hidden ? "Hide" : "Show";
     });
   });
+
+  // The header badge follows the show's state as the room announces it (the page may predate going live).
+  var badge = document.querySelector(".show-head .badge-inline");
+  function followState(room) {
+    var labels = {live: "● LIVE", reconnecting: "● LIVE", ended: "Ended"};
+    function show(state) {
+      if (!badge || !labels[state]) return;
+      badge.textContent = labels[state];
+      badge.className = "badge-inline badge-" + (state === "reconnecting" ? "live" : state);
+      var starts = document.querySelector(".show-head time[data-local-time]");
+      if (starts && starts.parentNode) starts.parentNode.hidden = true;
+    }
+    room.on("show.state", function (e) { show(e.state); });
+    // A change between rendering the page and (re)joining the room is not replayed: ask once per join.
+    function refresh() {
+      var id = document.getElementById("show-root").dataset.showId;
+      fetch("/api/shows/" + encodeURIComponent(id) + "/media", {headers: {Accept: "application/json"}})
+        .then(function (r) { return r.ok ? r.json() : null; })
+        .then(function (info) { if (info) show(info.state); })
+        .catch(function () { /* offline for a moment: the next event or join will tell */ });
+    }
+    room.on("snapshot", refresh);
+    refresh();
+  }
+  if (badge && document.getElementById("show-root")) {
+    var tries = 0;
+    var wait = setInterval(function () {
+      if (window.liveshowRoom) { clearInterval(wait); followState(window.liveshowRoom); }
+      else if (++tries > 200) clearInterval(wait);
+    }, 50);
+  }
 })();

@@ -136,7 +136,7 @@
       const resp = await fetch(`/api/shows/${showId}/media`, { headers: { Accept: "application/json" } });
       if (resp.ok) {
         const info = await resp.json();
-        viewersEl.textContent = String(info.viewers);
+        if (!fromPresence) viewersEl.textContent = String(info.viewers);
         if (info.state === "ended") ended();
       }
     } catch (_) { /* offline for a moment: try again next tick */ }
@@ -169,10 +169,24 @@
   cameraSel.addEventListener("change", openDevices);
   micSel.addEventListener("change", openDevices);
   window.addEventListener("pagehide", () => stopPublishing(true));
-  window.liveshowRoom?.on?.("presence", (frame) => {
-    if (typeof frame.viewers === "number") viewersEl.textContent = String(frame.viewers);
+  // The viewer count comes from the room's presence (every open viewer page, video playing or not) once
+  // the room is up; the WHEP count polled below is only a fallback. room.js loads after this script
+  // (the room partial comes later in the page), so wait for window.liveshowRoom.
+  let fromPresence = false;
+  const showPresence = (count) => {
+    if (typeof count !== "number") return;
+    fromPresence = true;
+    viewersEl.textContent = String(Math.max(0, count - 1)); // minus this studio's own socket
+  };
+  const whenRoom = (fn, tries = 0) => {
+    if (window.liveshowRoom) fn(window.liveshowRoom);
+    else if (tries < 200) setTimeout(() => whenRoom(fn, tries + 1), 50);
+  };
+  whenRoom((room) => {
+    room.on("snapshot", (frame) => showPresence(frame.presence && frame.presence.count));
+    room.on("presence", (frame) => showPresence(frame.count));
+    room.on("show.state", (frame) => { if (frame.state === "ended") ended(); });
   });
-  window.liveshowRoom?.on?.("show.state", (frame) => { if (frame.state === "ended") ended(); });
   if (root.dataset.showState !== "ended") openDevices();
   pollViewers();
   setInterval(pollViewers, 3000);
