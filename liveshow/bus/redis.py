@@ -7,7 +7,6 @@ process reads the streams it has subscribers for with blocking XREAD and fans ou
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from typing import Any
@@ -35,6 +34,7 @@ class RedisBus:
         self._url = url
         self._subs: dict[str, set[Subscription]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -50,12 +50,15 @@ class RedisBus:
         await self._redis.ping()
 
     async def close(self) -> None:
-        for task in self._readers.values():
-            task.cancel()
-        for task in list(self._readers.values()):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        self._closing = True
+        pending = set(self._readers.values())
         self._readers.clear()
+        # redis-py can turn a cancellation inside a blocking read into a connection error, which the
+        # reader then retries: cancel until every reader is really gone, never wait on one for ever.
+        while pending:
+            for task in pending:
+                task.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=1.0)
         for subs in list(self._subs.values()):
             for sub in list(subs):
                 sub.close()
@@ -114,6 +117,12 @@ class RedisBus:
             if task is not None:
                 task.cancel()
 
+    @staticmethod
+    def _raise_if_cancelled() -> None:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+
     async def _read(self, topic: str, after_seq: int | None) -> None:
         # redis-py defaults to a 5 s socket timeout, which a blocking XREAD on a quiet topic would hit:
         # give the reader room beyond its block time, and treat a timeout as "nothing yet".
@@ -122,12 +131,14 @@ class RedisBus:
             if after_seq is None:
                 after_seq = int(await conn.get(self._seq_key(topic)) or 0)
             last_id = f"{after_seq}-0"
-            while True:
+            while not self._closing:
                 try:
                     resp: Any = await conn.xread({self._log_key(topic): last_id}, block=5000, count=500)
                 except aioredis.TimeoutError:
+                    self._raise_if_cancelled()
                     continue
                 except (ConnectionError, OSError, aioredis.ConnectionError) as exc:
+                    self._raise_if_cancelled()
                     log.warning("bus reader for %s lost Redis: %s; retrying", topic, exc)
                     await asyncio.sleep(0.5)
                     continue
