@@ -32,6 +32,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 REDIS_URL = os.environ.get("LIVESHOW_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def create_pg_database() -> str:
+    """A fresh PostgreSQL database for one run (left for inspection; names start with lsroom_)."""
+    from sqlalchemy import create_engine, text
+
+    name = f"lsroom_{secrets.token_hex(4)}"
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
 
 
 def free_port() -> int:
@@ -104,15 +117,22 @@ def start_server(env: dict[str, str], port: int, ws: str, deflate: bool) -> subp
 
 def cpu_seconds(pid: int) -> float:
     """User+system CPU a process has used so far (Linux /proc)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds a process has used so far: system time is mostly socket writes."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 # ------------------------------------------------------------------ client processes
 
 # Only the benchmark's own messages carry "b:<send time>"; the raw payload is scanned instead of
-# JSON-parsed so that the clients, which share the machine with the server, stay cheap.
-STAMP = re.compile(rb'"text":"b:(\d+\.\d+)"')
+# JSON-parsed so that the clients, which share the machine with the server, stay cheap. The event's
+# "ts" (when the server published it) splits the latency into the way in and the fan-out.
+STAMP = re.compile(rb'"ts":(\d+)[^}]*?"text":"b:(\d+\.\d+)"')
 
 
 class RawSocket(asyncio.Protocol):
@@ -195,6 +215,7 @@ class RawSocket(asyncio.Protocol):
 async def client_main(job: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
+    ingress: list[float] = []
     received = 0
     start_at: float = job["start_at"]
     stop_at: float = job["stop_at"]
@@ -207,7 +228,8 @@ async def client_main(job: dict[str, Any]) -> dict[str, Any]:
         now = time.time()
         for match in STAMP.finditer(payload):
             received += 1
-            latencies.append((now - float(match.group(1))) * 1000)
+            latencies.append((now - float(match.group(2))) * 1000)
+            ingress.append(int(match.group(1)) - float(match.group(2)) * 1000)
 
     def ignore(payload: bytes) -> None:
         pass
@@ -261,6 +283,7 @@ async def client_main(job: dict[str, Any]) -> dict[str, Any]:
         print(f"client process: {len(errors)} sockets failed, e.g. {errors[0]!r}", file=sys.stderr)
     return {
         "latencies": latencies,
+        "ingress": ingress,
         "received": received,
         "dropped": sum(1 for s in sockets if s.close_code == 1013),
         "connected": len(sockets),
@@ -287,7 +310,7 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     procs: int = args.procs
     servers = 1 if mode == "memory" else 2
     tmp = Path(tempfile.mkdtemp(prefix="liveshow-bench-"))
-    db_url = f"sqlite:///{tmp / 'bench.db'}"
+    db_url = f"sqlite:///{tmp / 'bench.db'}" if args.db == "sqlite" else create_pg_database()
     # 5 messages per 10 s per user: spread the rate over enough writers to stay under the limit.
     n_senders = max(1, int(rate * 2.5))
     show_id, sender_ids = setup_db(db_url, n_senders)
@@ -337,11 +360,15 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
             profilers.append(subprocess.Popen(["sh", "-c", spy], stdout=subprocess.DEVNULL))
     # CPU of each side while the chat load runs (the ramp of handshakes is left out).
     time.sleep(max(0.0, start_at - time.time()))
-    server_cpu_start = [cpu_seconds(proc.pid) for proc in server_procs]
+    server_cpu_start = [cpu_split(proc.pid) for proc in server_procs]
     time.sleep(max(0.0, stop_at - time.time()))
-    server_cpu_window = [
-        cpu_seconds(proc.pid) - before for proc, before in zip(server_procs, server_cpu_start, strict=True)
+    server_split = [
+        (user - before[0], system - before[1])
+        for (user, system), before in zip(
+            (cpu_split(proc.pid) for proc in server_procs), server_cpu_start, strict=True
+        )
     ]
+    server_cpu_window = [user + system for user, system in server_split]
     results = [out.get(timeout=ramp + duration + 60) for _ in workers]
     for worker in workers:
         worker.join(timeout=10)
@@ -356,11 +383,12 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         except subprocess.TimeoutExpired:
             proc.kill()
     latencies = sorted(x for r in results for x in r["latencies"])
+    ingress = sorted(x for r in results for x in r["ingress"])
     received = sum(r["received"] for r in results)
     sent_expected = rate * duration
 
-    def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] if latencies else float("nan")
+    def pct(q: float, values: list[float] = latencies) -> float:
+        return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
     return {
         "mode": mode,
@@ -374,10 +402,13 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "max_ms": latencies[-1] if latencies else float("nan"),
+        "ingress_p50_ms": pct(0.50, ingress),
+        "ingress_p99_ms": pct(0.99, ingress),
         "dropped": sum(r["dropped"] for r in results),
         "server_cpu_s": server_cpu,
         "client_cpu_s": sum(r["cpu_s"] for r in results),
         "server_cpu_window_s": server_cpu_window,
+        "server_sys_window_s": [system for _, system in server_split],
         "client_cpu_window_s": [r["cpu_window_s"] for r in results],
         "wall_s": ramp + duration,
     }
@@ -392,6 +423,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="chat messages per second in the show")
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of sending")
     parser.add_argument("--procs", type=int, default=2, help="client processes")
+    parser.add_argument(
+        "--db", choices=["sqlite", "postgres"], default="sqlite", help="the servers' database"
+    )
     parser.add_argument(
         "--ws", default="websockets-sansio", choices=["websockets", "websockets-sansio", "wsproto"]
     )
@@ -415,8 +449,15 @@ def main() -> None:
         print(
             f"        CPU seconds over {r['wall_s']:.0f} s: server(s) {cpu}; clients {r['client_cpu_s']:.1f}"
         )
+        print(
+            f"        send to publish (the message's way in: socket, checks, database, bus): "
+            f"p50 {r['ingress_p50_ms']:.1f} ms, p99 {r['ingress_p99_ms']:.1f} ms"
+        )
         window = r["duration"]
-        server_share = ", ".join(f"{c / window:.0%}" for c in r["server_cpu_window_s"])
+        server_share = ", ".join(
+            f"{c / window:.0%} ({s / window:.0%} in the kernel)"
+            for c, s in zip(r["server_cpu_window_s"], r["server_sys_window_s"], strict=True)
+        )
         client_share = ", ".join(f"{c / window:.0%}" for c in r["client_cpu_window_s"])
         print(
             f"        CPU while sending (share of one core): server(s) {server_share}; "

@@ -18,6 +18,7 @@ from liveshow.chat import routes as room_routes
 from liveshow.context import WEB_DIR, AppContext
 from liveshow.db import Database
 from liveshow.errors import DomainError
+from liveshow.gctune import tune_gc
 from liveshow.logs import setup_logging
 from liveshow.media import install as media_install
 from liveshow.metrics import Metrics
@@ -58,6 +59,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         await context.showlog.start()
         for start in context.on_startup:
             await start()
+        if settings.gc_tuning:
+            tune_gc()
         log.info("liveshow ready", extra={"fields": {"bus": settings.bus_url.split("@")[-1]}})
         try:
             yield

@@ -45,6 +45,8 @@ class Settings:
     room_flush_ms: int = 40
     # ... stretched up to this under load (many sockets in one room): fewer writes per socket per second.
     room_flush_max_ms: int = 60
+    # Freeze what exists after startup and make full garbage collections rarer (see liveshow/gctune.py).
+    gc_tuning: bool = True
 
     @property
     def resolved_database_url(self) -> str:

@@ -134,6 +134,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         bus_url="memory://",
         secret_key="test-secret-" + secrets.token_hex(8),
         log_level="WARNING",
+        gc_tuning=False,  # tests/test_gctune.py checks it; here it would freeze every earlier test's objects
     )
     return base.with_overrides(**overrides)
 
@@ -164,20 +165,21 @@ def free_port() -> int:
 class LiveServer:
     """A real uvicorn serving an app on loopback, in a thread with its own event loop."""
 
-    def __init__(self, app: Starlette, port: int | None = None) -> None:
+    def __init__(self, app: Starlette, port: int | None = None, deflate: bool = False) -> None:
         import uvicorn
 
         self.app = app
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        # The same WebSocket implementation `liveshow serve` runs.
+        self.deflate = deflate
+        # By default the same WebSocket implementation `liveshow serve` runs.
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
             port=self.port,
             log_level="warning",
             ws="websockets-sansio",
-            ws_per_message_deflate=False,
+            ws_per_message_deflate=deflate,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

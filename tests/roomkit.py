@@ -109,9 +109,26 @@ class Peer:
         await self.ws.send(json.dumps(message))
 
     async def request(self, message: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
+        """Send and wait for the reply. Events that arrive before it stay queued for until(): the server
+        may flush the event a request caused before it answers the request."""
         msg_id = f"r{next(self._ids)}"
         await self.send({**message, "id": msg_id})
-        return await self.until(lambda f: f.get("reply_to") == msg_id, timeout)
+        held: list[dict[str, Any]] = []
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while True:
+                left = deadline - asyncio.get_running_loop().time()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"no reply to {message.get('type')!r}; saw {[f.get('type') for f in held]}"
+                    )
+                frame = await self.next(left)
+                if frame.get("reply_to") == msg_id:
+                    return frame
+                self.seen.pop()
+                held.append(frame)
+        finally:
+            self.frames.extendleft(reversed(held))
 
     async def nothing(self, match: str | Callable[[dict[str, Any]], bool], seconds: float) -> None:
         """Assert no matching frame arrives within seconds."""

@@ -1,18 +1,25 @@
 """One show's room in one process: its sockets, its bus subscription and the batched fan-out.
 
-Events from the bus are queued and flushed every ``tick`` seconds (stretched towards ``max_tick`` in a
-big room): each socket gets one WebSocket message per tick holding every frame it may see (see
-protocol.encode_batch), serialized once for all sockets when no private event is involved. A send is
-started directly from the flush and normally completes without suspending (the transport takes the
-bytes); only a socket whose transport is full gets a task, and later messages queue behind it in its
-bounded outbox. When that is full the socket is dropped (close 1013) and the client resumes later from
-its last seq. Nothing here ever awaits a socket on behalf of another.
+Events from the bus are kept in the room until every socket here has had them. A round of writes
+runs at most once per ``tick`` (stretched towards ``max_tick`` in a big room), at once when the first
+event comes into a quiet room, and gives each socket one WebSocket message holding every frame it may
+see and has not had (see protocol.encode_batch); in a big room the round is spread over the tick in
+slices. The message is built once for all sockets at the same point (a private event only changes the
+message of its recipients) and, on the fast lane (chat/lane.py), framed once and written as the same
+bytes to each socket's transport. A socket whose unsent bytes pile up past SEND_BUFFER_LIMIT is dropped
+(close 1013) and the client resumes later from its last seq. Nothing here ever awaits a socket on
+behalf of another.
+
+Without the lane (another ASGI server, or permessage-deflate) a send is started directly from the flush
+and normally completes without suspending; only a socket whose transport is full gets a task, and later
+messages queue behind it in its bounded outbox (OUTBOX_LIMIT messages).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
@@ -23,6 +30,7 @@ from starlette.websockets import WebSocket
 
 from liveshow.accounts.models import User
 from liveshow.bus import Event, Subscription
+from liveshow.chat.lane import Lane, lane_for, text_frame
 from liveshow.chat.moderation import ModState
 from liveshow.chat.protocol import CLOSE_TRY_LATER, encode, encode_batch
 
@@ -30,6 +38,10 @@ log = logging.getLogger(__name__)
 
 LIGHT_ROOM, BUSY_ROOM = 500, 2000  # sockets in one room in this process: see Room.current_tick
 OUTBOX_LIMIT = 64  # messages (ticks) queued behind a waiting send before the socket counts as too slow
+# Unsent bytes on the fast lane before the socket counts as too slow: seconds of a busy room's traffic,
+# and a bound on what one stalled client can make the server hold.
+SEND_BUFFER_LIMIT = 256 * 1024
+PHASE_SOCKETS = 250  # sockets per slice of a round of writes (a few ms of syscalls)
 
 
 @dataclass(eq=False)
@@ -41,12 +53,15 @@ class Connection:
     # Messages waiting behind a send that could not complete at once (see push).
     outbox: deque[str] = field(default_factory=deque)
     last_seq: int = 0
-    # False while the connection catches up (history or snapshot): room events wait in backlog.
+    # False while the connection catches up (history or snapshot): room events wait in the room.
     live: bool = False
-    backlog: list[Event] = field(default_factory=list)
+    slot: int = 0  # order of joining the room: which slice of a round writes to it
     closed: bool = False
     counted: bool = False  # in the metrics gauge and presence: undone exactly once
     writer: asyncio.Task[None] | None = None  # only while a send waits for the socket to drain
+    # The fast lane, when the server allows it (looked up on first send, after the handshake).
+    lane: Lane | None = None
+    lane_checked: bool = False
 
     @property
     def user_id(self) -> int | None:
@@ -76,6 +91,9 @@ class Connection:
         """
         if self.closed:
             return True
+        lane = self._lane()
+        if lane is not None:
+            return self._write(lane, text_frame(text.encode()))
         if self.writer is not None:
             if len(self.outbox) >= OUTBOX_LIMIT:
                 return False
@@ -92,6 +110,25 @@ class Connection:
             return True
         self.writer = asyncio.get_running_loop().create_task(self._finish(send, waiting_on))
         return True
+
+    def push_shared(self, text: str, frame: bytes) -> bool:
+        """push() of a message that many sockets get: ``frame`` is ``text`` already framed, once."""
+        if self.closed:
+            return True
+        lane = self._lane()
+        return self._write(lane, frame) if lane is not None else self.push(text)
+
+    def _lane(self) -> Lane | None:
+        if not self.lane_checked:
+            self.lane_checked = True
+            self.lane = lane_for(self.websocket)
+        return self.lane
+
+    def _write(self, lane: Lane, frame: bytes) -> bool:
+        if not lane.write(frame):
+            self.closed = True  # closing or gone: the reader side notices and cleans up
+            return True
+        return lane.buffered() <= SEND_BUFFER_LIMIT
 
     def send(self, frame: dict[str, Any]) -> bool:
         return self.push(encode(frame))
@@ -144,17 +181,20 @@ class Room:
         self.max_tick = max(tick, max_tick if max_tick is not None else tick)
         self.connections: set[Connection] = set()
         self.reactions: Counter[str] = Counter()
-        self._queue: list[Event] = []
+        # Events read from the bus that some socket here may not have yet, with their wire JSON.
+        self._recent: list[tuple[Event, str]] = []
         self._seen_seq = 0
         self.subscription: Subscription | None = None
         self._on_drop = on_drop
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
-        self.flushes = 0
+        self._due = asyncio.Event()
+        self._slots = itertools.count()
+        self.rounds = 0
 
     def start(self, events: Subscription, extra: list[Callable[[], Coroutine[Any, Any, None]]]) -> None:
         self._tasks.append(asyncio.create_task(self._read(events), name=f"room-{self.show_id}-read"))
-        self._tasks.append(asyncio.create_task(self._flush_forever(), name=f"room-{self.show_id}-flush"))
+        self._tasks.append(asyncio.create_task(self._send_forever(), name=f"room-{self.show_id}-send"))
         for loop in extra:
             self._tasks.append(asyncio.create_task(loop(), name=f"room-{self.show_id}-loop"))
 
@@ -165,6 +205,11 @@ class Room:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+
+    def add(self, conn: Connection) -> None:
+        """Join a socket, not yet live: events from here on wait for it in the room until go_live."""
+        conn.slot = next(self._slots)
+        self.connections.add(conn)
 
     def members(self) -> dict[str, dict[str, Any] | None]:
         return {c.key: c.viewer() for c in self.connections}
@@ -178,51 +223,95 @@ class Room:
                 continue  # a shared bus reader may replay what we already have
             self._seen_seq = event.seq
             self.state.apply(event.type, event.data)
-            self._queue.append(event)
+            self._recent.append((event, encode(event.wire())))
+            self._due.set()
 
-    async def _flush_forever(self) -> None:
+    async def _send_forever(self) -> None:
+        """Rounds of writes, at most one per tick; the first event into a quiet room starts one at once.
+
+        A round visits every socket once, in `phases` slices spread evenly over the tick, and writes each
+        socket everything it has not had yet. Spreading matters in a big room: one write per socket is
+        a syscall, thousands of them take tens of ms, and done in one burst they would add that to every
+        event's delay and hold up the chat, bids and replies coming in. A small room is one slice.
+        """
+        loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.current_tick())
-            if self._queue:
-                self.flush()
+            await self._due.wait()
+            started = loop.time()
+            self._due.clear()
+            conns = sorted(self.connections, key=lambda c: c.slot)
+            tick = self.current_tick()
+            phases = max(1, -(-len(conns) // PHASE_SOCKETS))
+            for phase in range(phases):
+                if phase:
+                    await asyncio.sleep(max(0.0, started + tick * phase / phases - loop.time()))
+                try:
+                    self._write(conns[phase::phases])
+                except Exception:  # a bug here must not stop the room's later rounds
+                    log.exception("room %s: a round of writes failed", self.show_id)
+            self.rounds += 1
+            self._trim()
+            await asyncio.sleep(max(0.0, started + tick - loop.time()))
 
     def current_tick(self) -> float:
-        """The flush interval for the room's size here: `tick` up to LIGHT_ROOM sockets, then stretched
-        linearly to `max_tick` at BUSY_ROOM. Every socket costs one write (a syscall) per tick, so a big
-        room trades a few ms of delay for fewer writes; the delay stays well inside the 100 ms target.
+        """The round interval for the room's size here: `tick` up to LIGHT_ROOM sockets, then stretched
+        linearly to `max_tick` at BUSY_ROOM. Every socket costs one write (a syscall) per round, so a
+        big room trades a few ms of delay for fewer writes; the delay stays well inside the 100 ms target.
         """
         load = (len(self.connections) - LIGHT_ROOM) / (BUSY_ROOM - LIGHT_ROOM)
         return self.tick + (self.max_tick - self.tick) * min(1.0, max(0.0, load))
 
-    def flush(self) -> None:
-        events, self._queue = self._queue, []
-        self.flushes += 1
-        private = any("to" in e.data for e in events)
-        shared: str | None = None
-        first_seq = events[0].seq
-        for conn in list(self.connections):
-            if not conn.live:
-                conn.backlog.extend(events)
+    def _write(self, conns: list[Connection]) -> None:
+        """Write each live socket the recent events past its last_seq, as one message. Sockets at the
+        same point (nearly all of a slice) share one message, built and framed once; a recipient of a
+        private event gets its own."""
+        recent = self._recent
+        if not recent:
+            return
+        newest = recent[-1][0].seq
+        private_to: dict[int, int] = {}  # recipient -> seq of their newest private event
+        for e, _ in recent:
+            for uid in e.data.get("to", ()):
+                private_to[uid] = e.seq
+        messages: dict[tuple[int, int | None], tuple[str, bytes] | None] = {}
+        for conn in conns:
+            if conn.closed or not conn.live or conn.last_seq >= newest:
                 continue
-            if not private and conn.last_seq < first_seq:
-                # The common case: everyone sees the same frames, so they are encoded once.
-                if shared is None:
-                    shared = encode_batch([encode(e.wire()) for e in events])
-                conn.last_seq = events[-1].seq
-                ok = conn.push(shared)
-            else:
-                ok = conn.push_events(events)
-            if not ok:
-                self.drop(conn, "too slow: outbox full")
+            since = conn.last_seq
+            uid = conn.user_id
+            own = uid if uid is not None and private_to.get(uid, 0) > since else None
+            key = (since, own)
+            if key not in messages:
+                wires = [
+                    wire
+                    for e, wire in recent
+                    if e.seq > since and ("to" not in e.data or (own is not None and own in e.data["to"]))
+                ]
+                text = encode_batch(wires) if wires else None
+                messages[key] = (text, text_frame(text.encode())) if text is not None else None
+            message = messages[key]
+            conn.last_seq = newest
+            if message is not None and not conn.push_shared(*message):
+                self.drop(conn, "too slow: send buffer full")
+
+    def _trim(self) -> None:
+        """Forget events every socket here has had. A socket still catching up keeps everything past
+        its last_seq, so go_live can hand it what arrived meanwhile."""
+        if not self._recent:
+            return
+        floor = min((c.last_seq for c in self.connections), default=self._recent[-1][0].seq)
+        if floor >= self._recent[-1][0].seq:
+            self._recent.clear()
+        elif floor >= self._recent[0][0].seq:
+            self._recent = [item for item in self._recent if item[0].seq > floor]
 
     def go_live(self, conn: Connection) -> bool:
         """Send what arrived while the connection caught up, then put it on the live path.
 
-        No await in here: no flush can run between draining the backlog and going live.
+        No await in here: no round can write to it between catching up and going live.
         """
-        backlog, conn.backlog = conn.backlog, []
         conn.live = True
-        return conn.push_events(backlog)
+        return conn.push_events([e for e, _ in self._recent])
 
     def drop(self, conn: Connection, why: str) -> None:
         log.info("dropping socket of show %s: %s", self.show_id, why)
@@ -233,8 +322,12 @@ class Room:
         self._on_drop(conn)
 
         async def close() -> None:
-            with contextlib.suppress(Exception):
+            try:
                 await asyncio.wait_for(conn.websocket.close(CLOSE_TRY_LATER, "too slow"), 5)
+            except Exception:
+                # The close frame sits behind what the client never read: stop holding it for them.
+                if conn.lane is not None:
+                    conn.lane.abort()
 
         task = asyncio.get_running_loop().create_task(close())
         self._closing.add(task)

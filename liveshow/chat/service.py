@@ -149,7 +149,7 @@ class RoomService:
 
     async def attach(self, room: Room, conn: Connection, last_seq: int | None) -> None:
         """Join a socket: what it missed since last_seq (or a snapshot), then the live stream."""
-        room.connections.add(conn)  # from here on, room events wait in conn.backlog
+        room.add(conn)  # from here on, room events wait for it in the room
         self.context.metrics.websockets.inc()
         conn.counted = True
         await self.presence.join(room.show_id, conn.key, conn.viewer())

@@ -8,6 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from liveshow.chat.lane import SERVER_SEND
 from liveshow.logs import request_id
 from liveshow.metrics import Metrics
 
@@ -39,6 +40,8 @@ class RequestContextMiddleware:
 
         try:
             if scope["type"] == "websocket":
+                # Kept unwrapped for the room's fast lane (liveshow.chat.lane): the server's own send.
+                scope[SERVER_SEND] = send
                 await self.app(scope, receive, send)
             else:
                 await self.app(scope, receive, send_with_id)

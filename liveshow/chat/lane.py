@@ -1,0 +1,104 @@
+"""The fast lane: a server message framed once (RFC 6455 §5.2) and written as the same bytes to every
+socket of a room, straight to each socket's transport.
+
+Through the ASGI send path each message costs a chain of coroutines (Starlette's WebSocket, the
+middleware's send wrappers, the server's protocol) and a fresh frame per socket; in a room of
+thousands of sockets that chain was most of a flush (py-spy, bench/room.py). A server frame is
+unmasked and, without permessage-deflate, identical for every socket, so it can be built once.
+
+The lane is used only where it is exactly what the server would have written: uvicorn's
+websockets-sansio protocol (what ``liveshow serve`` runs) with no extension negotiated. Anywhere else
+``lane_for`` answers None and the room sends through ASGI. Control frames (ping, pong, close) stay
+with the server's protocol; both write whole frames to the same transport from the same thread, so
+they never interleave inside a frame.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+# The scope key under which RequestContextMiddleware keeps the ASGI ``send`` the server handed in,
+# before any middleware wraps it: for uvicorn, a bound method of the connection's protocol.
+SERVER_SEND = "liveshow.server_send"
+
+
+def text_frame(payload: bytes) -> bytes:
+    """One unfragmented, unmasked text frame (server to client)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 1 << 16:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return head + payload
+
+
+class Lane:
+    """Direct writes to one accepted WebSocket's transport."""
+
+    __slots__ = ("_fd", "_open_state", "_protocol", "_transport")
+
+    def __init__(self, protocol: Any, open_state: Any, fd: int) -> None:
+        self._protocol = protocol
+        self._transport = protocol.transport
+        self._open_state = open_state
+        self._fd = fd
+
+    def write(self, frame: bytes) -> bool:
+        """Queue the frame on the socket; False once the socket can take no more messages (a close was
+        sent or received, or the connection is gone), as the ASGI send would have refused it."""
+        p = self._protocol
+        if p.close_sent or p.disconnected or p.conn.state is not self._open_state:
+            return False
+        transport = self._transport
+        if transport.is_closing():
+            return False
+        if self._fd >= 0 and not transport.get_write_buffer_size():
+            # Nothing queued: write to the socket ourselves. os.write releases the GIL for the
+            # syscall (the transport's own write keeps it), so during a flush's thousands of writes
+            # the database threads get to run instead of queueing behind the event loop.
+            try:
+                sent = os.write(self._fd, frame)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                return False  # reset by the peer: the reader side notices and cleans up
+            if sent == len(frame):
+                return True
+            frame = frame[sent:]
+        transport.write(frame)
+        return True
+
+    def abort(self) -> None:
+        """Drop the connection and everything still unsent (for a client that stopped reading)."""
+        self._transport.abort()
+
+    def buffered(self) -> int:
+        """Bytes written but not yet taken by the kernel: how far behind the client is."""
+        size: int = self._transport.get_write_buffer_size()
+        return size
+
+
+def lane_for(websocket: WebSocket) -> Lane | None:
+    """The socket's lane, or None where a direct write would not be what the server itself sends."""
+    protocol = getattr(websocket.scope.get(SERVER_SEND), "__self__", None)
+    if protocol is None:
+        return None
+    try:
+        from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+        from websockets.protocol import State
+    except ImportError:  # pragma: no cover - both come with uvicorn[standard]
+        return None
+    if not isinstance(protocol, WebSocketsSansIOProtocol) or not protocol.handshake_complete:
+        return None
+    if protocol.conn.extensions:  # permessage-deflate: every frame would be compressed per socket
+        return None
+    # Plain TCP only: under TLS the bytes must go through the transport to be encrypted.
+    sock = protocol.transport.get_extra_info("socket")
+    tls = protocol.transport.get_extra_info("sslcontext") is not None
+    fd = sock.fileno() if sock is not None and not tls else -1
+    return Lane(protocol, State.OPEN, fd)
