@@ -1,14 +1,17 @@
 """Benchmark: bids on one show through two server processes (Redis bus + PostgreSQL), at rising rates.
 
-The room WebSocket is not on main yet, so bidders drive the single writer through its public HTTP twin
-(POST /api/shows/{id}/auction, the same JSON as a room frame) over keep-alive connections from several
-client processes, open loop: a ramp of offered rates (commands/s), a few seconds each. A listener process
-subscribed to the show's bus topic plays "everyone". Per step it prints the decisions/s achieved and
-bid-to-ack and bid-to-everyone p50/p99; then the writer's own capacity in this process (one command per
-transaction, as the old path did under light load, against batches) and the ratio; at the end it checks
-that the winner and every order match a replay of the accepted bids through the pure rules.
+Default transport: the room WebSocket. 1,000 signed-in sockets over several client processes (the lean
+clients of bench/wsclient.py), spread over both servers; bids are room frames sent over them, open
+loop (each bid has a scheduled send time and its latency counts from it), and every socket receives the
+show's events. ``--transport http`` drives the same writer through its HTTP twin (POST
+/api/shows/{id}/auction, the same JSON as a room frame) with a listener process on the show's bus topic
+playing "everyone". Per step it prints the decisions/s achieved and bid-to-ack and bid-to-everyone
+p50/p99; then the writer's own capacity in this process (one command per transaction against batches)
+and the ratio; at the end it checks that the winner and every order match a replay of the accepted
+bids through the pure rules.
 
     /tmp/venv/bin/python bench/bids.py                      # ramp 250,500,1000,2000,4000 /s, 4 s each
+    /tmp/venv/bin/python bench/bids.py --transport http
     /tmp/venv/bin/python bench/bids.py --steps 500,1000 --step-seconds 3
 """
 

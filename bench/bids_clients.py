@@ -145,8 +145,13 @@ def ws_client_proc(
 ) -> None:
     """Viewers on the room WebSocket: ``sockets`` connected sockets (signed in, spread over both
     servers) that all receive the show's events; bids are sent over them at the offered rates. Returns
-    the results and, per accepted bid (dseq), when the LAST of this process's sockets received it."""
-    from websockets.asyncio.client import ClientConnection, connect
+    the results and, per accepted bid (dseq), when the LAST of this process's sockets received it.
+
+    The sockets are the lean clients of bench/wsclient.py: a message is JSON-parsed only when it is a
+    reply (one per bid) or holds a ``bid.accepted``; the rest (presence, lot updates) is only framed."""
+    import uvloop
+
+    from bench.wsclient import RawSocket, open_socket
 
     async def run() -> tuple[list[Result], dict[int, float]]:
         results: list[Result] = []
@@ -155,51 +160,52 @@ def ws_client_proc(
         seen_by: dict[int, int] = {}
         price = {"cents": 1000}
 
-        async def reader(ws: ClientConnection) -> None:
-            async for raw in ws:
-                message = json.loads(raw)
-                # the room sends one message per tick holding that tick's frames
-                frames = message["events"] if message.get("type") == "batch" else [message]
-                for frame in frames:
-                    rid = frame.get("reply_to")
-                    if rid is not None:
-                        fut = waiting.pop(rid, None)
-                        if fut is not None and not fut.done():
-                            fut.set_result(frame)
-                    elif frame.get("type") == "bid.accepted":
-                        dseq = int(frame["dseq"])
-                        seen_by[dseq] = seen_by.get(dseq, 0) + 1
-                        last_seen[dseq] = time.time()
+        def on_text(payload: bytes) -> None:
+            if b'"reply_to"' in payload:  # replies come alone, never in a batch
+                frame = json.loads(payload)
+                fut = waiting.pop(str(frame.get("reply_to")), None)
+                if fut is not None and not fut.done():
+                    fut.set_result(frame)
+                return
+            if b'"bid.accepted"' not in payload:
+                return
+            now = time.time()
+            message = json.loads(payload)
+            frames = message["events"] if message.get("type") == "batch" else [message]
+            for frame in frames:
+                if frame.get("type") == "bid.accepted":
+                    dseq = int(frame["dseq"])
+                    seen_by[dseq] = seen_by.get(dseq, 0) + 1
+                    last_seen[dseq] = now
 
-        conns: list[tuple[ClientConnection, int]] = []
-        readers = []
+        conns: list[tuple[RawSocket, int]] = []
         for n in range(sockets):
             host, port = addrs[n % len(addrs)]
             uid, cookie = cookies[n % len(cookies)]
-            ws = await connect(
-                f"ws://{host}:{port}/ws/shows/{show_id}",
-                additional_headers={"Cookie": f"liveshow_session={cookie}"},
-                max_size=2**22,
-                ping_interval=None,
+            sock = await open_socket(
+                f"ws://{host}:{port}/ws/shows/{show_id}?last_seq=",
+                {"Cookie": f"liveshow_session={cookie}"},
+                on_text,
             )
-            await ws.send(json.dumps({"type": "hello"}))
-            conns.append((ws, uid))
-            readers.append(asyncio.create_task(reader(ws)))
+            conns.append((sock, uid))
         await asyncio.sleep(max(0.0, start_at - time.time()))
 
         async def one(step: int, due: float, n: int) -> None:
             await asyncio.sleep(max(0.0, due - time.time()))
-            ws, uid = conns[n % len(conns)]
+            sock, uid = conns[n % len(conns)]
             rid = secrets.token_hex(6)
             amount = price["cents"] + random.choice((100, 200, 300, 500, 1000))
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             waiting[rid] = fut
             try:
-                await ws.send(
-                    json.dumps({"type": "bid", "id": rid, "key": f"w{uid}-{rid}", "max_cents": amount})
+                sock.send_frame(
+                    1,
+                    json.dumps(
+                        {"type": "bid", "id": rid, "key": f"w{uid}-{rid}", "max_cents": amount}
+                    ).encode(),
                 )
                 frame = await asyncio.wait_for(fut, 30)
-            except (OSError, TimeoutError, Exception):
+            except (OSError, TimeoutError):
                 results.append((step, due, time.time() - due, 599, 0))
                 return
             done = time.time()
@@ -225,12 +231,12 @@ def ws_client_proc(
             if max(r[1] + r[2] for r in mine) - begin > 2 * step_s:
                 break
         await asyncio.sleep(1.0)  # the last events on their way
-        for ws, _uid in conns:
-            await ws.close()
-        for task in readers:
-            task.cancel()
+        for sock, _uid in conns:
+            if sock.transport is not None:
+                sock.transport.close()
         # a bid counts as seen by everyone here only if every socket of this process got it
         complete = {d: t for d, t in last_seen.items() if seen_by.get(d) == len(conns)}
         return results, complete
 
-    out.put(asyncio.run(run()))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        out.put(runner.run(run()))

@@ -25,11 +25,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.wsclient import RawSocket, open_socket  # noqa: E402
 
 REDIS_URL = os.environ.get("LIVESHOW_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -135,83 +136,6 @@ def cpu_split(pid: int) -> tuple[float, float]:
 STAMP = re.compile(rb'"ts":(\d+)[^}]*?"text":"b:(\d+\.\d+)"')
 
 
-class RawSocket(asyncio.Protocol):
-    """A minimal WebSocket client: handshake, unmasked server frames, ping -> pong, close code.
-
-    Deliberately lean (no JSON, no per-message task): the point is to measure the server.
-    """
-
-    def __init__(self, path: str, host: str, headers: dict[str, str], on_text: Any) -> None:
-        self.path, self.host, self.headers, self.on_text = path, host, headers, on_text
-        self.buf = bytearray()
-        self.transport: asyncio.Transport | None = None
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.close_code: int | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
-        key = base64.b64encode(os.urandom(16)).decode()
-        extra = "".join(f"{k}: {v}\r\n" for k, v in self.headers.items())
-        self.transport.write(
-            f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
-            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-            f"{extra}\r\n".encode()
-        )
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError(f"closed during handshake: {exc!r}"))
-
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        if not self.opened.done():
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            if not buf.startswith(b"HTTP/1.1 101"):
-                self.opened.set_exception(ConnectionError(bytes(buf[:end]).decode(errors="replace")))
-                return
-            del buf[: end + 4]
-            self.opened.set_result(None)
-        pos, n = 0, len(buf)
-        while n - pos >= 2:
-            opcode, length, head = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
-            if n - pos < head + length:
-                break
-            payload = bytes(buf[pos + head : pos + head + length])
-            pos += head + length
-            if opcode in (0, 1):  # the server never fragments its messages
-                self.on_text(payload)
-            elif opcode == 9:
-                self.send_frame(0xA, payload)
-            elif opcode == 8:
-                self.close_code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-                self.send_frame(0x8, payload[:2])
-                if self.transport is not None:
-                    self.transport.close()
-        del buf[:pos]
-
-    def send_frame(self, opcode: int, payload: bytes) -> None:
-        """Client frames must be masked (RFC 6455 §5.3)."""
-        if self.transport is None or self.transport.is_closing():
-            return
-        n = len(payload)
-        mask = os.urandom(4)
-        size = bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
-        key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
-        masked = (int.from_bytes(payload, "big") ^ key).to_bytes(n, "big")
-        self.transport.write(bytes([0x80 | opcode]) + size + mask + masked)
-
-
 async def client_main(job: dict[str, Any]) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
@@ -236,14 +160,8 @@ async def client_main(job: dict[str, Any]) -> dict[str, Any]:
         pass
 
     async def connect(url: str, headers: dict[str, str], handler: Any) -> RawSocket | None:
-        parts = urlsplit(url + "?last_seq=")
         try:
-            _, sock = await loop.create_connection(
-                lambda: RawSocket(f"{parts.path}?{parts.query}", parts.netloc, headers, handler),
-                parts.hostname,
-                parts.port,
-            )
-            await asyncio.wait_for(sock.opened, 60)
+            sock = await open_socket(url + "?last_seq=", headers, handler)
         except (OSError, ConnectionError, TimeoutError) as exc:
             errors.append(exc)
             return None

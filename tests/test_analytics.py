@@ -9,7 +9,14 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from liveshow.social.charts import line_chart
-from tests.test_social_support import act_as, app_ctx, make_listing, make_show, make_user
+from tests.test_social_support import (
+    act_as,
+    app_ctx,
+    make_listing,
+    make_show,
+    make_user,
+    wait_until_watched,
+)
 
 
 def test_scripted_show_figures_and_charts(app: Starlette, client: TestClient) -> None:
@@ -21,7 +28,7 @@ def test_scripted_show_figures_and_charts(app: Starlette, client: TestClient) ->
     social = context.social
     assert social is not None
     social.watcher.sample_seconds = 0  # keep every sample of the script
-    time.sleep(1.3)  # the watcher subscribes to the live show
+    wait_until_watched(app, show.id)
 
     def publish(type_: str, data: dict[str, object]) -> None:
         client.portal.call(context.showlog.publish, show.id, type_, data)

@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 from liveshow.bus import Event
 from liveshow.showlog import show_topic
 from liveshow.social.models import Notice
-from tests.test_social_support import act_as, app_ctx, make_listing, make_show, make_user
+from tests.test_social_support import act_as, app_ctx, make_listing, make_show, make_user, wait_until_watched
 
 
 def wait_for_notices(
@@ -87,7 +87,7 @@ def test_followers_told_when_show_scheduled_and_live(app: Starlette, client: Tes
 
     context = app_ctx(app)
     sub = client.portal.call(lambda: _subscribe(context, show.id))
-    time.sleep(1.2)  # the watcher subscribes to the show's topic on its next scan
+    wait_until_watched(app, show.id)
     client.portal.call(context.showlog.publish, show.id, "show.state", {"state": "live"})
     event = next_event(client, sub, "notice")
     assert sorted(event.data["to"]) == sorted([ann.id, bob.id])  # cid switched live notices off
@@ -115,7 +115,7 @@ def test_liked_item_up_now_goes_to_likers_only(app: Starlette, client: TestClien
     show = make_show(app, seller, state="live")
     context = app_ctx(app)
     sub = client.portal.call(lambda: _subscribe(context, show.id))
-    time.sleep(1.2)
+    wait_until_watched(app, show.id)
     lot = {"lot_no": 1, "listing_id": coat.id, "kind": "claim", "state": "open"}
     client.portal.call(context.showlog.publish, show.id, "lot.opened", {"lot": lot})
     event = next_event(client, sub, "notice")

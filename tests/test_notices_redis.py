@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from liveshow.app import create_app
 from tests.conftest import REDIS_URL, make_settings
 from tests.test_notices import wait_for_notices
-from tests.test_social_support import act_as, app_ctx, make_show, make_user
+from tests.test_social_support import act_as, app_ctx, make_show, make_user, wait_until_watched
 
 pytestmark = pytest.mark.redis
 
@@ -27,7 +27,8 @@ def test_two_processes_announce_once(tmp_path: Path, sqlite_url: str, redis_pref
         a.post("/api/sellers/seller1/follow", json={"following": True}, headers=act_as(a, fan))
         show = make_show(app_a, seller, "Two-process show")
         assert len(wait_for_notices(app_a, fan.id, "show_scheduled")) == 1
-        time.sleep(1.5)  # both watchers subscribe to the show's topic
+        wait_until_watched(app_a, show.id)
+        wait_until_watched(app_b, show.id)
         a.portal.call(app_ctx(app_a).showlog.publish, show.id, "show.state", {"state": "live"})
         assert len(wait_for_notices(app_a, fan.id, "show_live")) == 1
         time.sleep(1.0)  # give the other process every chance to announce it again

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from liveshow.auction import rules
+from liveshow.auction.commands import lot_from_dict, lot_to_dict
 from liveshow.auction.errors import (
     BidTooLow,
     HasBids,
@@ -228,6 +229,14 @@ class AuctionMachine(RuleBasedStateMachine):
         assert self.book.lot is not None
         return self.book.lot
 
+    def reference_allows(self, bidder: int, amount: int) -> bool:
+        """The bid rules restated over the accepted bids: at least the next increment above the
+        price (the start price before any bid), and above the bidder's own maximum."""
+        _leader, price = reference_standing(self.accepted, 500)
+        minimum = 500 if not self.accepted else next_bid(price)
+        own = max((a for b, a in self.accepted if b == bidder), default=0)
+        return amount >= minimum and amount > own
+
     @rule(bidder=st.integers(1, 5), amount=st.integers(1, 20_000), wait=st.integers(0, 12_000))
     def bid(self, bidder: int, amount: int, wait: int) -> None:
         self.now += wait
@@ -240,8 +249,11 @@ class AuctionMachine(RuleBasedStateMachine):
                 assert self.now >= self.lot.ends_at_ms or self.lot.state != "open"
             if isinstance(exc, SelfBidding):
                 assert bidder == SELLER
+            if isinstance(exc, BidTooLow):
+                assert not self.reference_allows(bidder, amount)
             return
         assert self.now < before.lot.ends_at_ms and before.lot.state == "open"  # type: ignore[union-attr]
+        assert self.reference_allows(bidder, amount)
         self.book = out.book
         self.accepted.append((bidder, amount))
 
@@ -267,6 +279,11 @@ class AuctionMachine(RuleBasedStateMachine):
             assert 500 <= s.price_cents <= s.leader_max
             if s.runner_id is not None:
                 assert s.price_cents > s.runner_max or s.price_cents == s.leader_max
+
+    @invariant()
+    def carried_standing_matches_a_fresh_ranking(self) -> None:
+        # rules.bid carries the top two from lot to lot; a lot read back from storage ranks afresh.
+        assert rules.standing(self.lot) == rules.standing(lot_from_dict(lot_to_dict(self.lot)))
 
     @invariant()
     def one_winner_at_most(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import time
 from dataclasses import dataclass
 
 from itsdangerous import TimestampSigner
@@ -41,6 +42,16 @@ def session_cookie(secret: str, data: dict[str, object]) -> str:
     # Exactly what Starlette's SessionMiddleware writes: signed base64 JSON.
     raw = base64.b64encode(json.dumps(data).encode())
     return TimestampSigner(secret).sign(raw).decode()
+
+
+def wait_until_watched(app: Starlette, show_id: int | None, timeout: float = 10.0) -> None:
+    """Until the app's show watcher receives the show's events (it subscribes on its next scan)."""
+    social = app_ctx(app).social
+    assert social is not None and show_id is not None
+    deadline = time.monotonic() + timeout
+    while not social.watcher.is_watching(show_id):
+        assert time.monotonic() < deadline, f"the watcher never subscribed to show {show_id}"
+        time.sleep(0.05)
 
 
 def make_user(app: Starlette, name: str) -> Actor:

@@ -49,6 +49,7 @@ class ShowWatcher:
         self.notifier = notifier
         self.interval = interval
         self._watching: dict[int, asyncio.Task[None]] = {}
+        self._subscribed: set[int] = set()
         self._sampled: dict[int, datetime] = {}
         self.sample_seconds = 5.0
         self._task: asyncio.Task[None] | None = None
@@ -97,13 +98,19 @@ class ShowWatcher:
             rows = session.exec(select(Show).where(col(Show.state).in_(["scheduled", "live"])).limit(5000))
             return list(rows)
 
+    def is_watching(self, show_id: int) -> bool:
+        """True once the show's events reach the watcher (it subscribes on its next scan)."""
+        return show_id in self._subscribed
+
     async def _watch(self, show_id: int) -> None:
         sub = self.bus.subscribe(show_topic(show_id))
+        self._subscribed.add(show_id)
         try:
             async for event in sub:
                 if await self.on_event(show_id, event):
                     return
         finally:
+            self._subscribed.discard(show_id)
             sub.close()
 
     async def on_event(self, show_id: int, event: Event) -> bool:
