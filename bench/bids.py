@@ -13,6 +13,7 @@ bids through the pure rules.
     /tmp/venv/bin/python bench/bids.py                      # ramp 250,500,1000,2000,4000 /s, 4 s each
     /tmp/venv/bin/python bench/bids.py --transport http
     /tmp/venv/bin/python bench/bids.py --steps 500,1000 --step-seconds 3
+    BENCH_SERVER_STDERR=1 /tmp/venv/bin/python bench/bids.py   # the servers' logs on stderr
 """
 
 from __future__ import annotations
@@ -238,7 +239,7 @@ def main() -> int:
                     env=env,
                     cwd=ROOT,
                     stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+                    stderr=None if os.environ.get("BENCH_SERVER_STDERR") else subprocess.DEVNULL,
                 )
             )
             addrs.append(("127.0.0.1", port))

@@ -2,9 +2,11 @@
 socket of a room, straight to each socket's transport.
 
 Through the ASGI send path each message costs a chain of coroutines (Starlette's WebSocket, the
-middleware's send wrappers, the server's protocol) and a fresh frame per socket; in a room of
-thousands of sockets that chain was most of a flush (py-spy, bench/room.py). A server frame is
-unmasked and, without permessage-deflate, identical for every socket, so it can be built once.
+middleware's send wrappers, the server's protocol) and a fresh frame per socket. A server frame is
+unmasked and, without permessage-deflate, identical for every socket, so it can be built once. The
+larger cost in a big room is the write syscall itself (about half the server's CPU in bench/room.py is
+in the kernel): the transport's write keeps the GIL during it, ``os.write`` does not, so the database
+threads run during a round instead of waiting behind it (chat inserts had waited 100-330 ms).
 
 The lane is used only where it is exactly what the server would have written: uvicorn's
 websockets-sansio protocol (what ``liveshow serve`` runs) with no extension negotiated. Anywhere else
