@@ -190,7 +190,6 @@ class Room:
         self._closing: set[asyncio.Task[None]] = set()
         self._due = asyncio.Event()
         self._slots = itertools.count()
-        self.rounds = 0
 
     def start(self, events: Subscription, extra: list[Callable[[], Coroutine[Any, Any, None]]]) -> None:
         self._tasks.append(asyncio.create_task(self._read(events), name=f"room-{self.show_id}-read"))
@@ -249,7 +248,6 @@ class Room:
                     self._write(conns[phase::phases])
                 except Exception:  # a bug here must not stop the room's later rounds
                     log.exception("room %s: a round of writes failed", self.show_id)
-            self.rounds += 1
             self._trim()
             await asyncio.sleep(max(0.0, started + tick - loop.time()))
 

@@ -250,13 +250,7 @@ class MediaService:
                 media.grace.cancel()
                 media.grace = None
             source, media.source = media.source, None
-        if isinstance(source, Publisher):
-            await source.close()
-        elif source is not None:
-            source.closed = True
-        for viewer in list(media.viewers.values()):
-            await self._drop_viewer(media, viewer)
-        media.relay.close()
+        await self._release(media, source)
         self.shows.pop(show_id, None)
         # Tells a process holding the publisher elsewhere to let go (see _keep), and frees the key.
         await self.owners.mark_ended(show_id)
@@ -351,6 +345,10 @@ class MediaService:
             media.grace = None
             source, media.source = media.source, None
         log.info("show %s is held by another process now: letting go", media.show_id)
+        await self._release(media, source)
+
+    async def _release(self, media: ShowMedia, source: Source | None) -> None:
+        """Stop what a show held here: the source taken off it under its lock, its viewers, its relay."""
         if isinstance(source, Publisher):
             await source.close()
         elif source is not None:
