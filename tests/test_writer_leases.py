@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -27,8 +26,8 @@ def open_claim(world_show: int, seller: int, listing: int) -> Command:
     return Command("lot.open", world_show, seller, None, {**payload, "per_buyer_limit": None})
 
 
-async def test_fenced_memory_writer_stops_instead_of_retrying(sqlite_url: str, tmp_path: Path) -> None:
-    db = Database(sqlite_url)
+async def test_fenced_memory_writer_stops_instead_of_retrying(database_url: str) -> None:
+    db = Database(database_url)
     w = make_world(db, viewers=2, quantities=(5,))
     showlog = ShowLog(make_bus("memory://"), db)
     first = LocalDispatcher(lambda show_id: ShowWriter(db, showlog, show_id))

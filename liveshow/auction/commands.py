@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from liveshow.auction.errors import BadAmount, BadKey
-from liveshow.auction.rules import Bid, Claim, Lot
+from liveshow.auction.rules import Bid, Claim, Lot, rank_bids
 from liveshow.errors import ValidationFailed
 
 # $1,000,000: anything above is a typo or an attack, never a real bid on a closet item.
@@ -136,12 +136,20 @@ def lot_to_dict(lot: Lot) -> dict[str, Any]:
     """Same as dataclasses.asdict, several times faster (no deep copy): called once per batch."""
     body = {f.name: getattr(lot, f.name) for f in fields(lot)}
     body["claims"] = [dict(vars(c)) for c in lot.claims]
-    body["bids"] = [dict(vars(b)) for b in lot.bids]
+    body["top"] = [dict(vars(b)) for b in lot.top]
+    body["last_bid"] = dict(vars(lot.last_bid)) if lot.last_bid else None
     return body
 
 
 def lot_from_dict(raw: dict[str, Any]) -> Lot:
     body = dict(raw)
     body["claims"] = tuple(Claim(**c) for c in body.get("claims", ()))
-    body["bids"] = tuple(Bid(**b) for b in body.get("bids", ()))
+    history = body.pop("bids", None)
+    if history is not None:
+        # Written before lots stopped carrying their whole bid history (0.1 state_json).
+        bids = [Bid(**b) for b in history]
+        body.update(top=rank_bids(bids), bid_count=len(bids), last_bid=bids[-1] if bids else None)
+    else:
+        body["top"] = tuple(Bid(**b) for b in body.get("top", ()))
+        body["last_bid"] = Bid(**body["last_bid"]) if body.get("last_bid") else None
     return Lot(**body)

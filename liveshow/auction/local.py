@@ -70,8 +70,14 @@ class LocalDispatcher:
         from starlette.concurrency import run_in_threadpool
 
         writer = self.make_writer(show_id)
-        await run_in_threadpool(writer.acquire)
-        self.writers[show_id] = writer
+        try:
+            await run_in_threadpool(writer.acquire)
+            self.writers[show_id] = writer
+            await self._decide_forever(show_id, queue, writer)
+        finally:
+            writer.close()
+
+    async def _decide_forever(self, show_id: int, queue: asyncio.Queue[Item], writer: ShowWriter) -> None:
         while True:
             due = writer.due_ms()
             timeout = None if due is None else max(0.0, (due - wall_ms()) / 1000)

@@ -4,6 +4,8 @@ A batch (commands taken together from the show's queue or stream) is decided by 
 written in ONE transaction (decisions with their (epoch, seq), lot state, bids, claims, orders, the
 stream position) guarded by the epoch fence, and only then published and answered. If another process
 took the show over (a higher epoch in ``auction_writers``), the commit fails and nothing is announced.
+On PostgreSQL a batch of bids and refusals commits as one statement (pg_batch.py); a batch with a new
+lot or a sale goes through a Session, where orders meet the unit fence.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, insert, update
+from sqlalchemy import Table, update
 from sqlmodel import Session, SQLModel, col, select
 from starlette.concurrency import run_in_threadpool
 
@@ -26,9 +28,10 @@ from liveshow.auction import rules
 from liveshow.auction.commands import Command, lot_from_dict, lot_to_dict
 from liveshow.auction.errors import KeyReused, SoldOut, error_to_dict
 from liveshow.auction.models import AuctionBid, AuctionClaim, AuctionDecision, AuctionLot, AuctionWriter
+from liveshow.auction.pg_batch import BatchRows, PgBatchCommitter
 from liveshow.auction.prepare import Prepared, apply_host, needs_db, prepare
 from liveshow.clock import wall_ms
-from liveshow.db import Database
+from liveshow.db import Database, bulk_insert
 from liveshow.errors import DomainError
 from liveshow.orders.models import Order
 from liveshow.orders.service import create_order
@@ -87,6 +90,12 @@ class ShowWriter:
         # True while _answers holds every keyed decision ever made for the show (loaded at takeover,
         # then kept): a key missing from it is new, and the batch needs no database lookup.
         self._answers_complete = False
+        self._pg = PgBatchCommitter(db.url) if db.engine.dialect.name == "postgresql" else None
+
+    def close(self) -> None:
+        """Let go of the writer's own database connection (the show's writer stopped or moved)."""
+        if self._pg is not None:
+            self._pg.close()
 
     # ------------------------------------------------------------ takeover
 
@@ -123,7 +132,7 @@ class ShowWriter:
             self.book = rules.Book(
                 show_id=self.show_id, seller_id=show.seller_id, lot=last, lots_opened=len(lots)
             )
-            ids = {b.bidder_id for b in last.bids} | {c.buyer_id for c in last.claims} if last else set()
+            ids = {b.bidder_id for b in last.top} | {c.buyer_id for c in last.claims} if last else set()
             for user in s.exec(select(User).where(col(User.id).in_(ids))).all() if ids else []:
                 assert user.id is not None
                 self.names[user.id] = user.username
@@ -255,10 +264,24 @@ class ShowWriter:
     # ------------------------------------------------------------ persisting
 
     def _persist(self, decisions: list[Decision], stream_pos: str | None) -> None:
-        """One transaction for the whole batch: the fence, then multi-row inserts (no ORM objects on
-        the hot path), the lot's state, and orders through the unit fence."""
+        """One transaction for the whole batch, behind the epoch fence: on PostgreSQL one statement
+        when the batch needs no new lot row and no order; else through a Session, where orders go
+        through the unit fence."""
         new = [d for d in decisions if d.seq]
         now_ms = wall_ms()
+        if self._pg is not None and not any(self._needs_session(d) for d in new):
+            if not self._pg.commit(self.show_id, self.epoch, self.seq, stream_pos, self._rows(new, now_ms)):
+                raise Fenced(f"show {self.show_id}: epoch {self.epoch} was superseded")
+            return
+        known_lots = set(self.lot_ids)
+        try:
+            self._persist_in_session(new, stream_pos, now_ms)
+        except BaseException:
+            for lot_no in set(self.lot_ids) - known_lots:  # its row was rolled back
+                del self.lot_ids[lot_no]
+            raise
+
+    def _persist_in_session(self, new: list[Decision], stream_pos: str | None, now_ms: int) -> None:
         with self.db.session() as s:
             values: dict[str, Any] = {"seq": self.seq}
             if stream_pos is not None:
@@ -271,47 +294,10 @@ class ShowWriter:
             if fenced.rowcount != 1:  # type: ignore[attr-defined]
                 s.rollback()
                 raise Fenced(f"show {self.show_id}: epoch {self.epoch} was superseded")
-            decided: list[dict[str, Any]] = []
-            bids: list[dict[str, Any]] = []
-            claims: list[dict[str, Any]] = []
-            touched: dict[int, rules.Lot] = {}
             for index, d in enumerate(new):
-                c = d.command
-                decided.append(
-                    {
-                        "show_id": self.show_id,
-                        "epoch": self.epoch,
-                        "seq": d.seq,
-                        "kind": c.kind,
-                        "user_id": c.user_id,
-                        "idem_key": c.key,
-                        "fingerprint": c.fingerprint() if c.key else "",
-                        "accepted": "ok" in d.reply,
-                        "reply": json.dumps(d.reply, separators=(",", ":")),
-                        "at_ms": now_ms,
-                    }
-                )
                 if d.outcome is None or d.outcome.book.lot is None:
                     continue
-                lot = d.outcome.book.lot
-                lot_id = self._lot_row(s, lot)
-                touched[lot.lot_no] = lot
-                row = {"show_id": self.show_id, "lot_id": lot_id, "epoch": self.epoch, "seq": d.seq}
-                if c.kind == "bid":
-                    placed = lot.bids[-1]
-                    bids.append(
-                        {
-                            **row,
-                            "bidder_id": placed.bidder_id,
-                            "max_cents": placed.max_cents,
-                            "at_ms": placed.at_ms,
-                        }
-                    )
-                elif c.kind == "claim":
-                    taken = lot.claims[-1]
-                    claims.append(
-                        {**row, "buyer_id": taken.buyer_id, "quantity": taken.quantity, "at_ms": taken.at_ms}
-                    )
+                lot_id = self._lot_row(s, d.outcome.book.lot)
                 d.orders = []
                 for sale in d.outcome.sales:
                     try:
@@ -331,20 +317,87 @@ class ShowWriter:
                         s.rollback()
                         raise UnitTaken(index) from exc
                     d.orders.append(order)
-            for table, rows in ((AuctionDecision, decided), (AuctionBid, bids), (AuctionClaim, claims)):
-                if rows:
-                    s.execute(insert(_table(table)), rows)
-            for lot in touched.values():
+            rows = self._rows(new, now_ms)
+            for table, batch in (
+                (AuctionDecision, rows.decided),
+                (AuctionBid, rows.bids),
+                (AuctionClaim, rows.claims),
+            ):
+                bulk_insert(s, _table(table), batch)
+            lots = _table(AuctionLot)
+            for lot_row in rows.lots:
+                closed_ms = lot_row["closed_ms"]
                 s.execute(
-                    update(_table(AuctionLot))
-                    .where(_table(AuctionLot).c.id == self.lot_ids[lot.lot_no])
+                    update(lots)
+                    .where(lots.c.id == lot_row["id"])
                     .values(
-                        state=lot.state,
-                        state_json=json.dumps(lot_to_dict(lot), separators=(",", ":")),
-                        closed_at=_at(lot.closed_at_ms) if lot.closed_at_ms else None,
+                        state=lot_row["state"],
+                        state_json=lot_row["state_json"],
+                        closed_at=_at(closed_ms) if closed_ms else None,
                     )
                 )
             s.commit()
+
+    def _needs_session(self, d: Decision) -> bool:
+        lot = d.outcome.book.lot if d.outcome is not None else None
+        return lot is not None and (bool(d.outcome and d.outcome.sales) or lot.lot_no not in self.lot_ids)
+
+    def _rows(self, new: list[Decision], now_ms: int) -> BatchRows:
+        """The batch's rows; every lot it touched has its row id by now."""
+        rows = BatchRows()
+        touched: dict[int, rules.Lot] = {}
+        for d in new:
+            c = d.command
+            rows.decided.append(
+                {
+                    "show_id": self.show_id,
+                    "epoch": self.epoch,
+                    "seq": d.seq,
+                    "kind": c.kind,
+                    "user_id": c.user_id,
+                    "idem_key": c.key,
+                    "fingerprint": c.fingerprint() if c.key else "",
+                    "accepted": "ok" in d.reply,
+                    "reply": json.dumps(d.reply, separators=(",", ":")),
+                    "at_ms": now_ms,
+                }
+            )
+            if d.outcome is None or d.outcome.book.lot is None:
+                continue
+            lot = d.outcome.book.lot
+            touched[lot.lot_no] = lot
+            row = {
+                "show_id": self.show_id,
+                "lot_id": self.lot_ids[lot.lot_no],
+                "epoch": self.epoch,
+                "seq": d.seq,
+            }
+            if c.kind == "bid":
+                placed = lot.last_bid
+                assert placed is not None
+                rows.bids.append(
+                    {
+                        **row,
+                        "bidder_id": placed.bidder_id,
+                        "max_cents": placed.max_cents,
+                        "at_ms": placed.at_ms,
+                    }
+                )
+            elif c.kind == "claim":
+                taken = lot.claims[-1]
+                rows.claims.append(
+                    {**row, "buyer_id": taken.buyer_id, "quantity": taken.quantity, "at_ms": taken.at_ms}
+                )
+        for lot in touched.values():
+            rows.lots.append(
+                {
+                    "id": self.lot_ids[lot.lot_no],
+                    "state": lot.state,
+                    "state_json": json.dumps(lot_to_dict(lot), separators=(",", ":")),
+                    "closed_ms": lot.closed_at_ms,
+                }
+            )
+        return rows
 
     def _lot_row(self, s: Session, lot: rules.Lot) -> int:
         known = self.lot_ids.get(lot.lot_no)
