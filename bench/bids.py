@@ -6,9 +6,10 @@ loop (each bid has a scheduled send time and its latency counts from it), and ev
 show's events. ``--transport http`` drives the same writer through its HTTP twin (POST
 /api/shows/{id}/auction, the same JSON as a room frame) with a listener process on the show's bus topic
 playing "everyone". Per step it prints the decisions/s achieved and bid-to-ack and bid-to-everyone
-p50/p99; then the writer's own capacity in this process (one command per transaction against batches)
-and the ratio; at the end it checks that the winner and every order match a replay of the accepted
-bids through the pure rules.
+p50/p99, and the servers' own histograms for the step (a bid's answer time inside the servers, the
+leader's batch size and stages: decide, persist, announce); then the writer's own capacity in this
+process (one command per transaction against batches) and the ratio; at the end it checks that the
+winner and every order match a replay of the accepted bids through the pure rules.
 
     /tmp/venv/bin/python bench/bids.py                      # ramp 250,500,1000,2000,4000 /s, 4 s each
     /tmp/venv/bin/python bench/bids.py --transport http
@@ -33,6 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bids_clients import Result, client_proc, listener_proc, ws_client_proc  # noqa: E402
+from bench.server_metrics import StepScraper, writer_report  # noqa: E402
 
 PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -281,6 +283,8 @@ def main() -> int:
         out = ctx.Queue()
         start_at = time.time() + 2.0 + (args.sockets / 150 if args.transport == "ws" else 0)
         share = [rate / args.clients for rate in steps]
+        scraper = StepScraper(addrs, [start_at + i * args.step_seconds for i in range(len(steps) + 1)])
+        scraper.start()
         results: list[Result] = []
         wait_s = len(steps) * args.step_seconds * 4 + 120
         if args.transport == "ws":
@@ -352,6 +356,8 @@ def main() -> int:
             f"{os.cpu_count()} cores shared by all of it"
         )
         report(steps, args.step_seconds, results, seen)
+        scraper.join(timeout=10)
+        writer_report(steps, scraper.snapshots)
         writer_capacity(db_url, prefix, other.id or 0, seller.id or 0, spare.id or 0, [t[0] for t in tokens])
 
         # wait for the close, then replay the accepted bids through the pure rules

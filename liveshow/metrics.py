@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+# Sub-millisecond to a quarter second: where a show writer's stages and its answers live.
+FINE_SECONDS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25)
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -17,6 +20,26 @@ class Metrics:
         self.websockets = Gauge("liveshow_websockets", "Open WebSocket connections", registry=self.registry)
         self.publishers = Gauge("liveshow_publishers", "Live publishers", registry=self.registry)
         self.viewers = Gauge("liveshow_viewers", "Connected WHEP viewers", registry=self.registry)
+        self.auction_answer = Histogram(
+            "liveshow_auction_answer_seconds",
+            "Claim, bid or host command: from this process handing it to the show's writer to the answer",
+            ["kind"],
+            buckets=FINE_SECONDS,
+            registry=self.registry,
+        )
+        self.auction_stage = Histogram(
+            "liveshow_auction_batch_stage_seconds",
+            "A show writer's batch, by stage (prepare, decide, persist, announce)",
+            ["stage"],
+            buckets=FINE_SECONDS,
+            registry=self.registry,
+        )
+        self.auction_batch = Histogram(
+            "liveshow_auction_batch_commands",
+            "Commands per show writer batch",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return bytes(generate_latest(self.registry))

@@ -33,6 +33,7 @@ from liveshow.bus import make_bus
 from liveshow.closet.models import Listing
 from liveshow.db import Database
 from liveshow.errors import NotAuthenticated, ValidationFailed
+from liveshow.metrics import Metrics
 from liveshow.orders.models import Order
 from liveshow.settings import Settings
 from liveshow.showlog import ShowLog, show_topic
@@ -43,6 +44,8 @@ from tests.conftest import REDIS_URL
 class Harness:
     def __init__(self, service: AuctionService, db: Database, world: World, showlog: ShowLog) -> None:
         self.service, self.db, self.world, self.showlog = service, db, world, showlog
+        assert service.metrics is not None
+        self.metrics = service.metrics
         self.handle = service.on_message
 
     async def send(self, user: Any, **message: Any) -> dict[str, Any]:
@@ -71,7 +74,7 @@ async def harness(request: pytest.FixtureRequest, tmp_path: Path, sqlite_url: st
     bus = make_bus(settings.bus_url, prefix=settings.bus_prefix)
     await bus.start()
     showlog = ShowLog(bus, db)
-    service = AuctionService(settings, db, showlog)
+    service = AuctionService(settings, db, showlog, metrics=Metrics())
     await service.start()
     world = make_world(db)
     yield Harness(service, db, world, showlog)
@@ -143,6 +146,37 @@ async def test_auction_proxy_bids_close_creates_order(harness: Harness) -> None:
     assert orders[0].source == "auction" and orders[0].lot_id is not None
     with pytest.raises(LotClosed):
         await harness.send(b, type="bid", key=key(), max_cents=9000)
+
+
+async def test_answers_and_writer_stages_are_measured(harness: Harness) -> None:
+    w = harness.world
+    await harness.send(
+        w.seller,
+        type="lot.open",
+        listing_id=w.listings[0].id,
+        mode="auction",
+        start_cents=1000,
+        duration_s=60,
+    )
+    await harness.send(w.viewers[0], type="bid", key=key(), max_cents=3000)
+    with pytest.raises(BidTooLow):
+        await harness.send(w.viewers[1], type="bid", key=key(), max_cents=10)
+
+    def sample(name: str, **labels: str) -> float:
+        value = harness.metrics.registry.get_sample_value(name, labels)
+        return value or 0.0
+
+    assert sample("liveshow_auction_answer_seconds_count", kind="bid") == 2  # a refusal is an answer too
+    assert sample("liveshow_auction_answer_seconds_count", kind="host") == 1
+    assert sample("liveshow_auction_batch_stage_seconds_count", stage="prepare") >= 1  # the lot.open
+    for _ in range(40):  # the answer goes out with the announcement, just before its stage is timed
+        if sample("liveshow_auction_batch_stage_seconds_count", stage="announce") >= 3:
+            break
+        await asyncio.sleep(0.05)
+    for stage in ("decide", "persist", "announce"):
+        assert sample("liveshow_auction_batch_stage_seconds_count", stage=stage) >= 3
+    assert sample("liveshow_auction_batch_commands_sum") >= 3
+    assert 0 < sample("liveshow_auction_answer_seconds_sum", kind="bid") < 10
 
 
 async def test_idempotent_retry_returns_first_answer_and_reused_key_refused(harness: Harness) -> None:

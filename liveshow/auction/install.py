@@ -12,7 +12,7 @@ from liveshow.orders import web as orders_web
 
 
 def install(context: AppContext) -> list[BaseRoute]:
-    service = AuctionService(context.settings, context.db, context.showlog)
+    service = AuctionService(context.settings, context.db, context.showlog, metrics=context.metrics)
     context.auction = service
     for kind in ROOM_TYPES:
         context.room_handlers[kind] = service.on_message

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 import uuid
 from typing import Any, Protocol
 
@@ -25,6 +26,7 @@ from liveshow.auction.writer import ShowWriter
 from liveshow.clock import utcnow, wall_ms
 from liveshow.db import Database
 from liveshow.errors import DomainError, NotAuthenticated, NotFound
+from liveshow.metrics import Metrics
 from liveshow.orders.service import expire_offers, expire_unpaid
 from liveshow.settings import Settings
 from liveshow.showlog import ShowLog
@@ -44,9 +46,15 @@ class Dispatcher(Protocol):
 
 class AuctionService:
     def __init__(
-        self, settings: Settings, db: Database, showlog: ShowLog, dispatcher: Dispatcher | None = None
+        self,
+        settings: Settings,
+        db: Database,
+        showlog: ShowLog,
+        dispatcher: Dispatcher | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.db = db
         self.showlog = showlog
         self.dispatcher = dispatcher or make_dispatcher(settings, self.make_writer)
@@ -54,7 +62,9 @@ class AuctionService:
         self._sweeper: asyncio.Task[None] | None = None
 
     def make_writer(self, show_id: int) -> ShowWriter:
-        return ShowWriter(self.db, self.showlog, show_id, self.settings.payment_window_minutes)
+        return ShowWriter(
+            self.db, self.showlog, show_id, self.settings.payment_window_minutes, metrics=self.metrics
+        )
 
     async def start(self) -> None:
         await self.dispatcher.start(await run_in_threadpool(self._open_lot_shows))
@@ -90,7 +100,11 @@ class AuctionService:
 
     async def execute(self, command: cmds.Command) -> dict[str, Any]:
         """Send a command to the show's writer; return its answer or raise its refusal."""
+        started = time.perf_counter()
         answer = await self.dispatcher.submit(command)
+        if self.metrics is not None:
+            kind = command.kind if command.kind in ("claim", "bid") else "host"
+            self.metrics.auction_answer.labels(kind).observe(time.perf_counter() - started)
         if "error" in answer:
             raise error_from_dict(answer["error"])
         result: dict[str, Any] = answer["ok"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from liveshow.auction.prepare import Prepared, apply_host, needs_db, prepare
 from liveshow.clock import wall_ms
 from liveshow.db import Database, bulk_insert
 from liveshow.errors import DomainError
+from liveshow.metrics import Metrics
 from liveshow.orders.models import Order
 from liveshow.orders.service import create_order
 from liveshow.showlog import ShowLog
@@ -67,15 +69,35 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
+class _Stages:
+    """Times a batch's stages into the writer's histogram (nothing without metrics)."""
+
+    def __init__(self, metrics: Metrics | None) -> None:
+        self.metrics = metrics
+        self.mark = time.perf_counter()
+
+    def done(self, stage: str) -> None:
+        if self.metrics is not None:
+            now = time.perf_counter()
+            self.metrics.auction_stage.labels(stage).observe(now - self.mark)
+            self.mark = now
+
+
 def _at(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class ShowWriter:
     def __init__(
-        self, db: Database, showlog: ShowLog, show_id: int, payment_window_minutes: int = 15
+        self,
+        db: Database,
+        showlog: ShowLog,
+        show_id: int,
+        payment_window_minutes: int = 15,
+        metrics: Metrics | None = None,
     ) -> None:
         self.db = db
+        self.metrics = metrics
         self.showlog = showlog
         self.show_id = show_id
         self.window = payment_window_minutes
@@ -174,12 +196,15 @@ class ShowWriter:
         reply: Replier | None = None,
     ) -> list[tuple[Command, dict[str, Any]]]:
         """Decide, persist, then announce and (through ``reply``, at the same time) answer."""
+        stages = _Stages(self.metrics)
         if needs_db(commands, self._answers, self._answers_complete):
             prepared = await run_in_threadpool(self._prepare, commands)
+            stages.done("prepare")
         else:
             prepared = Prepared()
         start_book, start_seq = self.book, self.seq
         decisions = self._decide(commands, prepared, wall_ms())
+        stages.done("decide")
         try:
             await run_in_threadpool(self._persist, decisions, stream_pos)
         except UnitTaken:
@@ -202,6 +227,7 @@ class ShowWriter:
         except Exception:
             self.book, self.seq = start_book, start_seq
             raise
+        stages.done("persist")
         if stream_pos is not None:
             self.stream_pos = stream_pos
         self._remember_all(decisions)
@@ -210,6 +236,9 @@ class ShowWriter:
             await self._announce(decisions)
         else:
             await asyncio.gather(self._announce(decisions), reply(answers))
+        stages.done("announce")
+        if self.metrics is not None:
+            self.metrics.auction_batch.observe(len(commands))
         return answers
 
     def _prepare(self, commands: list[Command]) -> Prepared:
