@@ -156,7 +156,7 @@ def writer_capacity(
             print(f"writer alone, {label}: {figures[label]:.0f} decisions/s")
         ratio = figures["batches of 200"] / figures["one command per transaction"]
         print(f"writer alone: batching x{ratio:.1f}")
-        writer.close()
+        await writer.close()
         await showlog.stop()
         await bus.close()
         db.close()

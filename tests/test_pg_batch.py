@@ -108,10 +108,10 @@ async def run_script(db: Database, clock: Clock, one_statement: bool) -> tuple[l
         assert writer._pg is not None
         commit = writer._pg.commit
 
-        def counting(*args: Any) -> bool:
+        async def counting(*args: Any) -> bool:
             nonlocal used
             used += 1
-            return commit(*args)
+            return await commit(*args)
 
         writer._pg.commit = counting  # type: ignore[method-assign, assignment]
     else:
@@ -124,7 +124,7 @@ async def run_script(db: Database, clock: Clock, one_statement: bool) -> tuple[l
         for _command, answer in await writer.run_batch(batch, stream_pos=f"{clock.ms}-0"):
             answers.append(answer)
         clock.ms += 250
-    writer.close()
+    await writer.close()
     return answers, used
 
 
@@ -176,5 +176,5 @@ async def test_a_stale_epoch_writes_nothing_in_one_statement(
     assert old.seq == before["auction_writers"][0][2]  # the refused batch did not advance the writer
     answer = (await new.run_batch([bid(w, 1, 2000, key())]))[0][1]
     assert answer["ok"]["leading"] is True and answer["ok"]["dseq"] == old.seq + 1
-    old.close()
-    new.close()
+    await old.close()
+    await new.close()

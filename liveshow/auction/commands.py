@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from liveshow.auction.errors import BadAmount, BadKey
@@ -42,7 +42,9 @@ class Command:
         return hashlib.sha256(body.encode()).hexdigest()[:32]
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # vars(), not dataclasses.asdict: no deep copy of the payload, a few µs per command on the
+        # submitting process's event loop at thousands of bids a second.
+        return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> Command:

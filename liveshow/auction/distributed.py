@@ -303,7 +303,7 @@ class RedisDispatcher:
             lost.set()
             renewer.cancel()
             self.writers.pop(show_id, None)
-            writer.close()
+            await writer.close()
             with contextlib.suppress(Exception):
                 await self._release(keys=[lease], args=[self.token])
             with contextlib.suppress(Exception):

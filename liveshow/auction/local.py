@@ -75,7 +75,7 @@ class LocalDispatcher:
             self.writers[show_id] = writer
             await self._decide_forever(show_id, queue, writer)
         finally:
-            writer.close()
+            await writer.close()
 
     async def _decide_forever(self, show_id: int, queue: asyncio.Queue[Item], writer: ShowWriter) -> None:
         while True:
