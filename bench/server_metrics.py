@@ -68,16 +68,25 @@ def count(before: Snapshot, after: Snapshot, name: str, labels: dict[str, str]) 
     return after.get(key, 0.0) - before.get(key, 0.0)
 
 
+def gc_max_ms(before: Snapshot, after: Snapshot) -> float:
+    """The longest collection pause of the step, any generation (its bucket's upper bound)."""
+    return max(
+        (quantile_ms(before, after, "liveshow_gc_pause_seconds", {"generation": g}, 1.0) for g in "012"),
+        key=lambda v: -1.0 if v != v else v,  # NaN (no collection of that generation) sorts lowest
+    )
+
+
 def writer_report(steps: list[float], snapshots: list[Snapshot]) -> None:
     """Per step, from the servers: the answer time of a bid inside the servers and the leader's
-    batch stages (bucket upper bounds, so "≤ x ms")."""
+    batch stages, and the processes' garbage-collector pauses (bucket upper bounds, so "≤ x ms")."""
     stage = "liveshow_auction_batch_stage_seconds"
     answer = "liveshow_auction_answer_seconds"
+    gc_pause = "liveshow_gc_pause_seconds"
     print("inside the servers, per step (histogram bucket bounds, ms):")
     print(
         f"{'offered/s':>9} {'batches':>7} {'cmds p50':>8} {'answer p50':>10} {'answer p99':>10} "
         f"{'decide p99':>10} {'persist p50':>11} {'persist p99':>11} "
-        f"{'announce p50':>12} {'announce p99':>12}"
+        f"{'announce p50':>12} {'announce p99':>12} {'full GCs':>8} {'GC max':>6}"
     )
     for i, rate in enumerate(steps):
         if i + 1 >= len(snapshots) or not snapshots[i] or not snapshots[i + 1]:
@@ -93,5 +102,6 @@ def writer_report(steps: list[float], snapshots: list[Snapshot]) -> None:
             f"{quantile_ms(a, b, stage, {'stage': 'persist'}, 0.5):>11.1f} "
             f"{quantile_ms(a, b, stage, {'stage': 'persist'}, 0.99):>11.1f} "
             f"{quantile_ms(a, b, stage, {'stage': 'announce'}, 0.5):>12.1f} "
-            f"{quantile_ms(a, b, stage, {'stage': 'announce'}, 0.99):>12.1f}"
+            f"{quantile_ms(a, b, stage, {'stage': 'announce'}, 0.99):>12.1f} "
+            f"{count(a, b, gc_pause, {'generation': '2'}):>8.0f} {gc_max_ms(a, b):>6.1f}"
         )

@@ -18,7 +18,7 @@ from liveshow.chat import routes as room_routes
 from liveshow.context import WEB_DIR, AppContext
 from liveshow.db import Database
 from liveshow.errors import DomainError
-from liveshow.gctune import tune_gc
+from liveshow.gctune import pauses_timed, tune_gc
 from liveshow.logs import setup_logging
 from liveshow.media import install as media_install
 from liveshow.metrics import Metrics
@@ -63,7 +63,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             tune_gc()
         log.info("liveshow ready", extra={"fields": {"bus": settings.bus_url.split("@")[-1]}})
         try:
-            yield
+            with pauses_timed(context.metrics.gc_pause):
+                yield
         finally:
             for stop in reversed(context.on_shutdown):
                 try:

@@ -34,6 +34,13 @@ class Metrics:
             buckets=FINE_SECONDS,
             registry=self.registry,
         )
+        self.gc_pause = Histogram(
+            "liveshow_gc_pause_seconds",
+            "Garbage-collector pauses of the whole process, by generation",
+            ["generation"],
+            buckets=(*FINE_SECONDS, 0.5, 1.0),
+            registry=self.registry,
+        )
         self.auction_batch = Histogram(
             "liveshow_auction_batch_commands",
             "Commands per show writer batch",

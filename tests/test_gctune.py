@@ -46,3 +46,17 @@ def test_switched_off_it_leaves_the_collector_alone(tmp_path: Path, restore_gc: 
         assert client.get("/healthz").status_code == 200
         assert gc.get_freeze_count() == 0
         assert gc.get_threshold() == before
+
+
+def test_collections_are_timed_into_metrics_while_the_app_runs(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'gc.db'}")
+    migrate(settings.database_url)
+    callbacks = len(gc.callbacks)
+    with TestClient(create_app(settings)) as client:
+        gc.collect(0)
+        gc.collect(2)
+        text = client.get("/metrics").text
+        assert 'liveshow_gc_pause_seconds_count{generation="0"}' in text
+        full = [line for line in text.splitlines() if line.startswith("liveshow_gc_pause_seconds_count")]
+        assert any('generation="2"' in line and float(line.split()[-1]) >= 1 for line in full)
+    assert len(gc.callbacks) == callbacks  # a stopped app leaves no callback behind
