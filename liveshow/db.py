@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import Table, event, insert, text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, SQLModel, create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -81,6 +82,7 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if conn.dialect.name != "postgresql":
         session.execute(insert(table), list(rows))
         return
+    import psycopg
     from psycopg import sql
 
     columns = list(rows[0])
@@ -88,9 +90,19 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, columns))
     )
     raw: Any = conn.connection.dbapi_connection
-    with raw.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row([row[c] for c in columns])
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+    except psycopg.IntegrityError as exc:
+        # Raw COPY errors are not wrapped by SQLAlchemy: callers catch one type on both paths.
+        raise IntegrityError(str(statement), None, exc) from exc
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model (bulk rows skip building ORM objects)."""
+    table: Table = getattr(model, "__table__")  # noqa: B009 (not typed on SQLModel classes)
+    return table
 
 
 def alembic_config(url: str):  # type: ignore[no-untyped-def]

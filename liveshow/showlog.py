@@ -20,7 +20,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from starlette.concurrency import run_in_threadpool
 
 from liveshow.bus import Bus, Event
-from liveshow.db import Database
+from liveshow.db import Database, bulk_insert, table_of
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,13 @@ class ShowLog:
             log.error("show event archive is %d events behind; dropped the %d oldest", MAX_PENDING, dropped)
 
     def _insert(self, batch: list[ShowEvent]) -> None:
+        # Plain rows, not ORM objects: this runs in a thread beside a busy event loop, where every
+        # bytecode waits for the GIL.
+        rows = [
+            {"show_id": e.show_id, "seq": e.seq, "type": e.type, "data": e.data, "at": e.at} for e in batch
+        ]
         with self.db.session() as session:
-            session.add_all(batch)
+            bulk_insert(session, table_of(ShowEvent), rows)
             session.commit()
 
     def _insert_each(self, batch: list[ShowEvent]) -> list[ShowEvent]:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from liveshow.accounts.service import create_user
 from liveshow.bus.memory import MemoryBus
@@ -36,6 +37,8 @@ async def test_publish_fans_out_and_archives_public_events(database_url: str) ->
     archived = showlog.archived(show_id)
     assert [(e.seq, e.type) for e in archived] == [(first.seq, "chat.message"), (last.seq, "lot.opened")]
     assert json.loads(archived[0].data) == {"text": "hi"}
+    # the time survives the bulk path (COPY on PostgreSQL) to the millisecond, in UTC
+    assert archived[0].at == datetime.fromtimestamp(first.ts_ms / 1000, UTC)
     assert showlog.archived(show_id, after_seq=1)[0].seq == 4
     db.close()
 

@@ -7,9 +7,10 @@ lets a retry get the first answer and a reused key with different content be ref
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
-import uuid
+import secrets
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -27,6 +28,12 @@ VIEWER_KINDS = frozenset({"claim", "bid"})
 HOST_KINDS = frozenset({"lot.open", "lot.close", "lot.next", "lot.cancel"})
 
 
+# Command ids only match answers to waiting callers: a random prefix per process and a counter make
+# them unique without a uuid4 (an os.urandom syscall) per bid.
+_ID_PREFIX = secrets.token_hex(6) + "-"
+_ID_COUNTER = itertools.count(1)
+
+
 @dataclass(frozen=True)
 class Command:
     kind: str  # claim | bid | lot.open | lot.close | lot.next | lot.cancel | tick
@@ -35,7 +42,7 @@ class Command:
     key: str | None
     payload: dict[str, Any] = field(default_factory=dict)
     username: str = ""
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: f"{_ID_PREFIX}{next(_ID_COUNTER):x}")
 
     def fingerprint(self) -> str:
         body = json.dumps([self.kind, self.payload], sort_keys=True, separators=(",", ":"))

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Table, update
-from sqlmodel import Session, SQLModel, col, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
 from liveshow.accounts.models import User
@@ -32,7 +32,7 @@ from liveshow.auction.models import AuctionBid, AuctionClaim, AuctionDecision, A
 from liveshow.auction.pg_batch import BatchRows, PgBatchCommitter
 from liveshow.auction.prepare import Prepared, apply_host, needs_db, prepare
 from liveshow.clock import wall_ms
-from liveshow.db import Database, bulk_insert
+from liveshow.db import Database, bulk_insert, table_of
 from liveshow.errors import DomainError
 from liveshow.metrics import Metrics
 from liveshow.orders.models import Order
@@ -61,12 +61,7 @@ class Decision:
     outcome: rules.Outcome | None = None
     seq: int = 0  # 0: a retry answered from an earlier decision, not a new one
     orders: list[Order] = field(default_factory=list)
-
-
-def _table(model: type[SQLModel]) -> Table:
-    """The Core table of a model: executemany through Core skips building ORM objects."""
-    table: Table = getattr(model, "__table__")  # noqa: B009 (not typed on SQLModel classes)
-    return table
+    fingerprint: str = ""  # of a keyed command, computed once (a sha256 per command)
 
 
 class _Stages:
@@ -253,10 +248,11 @@ class ShowWriter:
         seen: dict[tuple[int, str], tuple[str, dict[str, Any]]] = {}
         for command in commands:
             ident = (command.user_id, command.key) if command.key and command.user_id is not None else None
+            fingerprint = command.fingerprint() if ident is not None else ""
             if ident is not None:
                 prior = seen.get(ident) or self._answers.get(ident) or prepared.answers.get(ident)
                 if prior is not None:
-                    if prior[0] != command.fingerprint():
+                    if prior[0] != fingerprint:
                         refusal = KeyReused("That key was already used for a different request.")
                         decisions.append(Decision(command, {"error": error_to_dict(refusal)}))
                     else:
@@ -274,9 +270,9 @@ class ShowWriter:
                 reply = {"ok": {**applied.reply, "epoch": self.epoch, "dseq": self.seq + 1}}
                 self.book = applied.book
             self.seq += 1
-            decisions.append(Decision(command, reply, outcome, self.seq))
+            decisions.append(Decision(command, reply, outcome, self.seq, fingerprint=fingerprint))
             if ident is not None:
-                seen[ident] = (command.fingerprint(), reply)
+                seen[ident] = (fingerprint, reply)
         return decisions
 
     def _apply(self, command: Command, prepared: Prepared, now_ms: int) -> rules.Outcome:
@@ -361,8 +357,8 @@ class ShowWriter:
                 (AuctionBid, rows.bids),
                 (AuctionClaim, rows.claims),
             ):
-                bulk_insert(s, _table(table), batch)
-            lots = _table(AuctionLot)
+                bulk_insert(s, table_of(table), batch)
+            lots = table_of(AuctionLot)
             for lot_row in rows.lots:
                 closed_ms = lot_row["closed_ms"]
                 s.execute(
@@ -394,7 +390,7 @@ class ShowWriter:
                     "kind": c.kind,
                     "user_id": c.user_id,
                     "idem_key": c.key,
-                    "fingerprint": c.fingerprint() if c.key else "",
+                    "fingerprint": d.fingerprint,
                     "accepted": "ok" in d.reply,
                     "reply": json.dumps(d.reply, separators=(",", ":")),
                     "at_ms": now_ms,
@@ -463,7 +459,7 @@ class ShowWriter:
     def _remember_all(self, decisions: list[Decision]) -> None:
         for d in decisions:
             if d.seq and d.command.key and d.command.user_id is not None:
-                self._answers[(d.command.user_id, d.command.key)] = (d.command.fingerprint(), d.reply)
+                self._answers[(d.command.user_id, d.command.key)] = (d.fingerprint, d.reply)
         while len(self._answers) > ANSWER_CACHE:
             self._answers.popitem(last=False)
             self._answers_complete = False  # an evicted key must be looked up in the database again
