@@ -78,7 +78,8 @@ def gc_max_ms(before: Snapshot, after: Snapshot) -> float:
 
 def writer_report(steps: list[float], snapshots: list[Snapshot]) -> None:
     """Per step, from the servers: the answer time of a bid inside the servers and the leader's
-    batch stages, and the processes' garbage-collector pauses (bucket upper bounds, so "≤ x ms")."""
+    batch stages, the processes' garbage-collector pauses and event-loop lag (bucket upper bounds,
+    so "≤ x ms")."""
     stage = "liveshow_auction_batch_stage_seconds"
     answer = "liveshow_auction_answer_seconds"
     gc_pause = "liveshow_gc_pause_seconds"
@@ -86,7 +87,8 @@ def writer_report(steps: list[float], snapshots: list[Snapshot]) -> None:
     print(
         f"{'offered/s':>9} {'batches':>7} {'cmds p50':>8} {'answer p50':>10} {'answer p99':>10} "
         f"{'decide p99':>10} {'persist p50':>11} {'persist p99':>11} "
-        f"{'announce p50':>12} {'announce p99':>12} {'full GCs':>8} {'GC max':>6}"
+        f"{'announce p50':>12} {'announce p99':>12} {'full GCs':>8} {'GC max':>6} "
+        f"{'loop lag p99':>12} {'lag max':>7}"
     )
     for i, rate in enumerate(steps):
         if i + 1 >= len(snapshots) or not snapshots[i] or not snapshots[i + 1]:
@@ -103,5 +105,7 @@ def writer_report(steps: list[float], snapshots: list[Snapshot]) -> None:
             f"{quantile_ms(a, b, stage, {'stage': 'persist'}, 0.99):>11.1f} "
             f"{quantile_ms(a, b, stage, {'stage': 'announce'}, 0.5):>12.1f} "
             f"{quantile_ms(a, b, stage, {'stage': 'announce'}, 0.99):>12.1f} "
-            f"{count(a, b, gc_pause, {'generation': '2'}):>8.0f} {gc_max_ms(a, b):>6.1f}"
+            f"{count(a, b, gc_pause, {'generation': '2'}):>8.0f} {gc_max_ms(a, b):>6.1f} "
+            f"{quantile_ms(a, b, 'liveshow_loop_lag_seconds', {}, 0.99):>12.1f} "
+            f"{quantile_ms(a, b, 'liveshow_loop_lag_seconds', {}, 1.0):>7.1f}"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from liveshow.db import Database
 from liveshow.errors import DomainError
 from liveshow.gctune import pauses_timed, tune_gc
 from liveshow.logs import setup_logging
+from liveshow.looplag import measure_lag_forever
 from liveshow.media import install as media_install
 from liveshow.metrics import Metrics
 from liveshow.replay import install as replay_install
@@ -62,10 +64,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if settings.gc_tuning:
             tune_gc()
         log.info("liveshow ready", extra={"fields": {"bus": settings.bus_url.split("@")[-1]}})
+        lag_probe = asyncio.create_task(measure_lag_forever(context.metrics.loop_lag), name="loop-lag")
         try:
             with pauses_timed(context.metrics.gc_pause):
                 yield
         finally:
+            lag_probe.cancel()
             for stop in reversed(context.on_shutdown):
                 try:
                     await stop()

@@ -34,6 +34,12 @@ class Metrics:
             buckets=FINE_SECONDS,
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "liveshow_loop_lag_seconds",
+            "How late the event loop woke a 10 ms timer",
+            buckets=(*FINE_SECONDS, 0.5, 1.0),
+            registry=self.registry,
+        )
         self.gc_pause = Histogram(
             "liveshow_gc_pause_seconds",
             "Garbage-collector pauses of the whole process, by generation",

@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import asyncio
+import time
+
+from prometheus_client import CollectorRegistry, Histogram
 from starlette.testclient import TestClient
+
+from liveshow.looplag import measure_lag_forever
 
 
 def test_healthz(client: TestClient) -> None:
@@ -27,3 +33,23 @@ def test_metrics_prometheus_text(client: TestClient) -> None:
 def test_request_id_is_echoed(client: TestClient) -> None:
     resp = client.get("/healthz", headers={"x-request-id": "abc123"})
     assert resp.headers["x-request-id"] == "abc123"
+
+
+async def test_loop_lag_probe_sees_a_blocked_loop() -> None:
+    histogram = Histogram("lag", "test", buckets=(0.005, 0.02, 0.04, 1.0), registry=CollectorRegistry())
+    probe = asyncio.create_task(measure_lag_forever(histogram, interval=0.005))
+    await asyncio.sleep(0.05)
+    time.sleep(0.06)  # noqa: ASYNC251 (the point: one long callback, every timer of the loop fires late)
+    await asyncio.sleep(0.03)
+    probe.cancel()
+    late = [s for s in histogram.collect()[0].samples if s.name == "lag_bucket" and s.labels["le"] == "0.04"]
+    total = histogram.collect()[0].samples
+    count = next(s.value for s in total if s.name == "lag_count")
+    assert count >= 5 and late[0].value < count  # at least one wake-up was over 40 ms late
+
+
+def test_served_app_reports_its_loop_lag(client: TestClient) -> None:
+    time.sleep(0.1)  # the probe runs on the app's loop while the test client waits
+    text = client.get("/metrics").text
+    line = next(x for x in text.splitlines() if x.startswith("liveshow_loop_lag_seconds_count"))
+    assert float(line.split()[-1]) >= 1
