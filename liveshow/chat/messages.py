@@ -40,8 +40,7 @@ def save(session: Session, show_id: int, author: User, text: str, role: str) -> 
     assert author.id is not None
     message = ChatMessage(show_id=show_id, user_id=author.id, text=text, role=role)
     session.add(message)
-    session.commit()
-    session.refresh(message)
+    session.commit()  # the flush set the id, and sessions keep their objects' values after a commit
     return view(message, author)
 
 
