@@ -5,6 +5,7 @@ spreads the clients over several client processes. Each chat message carries its
 receiving socket measures send-to-receive latency. Prints delivered messages/s and p50/p99 latency.
 
     /tmp/venv/bin/python bench/room.py                       # both modes, 2,000 sockets per server, 50 msg/s
+                                   # (memory: SQLite, one process; redis: PostgreSQL, two processes)
     /tmp/venv/bin/python bench/room.py --mode memory --clients 500 --rate 20 --duration 10
 """
 
@@ -232,7 +233,10 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     procs: int = args.procs
     servers = 1 if mode == "memory" else 2
     tmp = Path(tempfile.mkdtemp(prefix="liveshow-bench-"))
-    db_url = f"sqlite:///{tmp / 'bench.db'}" if args.db == "sqlite" else create_pg_database()
+    # As deployed: one process on the embedded SQLite; several processes share PostgreSQL (two processes
+    # writing one SQLite file wait on its lock, up to 100 ms per busy-handler step).
+    database = args.db if args.db != "auto" else ("sqlite" if mode == "memory" else "postgres")
+    db_url = f"sqlite:///{tmp / 'bench.db'}" if database == "sqlite" else create_pg_database()
     # 5 messages per 10 s per user: spread the rate over enough writers to stay under the limit.
     n_senders = max(1, int(rate * 2.5))
     show_id, sender_ids = setup_db(db_url, n_senders)
@@ -347,7 +351,10 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15.0, help="seconds of sending")
     parser.add_argument("--procs", type=int, default=2, help="client processes")
     parser.add_argument(
-        "--db", choices=["sqlite", "postgres"], default="sqlite", help="the servers' database"
+        "--db",
+        choices=["auto", "sqlite", "postgres"],
+        default="auto",
+        help="the servers' database (auto: SQLite for one process, PostgreSQL for two)",
     )
     parser.add_argument(
         "--ws", default="websockets-sansio", choices=["websockets", "websockets-sansio", "wsproto"]

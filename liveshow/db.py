@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from sqlalchemy import Table, event, insert, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def normalize_url(url: str) -> str:
@@ -82,7 +85,6 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     if conn.dialect.name != "postgresql":
         session.execute(insert(table), list(rows))
         return
-    import psycopg
     from psycopg import sql
 
     columns = list(rows[0])
@@ -97,6 +99,44 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
     except psycopg.IntegrityError as exc:
         # Raw COPY errors are not wrapped by SQLAlchemy: callers catch one type on both paths.
         raise IntegrityError(str(statement), None, exc) from exc
+
+
+class LoopConnection:
+    """One autocommit PostgreSQL connection used from the event loop (async psycopg), for a hot
+    statement that is a single round trip: no thread to hop to, no pool ping, no BEGIN and COMMIT. In a
+    process busy writing to sockets, each of those round trips also waited for the GIL in a thread.
+
+    Opened on first use; dropped on any error, the caller deciding what a failed statement means.
+    Concurrent callers take turns (psycopg serializes a connection's statements).
+    """
+
+    def __init__(self, sqlalchemy_url: str) -> None:
+        self.dsn = make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    async def fetchone(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+            cursor = await self._conn.execute(query, params, prepare=True)
+            row: tuple[Any, ...] | None = await cursor.fetchone()
+            return row
+        except psycopg.Error:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            try:
+                await conn.close()
+            except psycopg.Error as exc:
+                log.debug("closing a loop connection: %s", exc)
+
+
+def loop_connection(db: Database) -> LoopConnection | None:
+    """A LoopConnection on PostgreSQL; None elsewhere (SQLite keeps the Session path in a thread)."""
+    return LoopConnection(db.url) if db.engine.dialect.name == "postgresql" else None
 
 
 def table_of(model: type[SQLModel]) -> Table:

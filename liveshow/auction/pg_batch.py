@@ -15,14 +15,10 @@ the open lot's state, which is what a busy auction's batches hold.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from sqlalchemy.engine import make_url
-
-log = logging.getLogger(__name__)
+from liveshow.db import LoopConnection
 
 COMMIT_BATCH = """
 WITH fence AS (
@@ -69,14 +65,12 @@ def _dumps(rows: list[dict[str, Any]]) -> str:
 
 
 class PgBatchCommitter:
-    """Holds one autocommit connection for one show's writer, on the writer's event loop: the batch's
-    one round trip is awaited there, with no hop to a thread (whose GIL handovers, with the loop busy
-    serving sockets, cost more than the statement). Opened on first use; dropped on error: a batch that
-    failed is never retried here, the writer stops and a takeover reloads the state."""
+    """The statement on the writer's own LoopConnection (the batch's one round trip awaited on the
+    writer's event loop). A batch that failed is never retried here: the writer stops and a takeover
+    reloads the state."""
 
-    def __init__(self, sqlalchemy_url: str) -> None:
-        self.dsn = make_url(sqlalchemy_url).set(drivername="postgresql").render_as_string(hide_password=False)
-        self._conn: psycopg.AsyncConnection[Any] | None = None
+    def __init__(self, conn: LoopConnection) -> None:
+        self.conn = conn
 
     async def commit(
         self, show_id: int, epoch: int, seq: int, stream_pos: str | None, rows: BatchRows
@@ -93,20 +87,8 @@ class PgBatchCommitter:
             "bids": _dumps(rows.bids),
             "lots": _dumps(rows.lots),
         }
-        try:
-            if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-            cursor = await self._conn.execute(COMMIT_BATCH, params, prepare=True)
-            row = await cursor.fetchone()
-        except psycopg.Error:
-            await self.close()
-            raise
+        row = await self.conn.fetchone(COMMIT_BATCH, params)
         return row is not None and row[0] == 1
 
     async def close(self) -> None:
-        if self._conn is not None:
-            try:
-                await self._conn.close()
-            except psycopg.Error as exc:
-                log.debug("closing the batch connection: %s", exc)
-            self._conn = None
+        await self.conn.close()

@@ -32,7 +32,7 @@ from liveshow.auction.models import AuctionBid, AuctionClaim, AuctionDecision, A
 from liveshow.auction.pg_batch import BatchRows, PgBatchCommitter
 from liveshow.auction.prepare import Prepared, apply_host, needs_db, prepare
 from liveshow.clock import wall_ms
-from liveshow.db import Database, bulk_insert, table_of
+from liveshow.db import Database, bulk_insert, loop_connection, table_of
 from liveshow.errors import DomainError
 from liveshow.metrics import Metrics
 from liveshow.orders.models import Order
@@ -107,7 +107,8 @@ class ShowWriter:
         # True while _answers holds every keyed decision ever made for the show (loaded at takeover,
         # then kept): a key missing from it is new, and the batch needs no database lookup.
         self._answers_complete = False
-        self._pg = PgBatchCommitter(db.url) if db.engine.dialect.name == "postgresql" else None
+        conn = loop_connection(db)
+        self._pg = PgBatchCommitter(conn) if conn is not None else None
 
     async def close(self) -> None:
         """Let go of the writer's own database connection (the show's writer stopped or moved)."""

@@ -63,7 +63,10 @@ async def chat_send(
     if role != "seller":
         state.check_words(text)
     service.chat_limit.check((room.show_id, user.id), 0 if staff else state.slow_mode_seconds)
-    view = await _db(messages.save, service, room.show_id, user, text, role)
+    if service.chat_db is not None:
+        view = await messages.save_on_loop(service.chat_db, room.show_id, user, text, role)
+    else:
+        view = await _db(messages.save, service, room.show_id, user, text, role)
     event = await service.publish(room.show_id, "chat.message", view)
     for hook in service.context.chat_hooks:
         try:

@@ -1,4 +1,5 @@
-"""Chat messages in the DB: write, read back the latest, delete, pin. Synchronous (run in a thread)."""
+"""Chat messages in the DB: write, read back the latest, delete, pin. Synchronous (run in a thread),
+except the write on PostgreSQL, which is one statement awaited on the event loop (save_on_loop)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from liveshow.accounts.models import User
 from liveshow.chat.models import ChatMessage, RoomSettings
 from liveshow.chat.moderation import ModState, log_action
 from liveshow.clock import utcnow
+from liveshow.db import LoopConnection
 from liveshow.errors import NotFound
 
 RECENT_MESSAGES = 50
@@ -41,6 +43,34 @@ def save(session: Session, show_id: int, author: User, text: str, role: str) -> 
     message = ChatMessage(show_id=show_id, user_id=author.id, text=text, role=role)
     session.add(message)
     session.commit()  # the flush set the id, and sessions keep their objects' values after a commit
+    return view(message, author)
+
+
+INSERT_MESSAGE = """
+INSERT INTO chat_messages (show_id, user_id, text, role, created_at)
+VALUES (%(show_id)s, %(user_id)s, %(text)s, %(role)s, %(created_at)s)
+RETURNING id
+"""
+
+
+async def save_on_loop(
+    conn: LoopConnection, show_id: int, author: User, text: str, role: str
+) -> dict[str, Any]:
+    """What save() does, as one round trip: chat is the hot write of a busy room."""
+    assert author.id is not None
+    message = ChatMessage(show_id=show_id, user_id=author.id, text=text, role=role, created_at=utcnow())
+    row = await conn.fetchone(
+        INSERT_MESSAGE,
+        {
+            "show_id": show_id,
+            "user_id": author.id,
+            "text": text,
+            "role": role,
+            "created_at": message.created_at,
+        },
+    )
+    assert row is not None
+    message.id = row[0]
     return view(message, author)
 
 

@@ -23,6 +23,7 @@ from liveshow.chat.presence import HEARTBEAT_SECONDS, Presence
 from liveshow.chat.ratelimit import SlidingWindow
 from liveshow.chat.room import Connection, Room
 from liveshow.clock import wall_ms
+from liveshow.db import loop_connection
 from liveshow.errors import NotFound
 from liveshow.showlog import show_topic
 from liveshow.shows.models import Show
@@ -50,6 +51,7 @@ class RoomService:
         presence_interval: float = 2.0,
     ) -> None:
         self.context = context
+        self.chat_db = loop_connection(context.db)
         self.presence = presence
         self.tick = tick
         self.max_tick = max_tick
@@ -84,6 +86,8 @@ class RoomService:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(conn.websocket.close(1001, "server going away"), 2)
             await room.stop()
+        if self.chat_db is not None:
+            await self.chat_db.close()
         self.rooms.clear()
         await self.presence.close()
 
