@@ -122,3 +122,29 @@ async def test_a_quiet_room_still_delivers_after_the_redis_socket_timeout(redis_
         assert (await sub.get(timeout=5)).data["text"] == "still there?"
     finally:
         await bus.close()
+
+
+async def test_chat_limits_count_a_user_once_across_processes(
+    two: tuple[RoomEnv, LiveServer, LiveServer],
+) -> None:
+    env, a, b = two
+    seller = await join(a, env, env.seller)
+    alice_a, alice_b = await join(a, env, env.alice), await join(b, env, env.alice)
+    bob_a, bob_b = await join(a, env, env.bob), await join(b, env, env.bob)
+    for peer in (seller, alice_a, alice_b, bob_a, bob_b):
+        await peer.until("snapshot")
+    # 5 messages in 10 s per user, wherever they come from
+    for n in range(5):
+        sent = await (alice_a if n % 2 else alice_b).request({"type": "chat.send", "text": f"m{n}"})
+        assert sent["type"] == "chat.sent", sent
+    for peer in (alice_a, alice_b):
+        refused = await peer.request({"type": "chat.send", "text": "one too many"})
+        assert refused["code"] == "rate_limited" and refused["retry_after"] > 0
+    # slow mode: one message per 20 s per user, also across processes
+    await seller.request({"type": "mod.slow_mode", "seconds": 20})
+    await bob_b.until("chat.slow_mode")
+    assert (await bob_b.request({"type": "chat.send", "text": "first"}))["type"] == "chat.sent"
+    slowed = await bob_a.request({"type": "chat.send", "text": "second, on the other process"})
+    assert slowed["code"] == "rate_limited" and "Slow mode" in slowed["reason"]
+    for peer in (seller, alice_a, alice_b, bob_a, bob_b):
+        await peer.close()

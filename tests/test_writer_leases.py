@@ -110,3 +110,29 @@ async def test_idle_leader_releases_the_show_and_comes_back_on_demand(
         await showlog.stop()
         await bus.close()
         db.close()
+
+
+async def test_after_a_failed_batch_the_memory_writer_decides_from_the_database(
+    database_url: str,
+) -> None:
+    db = Database(database_url)
+    w = make_world(db, viewers=2, quantities=(5,))
+    showlog = ShowLog(make_bus("memory://"), db)
+    dispatcher = LocalDispatcher(lambda show_id: ShowWriter(db, showlog, show_id))
+    seller, listing = w.seller.id or 0, w.listings[0].id or 0
+    assert "ok" in await dispatcher.submit(open_claim(w.show_id, seller, listing))
+    first = await dispatcher.submit(
+        Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 1, "lot_no": None})
+    )
+    epoch = first["ok"]["epoch"]
+    # A command the handlers would never build (no quantity) fails its whole batch, not with a refusal.
+    with pytest.raises(WriterUnavailable):
+        await dispatcher.submit(Command("claim", w.show_id, w.viewers[1].id, key(), {"lot_no": None}))
+    after = await dispatcher.submit(
+        Command("claim", w.show_id, w.viewers[1].id, key(), {"quantity": 1, "lot_no": None})
+    )
+    # reloaded from the database (a new epoch), the next unit and the next decision number
+    assert after["ok"]["units"] == [2] and after["ok"]["epoch"] == epoch + 1
+    assert after["ok"]["dseq"] == first["ok"]["dseq"] + 1
+    await dispatcher.stop()
+    db.close()

@@ -112,7 +112,21 @@ class LocalDispatcher:
                         future.set_exception(WriterUnavailable("The show is busy; try again."))
                 if not isinstance(exc, OSError):
                     await asyncio.sleep(0.2)
+                await self._reload(writer)
                 continue
             for (_c, future), (_cmd, reply) in zip(items, answers, strict=True):
                 if future is not None and not future.done():
                     future.set_result(reply)
+
+    @staticmethod
+    async def _reload(writer: ShowWriter) -> None:
+        """After a failed batch, start again from what the database holds: a commit whose answer was
+        lost with the connection may have landed, and deciding on from memory would reuse its seq."""
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            await run_in_threadpool(writer.acquire)
+        except Exception:
+            log.exception(
+                "show %s: reloading the writer's state failed; the next batch tries again", writer.show_id
+            )

@@ -66,8 +66,8 @@ def _dumps(rows: list[dict[str, Any]]) -> str:
 
 class PgBatchCommitter:
     """The statement on the writer's own LoopConnection (the batch's one round trip awaited on the
-    writer's event loop). A batch that failed is never retried here: the writer stops and a takeover
-    reloads the state."""
+    writer's event loop). A batch that failed is never retried here: its writer reloads the persisted
+    state (local.py) or steps down for a takeover that does (distributed.py)."""
 
     def __init__(self, conn: LoopConnection) -> None:
         self.conn = conn

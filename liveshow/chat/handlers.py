@@ -62,7 +62,7 @@ async def chat_send(
     staff = role in ("seller", "moderator")
     if role != "seller":
         state.check_words(text)
-    service.chat_limit.check((room.show_id, user.id), 0 if staff else state.slow_mode_seconds)
+    await service.chat_limit.check((room.show_id, user.id), 0 if staff else state.slow_mode_seconds)
     if service.chat_db is not None:
         view = await messages.save_on_loop(service.chat_db, room.show_id, user, text, role)
     else:
