@@ -23,6 +23,7 @@ from liveshow.auction import commands as cmds
 from liveshow.auction.errors import HostOnly, error_from_dict
 from liveshow.auction.models import AuctionLot
 from liveshow.auction.writer import ShowWriter
+from liveshow.bus import is_redis_url
 from liveshow.clock import utcnow, wall_ms
 from liveshow.db import Database
 from liveshow.errors import DomainError, NotAuthenticated, NotFound
@@ -205,7 +206,7 @@ class AuctionService:
 
 
 def make_dispatcher(settings: Settings, make_writer: Any) -> Dispatcher:
-    if settings.bus_url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(settings.bus_url):
         from liveshow.auction.distributed import RedisDispatcher
 
         return RedisDispatcher(settings.bus_url, settings.bus_prefix, make_writer)

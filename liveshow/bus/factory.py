@@ -5,12 +5,18 @@ from __future__ import annotations
 from liveshow.bus.base import Bus
 
 
+def is_redis_url(url: str) -> bool:
+    """Whether a bus URL names Redis: then the processes share it, and everything that must be one
+    across them (auction writer, presence, media owners, chat limits) uses Redis too."""
+    return url.startswith(("redis://", "rediss://", "unix://"))
+
+
 def make_bus(url: str, prefix: str = "liveshow") -> Bus:
     if url.startswith("memory://"):
         from liveshow.bus.memory import MemoryBus
 
         return MemoryBus()
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(url):
         from liveshow.bus.redis import RedisBus
 
         return RedisBus(url, prefix=prefix)

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from liveshow.bus import is_redis_url
+
 MEMBER_TTL_MS = 30_000
 HEARTBEAT_SECONDS = 10.0
 
@@ -160,6 +162,6 @@ class RedisPresence:
 
 
 def make_presence(bus_url: str, prefix: str) -> Presence:
-    if bus_url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(bus_url):
         return RedisPresence(bus_url, prefix)
     return MemoryPresence()

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from liveshow.bus import is_redis_url
 from liveshow.errors import RateLimited
 
 
@@ -140,6 +141,6 @@ class RedisSlidingWindow:
 
 
 def make_chat_limit(bus_url: str, prefix: str, limit: int = 5, window: float = 10.0) -> ChatLimit:
-    if bus_url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(bus_url):
         return RedisSlidingWindow(bus_url, prefix, limit, window)
     return LocalChatLimit(limit, window)

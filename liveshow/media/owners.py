@@ -20,6 +20,8 @@ from typing import Any, Protocol
 
 import redis.asyncio as aioredis
 
+from liveshow.bus import is_redis_url
+
 PUBLISHING = "publishing"
 RECONNECTING = "reconnecting"
 ENDED = "ended"
@@ -180,6 +182,6 @@ class MemoryOwners(_Base):
 
 
 def make_owners(bus_url: str, prefix: str, advertise_url: str, ttl: float) -> Owners:
-    if bus_url.startswith(("redis://", "rediss://", "unix://")):
+    if is_redis_url(bus_url):
         return RedisOwners(bus_url, prefix, advertise_url, ttl)
     return MemoryOwners(advertise_url, ttl)
