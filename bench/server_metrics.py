@@ -70,10 +70,8 @@ def count(before: Snapshot, after: Snapshot, name: str, labels: dict[str, str]) 
 
 def gc_max_ms(before: Snapshot, after: Snapshot) -> float:
     """The longest collection pause of the step, any generation (its bucket's upper bound)."""
-    return max(
-        (quantile_ms(before, after, "liveshow_gc_pause_seconds", {"generation": g}, 1.0) for g in "012"),
-        key=lambda v: -1.0 if v != v else v,  # NaN (no collection of that generation) sorts lowest
-    )
+    pauses = [quantile_ms(before, after, "liveshow_gc_pause_seconds", {"generation": g}, 1.0) for g in "012"]
+    return max((p for p in pauses if p == p), default=float("nan"))  # NaN: no collection of that kind
 
 
 def writer_report(steps: list[float], snapshots: list[Snapshot]) -> None:

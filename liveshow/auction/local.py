@@ -12,6 +12,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from liveshow.auction.commands import Command
 from liveshow.auction.errors import WriterUnavailable
 from liveshow.auction.writer import Fenced, ShowWriter
@@ -67,8 +69,6 @@ class LocalDispatcher:
             raise WriterUnavailable("The show is busy; try again.") from exc
 
     async def _run(self, show_id: int, queue: asyncio.Queue[Item]) -> None:
-        from starlette.concurrency import run_in_threadpool
-
         writer = self.make_writer(show_id)
         try:
             await run_in_threadpool(writer.acquire)
@@ -122,8 +122,6 @@ class LocalDispatcher:
     async def _reload(writer: ShowWriter) -> None:
         """After a failed batch, start again from what the database holds: a commit whose answer was
         lost with the connection may have landed, and deciding on from memory would reuse its seq."""
-        from starlette.concurrency import run_in_threadpool
-
         try:
             await run_in_threadpool(writer.acquire)
         except Exception:

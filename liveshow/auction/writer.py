@@ -297,17 +297,16 @@ class ShowWriter:
         """One transaction for the whole batch, behind the epoch fence: on PostgreSQL one statement,
         awaited on the loop, when the batch needs no new lot row and no order; else through a Session
         in a thread, where orders go through the unit fence."""
-        new = [d for d in decisions if d.seq]
+        new = [d for d in decisions if d.seq]  # a retry answered from memory writes nothing
         if self._pg is None or any(self._needs_session(d) for d in new):
-            await run_in_threadpool(self._persist, decisions, stream_pos)
+            await run_in_threadpool(self._persist, new, stream_pos)
             return
         rows = self._rows(new, wall_ms())
         if not await self._pg.commit(self.show_id, self.epoch, self.seq, stream_pos, rows):
             raise Fenced(f"show {self.show_id}: epoch {self.epoch} was superseded")
 
-    def _persist(self, decisions: list[Decision], stream_pos: str | None) -> None:
+    def _persist(self, new: list[Decision], stream_pos: str | None) -> None:
         """The Session path (in a thread); a lot row it created is forgotten if the batch rolls back."""
-        new = [d for d in decisions if d.seq]
         known_lots = set(self.lot_ids)
         try:
             self._persist_in_session(new, stream_pos, wall_ms())
@@ -374,8 +373,10 @@ class ShowWriter:
             s.commit()
 
     def _needs_session(self, d: Decision) -> bool:
-        lot = d.outcome.book.lot if d.outcome is not None else None
-        return lot is not None and (bool(d.outcome and d.outcome.sales) or lot.lot_no not in self.lot_ids)
+        """A sale (orders meet the unit fence) or a lot without its row yet."""
+        if d.outcome is None or d.outcome.book.lot is None:
+            return False
+        return bool(d.outcome.sales) or d.outcome.book.lot.lot_no not in self.lot_ids
 
     def _rows(self, new: list[Decision], now_ms: int) -> BatchRows:
         """The batch's rows; every lot it touched has its row id by now."""
