@@ -28,6 +28,7 @@ from liveshow.auction.commands import Command
 from liveshow.auction.errors import WriterUnavailable
 from liveshow.auction.writer import Fenced, Replier, ShowWriter
 from liveshow.clock import wall_ms
+from liveshow.redisconn import connect
 
 log = logging.getLogger(__name__)
 LEASE_MS = 3000
@@ -60,7 +61,7 @@ class RedisDispatcher:
         self.prefix = prefix
         self.make_writer = make_writer
         self.token = uuid.uuid4().hex
-        self.redis = aioredis.from_url(url, decode_responses=True)
+        self.redis = connect(url)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
         self.reply_key = f"{prefix}:auction:reply:{self.token}"

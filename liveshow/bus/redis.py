@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from liveshow.bus.base import Event, Subscription
 from liveshow.clock import wall_ms
+from liveshow.redisconn import connect
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class RedisBus:
     def __init__(self, url: str, retain: int = 5000, prefix: str = "liveshow") -> None:
         self.retain = retain
         self.prefix = prefix
-        self._redis = aioredis.from_url(url, decode_responses=True)
+        self._redis = connect(url)
         self._script = self._redis.register_script(_PUBLISH)
         self._url = url
         self._subs: dict[str, set[Subscription]] = {}

@@ -11,9 +11,8 @@ import json
 import time
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
 from liveshow.bus import is_redis_url
+from liveshow.redisconn import connect
 
 MEMBER_TTL_MS = 30_000
 HEARTBEAT_SECONDS = 10.0
@@ -103,7 +102,7 @@ _KEY_TTL_SECONDS = 3600
 class RedisPresence:
     def __init__(self, url: str, prefix: str = "liveshow") -> None:
         self.prefix = prefix
-        self._redis = aioredis.from_url(url, decode_responses=True)
+        self._redis = connect(url)
         self._count = self._redis.register_script(_COUNT)
 
     def _keys(self, show_id: int) -> tuple[str, str]:

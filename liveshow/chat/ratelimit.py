@@ -14,10 +14,9 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
 from liveshow.bus import is_redis_url
 from liveshow.errors import RateLimited
+from liveshow.redisconn import connect
 
 
 def _slow_mode(seconds: float, wait: float) -> RateLimited:
@@ -115,7 +114,7 @@ class RedisSlidingWindow:
 
     def __init__(self, url: str, prefix: str, limit: int, window: float) -> None:
         self.prefix, self.limit, self.window = prefix, limit, window
-        self._redis = aioredis.from_url(url, decode_responses=True)
+        self._redis = connect(url)
         self._check = self._redis.register_script(_CHECK)
         self._members = (f"{secrets.token_hex(6)}-{n}" for n in itertools.count(1))
 

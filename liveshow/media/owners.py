@@ -18,9 +18,8 @@ import time
 import uuid
 from typing import Any, Protocol
 
-import redis.asyncio as aioredis
-
 from liveshow.bus import is_redis_url
+from liveshow.redisconn import connect
 
 PUBLISHING = "publishing"
 RECONNECTING = "reconnecting"
@@ -96,7 +95,7 @@ class RedisOwners(_Base):
     def __init__(self, redis_url: str, prefix: str, url: str, ttl: float) -> None:
         super().__init__(url, ttl)
         self.prefix = prefix
-        self.redis: Any = aioredis.from_url(redis_url, decode_responses=True)
+        self.redis: Any = connect(redis_url)
         self._claim = self.redis.register_script(_CLAIM)
         self._update = self.redis.register_script(_UPDATE)
         self._release = self.redis.register_script(_RELEASE)
