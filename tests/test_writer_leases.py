@@ -4,6 +4,7 @@ does not retry for ever), and a Redis-mode leader with nothing to decide lets go
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import pytest
@@ -136,3 +137,48 @@ async def test_after_a_failed_batch_the_memory_writer_decides_from_the_database(
     assert after["ok"]["dseq"] == first["ok"]["dseq"] + 1
     await dispatcher.stop()
     db.close()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_commands_grouped_in_one_entry_and_single_ones_are_decided_in_order(
+    postgres_url: str, redis_prefix: str
+) -> None:
+    """A process sends a show its pending commands as one stream entry; an entry of the previous
+    version (one command, field "c") is still decided, so a rolling upgrade loses no bid."""
+    db = Database(postgres_url)
+    w = make_world(db, viewers=3, quantities=(10,))
+    bus = make_bus(REDIS_URL, prefix=redis_prefix)
+    await bus.start()
+    showlog = ShowLog(bus, db)
+    leader = RedisDispatcher(REDIS_URL, redis_prefix, lambda show_id: ShowWriter(db, showlog, show_id))
+    await leader.start([])
+    probe = aioredis.from_url(REDIS_URL, decode_responses=True)
+    old_replies = f"{redis_prefix}:auction:reply:old-version"
+    try:
+        assert "ok" in await leader.submit(open_claim(w.show_id, w.seller.id or 0, w.listings[0].id or 0))
+        # an old process appends one command per entry and reads its answer from its reply stream
+        old = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 1, "lot_no": None})
+        await probe.xadd(f"{redis_prefix}:auction:{w.show_id}:cmds", {"c": old.to_json(), "r": old_replies})
+        # meanwhile this version's burst goes out as one entry
+        burst = [
+            Command("claim", w.show_id, viewer.id, key(), {"quantity": 1, "lot_no": None})
+            for viewer in w.viewers[1:]
+            for _ in range(2)
+        ]
+        answers = await asyncio.gather(*(leader.submit(c) for c in burst))
+        got = await probe.xread({old_replies: "0"}, block=5000)
+        (_stream, [(_id, fields)]) = got[0]
+        old_answer = dict((cid, a) for cid, a in json.loads(fields["b"]))[old.id]
+        assert old_answer["ok"]["units"] == [1]
+        # the burst was decided in the order it was sent: units 2, 3, 4, 5
+        assert [a["ok"]["units"] for a in answers] == [[2], [3], [4], [5]]
+        entries = await probe.xrange(f"{redis_prefix}:auction:{w.show_id}:cmds")
+        grouped = [json.loads(f["cs"]) for _id, f in entries if "cs" in f]
+        assert [c["id"] for c in grouped[-1]] == [c.id for c in burst]
+    finally:
+        await probe.aclose()
+        await leader.stop()
+        await showlog.stop()
+        await bus.close()
+        db.close()

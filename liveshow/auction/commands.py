@@ -14,6 +14,7 @@ import secrets
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from liveshow import jsonwire
 from liveshow.auction.errors import BadAmount, BadKey
 from liveshow.auction.rules import Bid, Claim, Lot, rank_bids
 from liveshow.errors import ValidationFailed
@@ -51,11 +52,11 @@ class Command:
     def to_json(self) -> str:
         # vars(), not dataclasses.asdict: no deep copy of the payload, a few µs per command on the
         # submitting process's event loop at thousands of bids a second.
-        return json.dumps(vars(self), separators=(",", ":"))
+        return jsonwire.dumps(vars(self))
 
     @classmethod
     def from_json(cls, raw: str) -> Command:
-        return cls(**json.loads(raw))
+        return cls(**jsonwire.loads(raw))
 
 
 def cents(value: Any, what: str = "amount") -> int:

@@ -8,10 +8,11 @@ to every subscriber in every process, in order.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from liveshow import jsonwire
 
 
 @dataclass(frozen=True)
@@ -23,11 +24,11 @@ class Event:
     ts_ms: int
 
     def to_json(self) -> str:
-        return json.dumps({"type": self.type, "data": self.data, "ts": self.ts_ms}, separators=(",", ":"))
+        return jsonwire.dumps({"type": self.type, "data": self.data, "ts": self.ts_ms})
 
     @classmethod
     def from_json(cls, topic: str, seq: int, raw: str | bytes) -> Event:
-        body = json.loads(raw)
+        body = jsonwire.loads(raw)
         return cls(topic=topic, seq=seq, type=body["type"], data=body["data"], ts_ms=body["ts"])
 
     def wire(self) -> dict[str, Any]:

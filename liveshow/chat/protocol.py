@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from liveshow import jsonwire
 from liveshow.errors import ValidationFailed
 
 MAX_FRAME_BYTES = 64 * 1024
@@ -37,6 +38,8 @@ def decode(raw: str | bytes | None) -> dict[str, Any]:
     if isinstance(raw, bytes):
         raise ValidationFailed("Binary frames are not accepted: send JSON text.")
     try:
+        # The standard library, not jsonwire: a client's 10**30 must stay an integer (and be refused as
+        # an absurd amount), where orjson would read it as a float.
         message = json.loads(raw)
     except (ValueError, RecursionError):
         raise ValidationFailed("Malformed JSON.") from None
@@ -108,7 +111,7 @@ def get_str_list(message: dict[str, Any], name: str, *, max_items: int, max_char
 
 
 def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+    return jsonwire.dumps(frame)
 
 
 def encode_batch(wire_frames: list[str]) -> str:
