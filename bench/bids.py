@@ -33,6 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import machine  # noqa: E402
 from bench.bids_clients import Result, client_proc, listener_proc, ws_client_proc  # noqa: E402
 from bench.server_metrics import StepScraper, writer_report  # noqa: E402
 
@@ -175,6 +176,7 @@ def main() -> int:
     parser.add_argument("--sockets", type=int, default=1000, help="room WebSockets in all (ws transport)")
     args = parser.parse_args()
     steps = [float(x) for x in args.steps.split(",")]
+    print(machine.describe(), flush=True)
 
     from sqlalchemy import create_engine, text
     from sqlmodel import col, select

@@ -149,6 +149,7 @@ def ws_client_proc(
 
     The sockets are the lean clients of bench/wsclient.py: a message is JSON-parsed only when it is a
     reply (one per bid) or holds a ``bid.accepted``; the rest (presence, lot updates) is only framed."""
+    import orjson
     import uvloop
 
     from bench.wsclient import RawSocket, open_socket
@@ -162,7 +163,7 @@ def ws_client_proc(
 
         def on_text(payload: bytes) -> None:
             if b'"reply_to"' in payload:  # replies come alone, never in a batch
-                frame = json.loads(payload)
+                frame = orjson.loads(payload)
                 fut = waiting.pop(str(frame.get("reply_to")), None)
                 if fut is not None and not fut.done():
                     fut.set_result(frame)
@@ -170,7 +171,7 @@ def ws_client_proc(
             if b'"bid.accepted"' not in payload:
                 return
             now = time.time()
-            message = json.loads(payload)
+            message = orjson.loads(payload)
             frames = message["events"] if message.get("type") == "batch" else [message]
             for frame in frames:
                 if frame.get("type") == "bid.accepted":
@@ -200,9 +201,7 @@ def ws_client_proc(
             try:
                 sock.send_frame(
                     1,
-                    json.dumps(
-                        {"type": "bid", "id": rid, "key": f"w{uid}-{rid}", "max_cents": amount}
-                    ).encode(),
+                    orjson.dumps({"type": "bid", "id": rid, "key": f"w{uid}-{rid}", "max_cents": amount}),
                 )
                 frame = await asyncio.wait_for(fut, 30)
             except (OSError, TimeoutError):

@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import machine  # noqa: E402
 from bench.wsclient import RawSocket, open_socket  # noqa: E402
 
 REDIS_URL = os.environ.get("LIVESHOW_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -363,6 +364,7 @@ def main() -> None:
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server(s) into DIR/*.folded")
     args = parser.parse_args()
     modes = ["memory", "redis"] if args.mode == "both" else [args.mode]
+    print(machine.describe(), flush=True)
     print(
         f"{'bus':<7}{'servers':>8}{'sockets':>9}{'msg/s':>7}{'delivered/s':>13}{'expected/s':>12}"
         f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'dropped':>9}"

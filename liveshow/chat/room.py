@@ -42,6 +42,21 @@ OUTBOX_LIMIT = 64  # messages (ticks) queued behind a waiting send before the so
 # and a bound on what one stalled client can make the server hold.
 SEND_BUFFER_LIMIT = 256 * 1024
 PHASE_SOCKETS = 250  # sockets per slice of a round of writes (a few ms of syscalls)
+# Back-off when the process runs late (it wants more CPU than it gets): a round's timers firing more
+# than LAG_BUDGET late stretch the interval between rounds, up to OVERLOAD_TICK. Every round costs a
+# write per socket here and a read per socket in every viewer's browser; fewer rounds give the time
+# back to what waits behind them (bids and their answers, chat coming in), and the same events still
+# arrive, a few to a message. Once the timers keep time again the interval comes back within a couple
+# of seconds (a tenth and a millisecond less each round).
+LAG_BUDGET = 0.010
+OVERLOAD_TICK = 0.150
+
+
+def next_stretch(stretch: float, late: float) -> float:
+    """The extra interval between rounds after a round whose timers fired up to ``late`` s late."""
+    if late > LAG_BUDGET:
+        return min(OVERLOAD_TICK, stretch * 1.5 + 0.005)
+    return max(0.0, stretch * 0.9 - 0.001)
 
 
 @dataclass(eq=False)
@@ -190,6 +205,7 @@ class Room:
         self._closing: set[asyncio.Task[None]] = set()
         self._due = asyncio.Event()
         self._slots = itertools.count()
+        self._stretch = 0.0  # see next_stretch
 
     def start(self, events: Subscription, extra: list[Callable[[], Coroutine[Any, Any, None]]]) -> None:
         self._tasks.append(asyncio.create_task(self._read(events), name=f"room-{self.show_id}-read"))
@@ -234,6 +250,12 @@ class Room:
         event's delay and hold up the chat, bids and replies coming in. A small room is one slice.
         """
         loop = asyncio.get_running_loop()
+
+        async def until(due: float) -> float:
+            """Sleep until ``due``; how late the loop woke us."""
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            return loop.time() - due
+
         while True:
             await self._due.wait()
             started = loop.time()
@@ -241,23 +263,27 @@ class Room:
             conns = sorted(self.connections, key=lambda c: c.slot)
             tick = self.current_tick()
             phases = max(1, -(-len(conns) // PHASE_SOCKETS))
+            late = 0.0
             for phase in range(phases):
                 if phase:
-                    await asyncio.sleep(max(0.0, started + tick * phase / phases - loop.time()))
+                    late = max(late, await until(started + tick * phase / phases))
                 try:
                     self._write(conns[phase::phases])
                 except Exception:  # a bug here must not stop the room's later rounds
                     log.exception("room %s: a round of writes failed", self.show_id)
             self._trim()
-            await asyncio.sleep(max(0.0, started + tick - loop.time()))
+            late = max(late, await until(started + tick))
+            self._stretch = next_stretch(self._stretch, late)
 
     def current_tick(self) -> float:
         """The round interval for the room's size here: `tick` up to LIGHT_ROOM sockets, then stretched
         linearly to `max_tick` at BUSY_ROOM. Every socket costs one write (a syscall) per round, so a
         big room trades a few ms of delay for fewer writes; the delay stays well inside the 100 ms target.
+        On top of that, the back-off of a process running late (next_stretch), up to OVERLOAD_TICK.
         """
         load = (len(self.connections) - LIGHT_ROOM) / (BUSY_ROOM - LIGHT_ROOM)
-        return self.tick + (self.max_tick - self.tick) * min(1.0, max(0.0, load))
+        sized = self.tick + (self.max_tick - self.tick) * min(1.0, max(0.0, load))
+        return min(max(sized, OVERLOAD_TICK), sized + self._stretch)
 
     def _write(self, conns: list[Connection]) -> None:
         """Write each live socket the recent events past its last_seq, as one message. Sockets at the
