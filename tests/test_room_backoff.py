@@ -55,7 +55,7 @@ async def test_a_room_stretches_its_rounds_under_lag_and_comes_back() -> None:
         stretched = room.current_tick()
         assert stretched > 0.05, stretched
         assert stretched <= OVERLOAD_TICK
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10  # a couple of seconds here; room for a loaded CI machine
         while room.current_tick() > 0.02:
             assert time.monotonic() < deadline, room.current_tick()
             await asyncio.sleep(0.05)

@@ -151,8 +151,7 @@ class RedisDispatcher:
             pipe = self.redis.pipeline(transaction=False)
             for stream, commands in per_stream.items():
                 for group in _chunks(commands, GROUP):
-                    fields = {"cs": jsonwire.dumps([vars(c) for c in group])}
-                    fields["r"] = self.reply_key
+                    fields = {"cs": jsonwire.dumps([vars(c) for c in group]), "r": self.reply_key}
                     pipe.xadd(stream, fields, maxlen=200_000, approximate=True)  # type: ignore[arg-type]
             try:
                 await pipe.execute()
