@@ -160,6 +160,18 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
         assert sam.get_by_role("button", name="Bid").inner_text() == "Bid $22.00"
         assert "outbid" not in notice(lena)
 
+        # the host sees the same card as the viewers, with the leader and the clock, and nothing to buy
+        studio.wait_for_function(
+            "document.querySelector('#item-card .item-status').textContent.includes('Current bid $21.00')"
+        )
+        assert "lena" in studio.locator("#item-card .item-status").inner_text()
+        assert float(studio.locator("#item-card .item-seconds").inner_text()) > 0
+        assert studio.locator("#item-card .item-countdown").is_visible()
+        assert studio.locator("#item-card .item-actions").is_hidden()
+        # one frame around the chat: the side column's, not a second one inside it
+        for page in (sam, studio):
+            assert page.evaluate("getComputedStyle(document.getElementById('room')).borderTopWidth") == "0px"
+
         sam.screenshot(path="/tmp/int-viewer.png", full_page=True)
         lena.screenshot(path="/tmp/int-viewer-phone.png", full_page=True)
         studio.screenshot(path="/tmp/int-studio.png", full_page=True)

@@ -49,6 +49,8 @@
       if (lot.photo_url) { photo.src = lot.photo_url; photo.hidden = false; } else photo.hidden = true;
       const open = lot.state === "open";
       const claimBtn = $(".claim-button"), bidBtn = $(".bid-button"), form = $(".max-bid");
+      // The host sees the card as viewers do (price, leader, countdown) but has nothing to buy.
+      $(".item-actions").hidden = isSeller;
       if (lot.kind === "claim") {
         $(".item-price").textContent = money(lot.price_cents);
         $(".item-status").textContent = lot.remaining > 0 ? lot.remaining + " left" : "Sold out";
