@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -19,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 from starlette.concurrency import run_in_threadpool
 
+from liveshow import jsonwire
 from liveshow.bus import Bus, Event
 from liveshow.db import Database, bulk_insert, table_of
 
@@ -96,7 +96,7 @@ class ShowLog:
                     show_id=show_id,
                     seq=event.seq,
                     type=event.type,
-                    data=json.dumps(event.data, separators=(",", ":")),
+                    data=jsonwire.dumps(event.data),
                     at=datetime.fromtimestamp(event.ts_ms / 1000, UTC),
                 )
             )

@@ -14,10 +14,10 @@ the open lot's state, which is what a busy auction's batches hold.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from liveshow import jsonwire
 from liveshow.db import LoopConnection
 
 COMMIT_BATCH = """
@@ -61,7 +61,7 @@ class BatchRows:
 
 
 def _dumps(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, separators=(",", ":"))
+    return jsonwire.dumps(rows)
 
 
 class PgBatchCommitter:

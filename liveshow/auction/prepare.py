@@ -3,13 +3,13 @@ idempotency keys, and the show, listings and lineup that host commands refer to.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import col, select
 
+from liveshow import jsonwire
 from liveshow.auction import rules
 from liveshow.auction.commands import Command
 from liveshow.auction.errors import LotStillOpen, SoldOut
@@ -72,7 +72,7 @@ def prepare(
                     and row.idem_key is not None
                     and (row.user_id, row.idem_key) in wanted
                 ):
-                    out.answers[(row.user_id, row.idem_key)] = (row.fingerprint, json.loads(row.reply))
+                    out.answers[(row.user_id, row.idem_key)] = (row.fingerprint, jsonwire.loads(row.reply))
         if host:
             show = s.get(Show, show_id)
             out.show_state = show.state if show is not None else "ended"

@@ -11,7 +11,6 @@ lot or a sale goes through a Session, where orders meet the unit fence.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -24,6 +23,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 from starlette.concurrency import run_in_threadpool
 
+from liveshow import jsonwire
 from liveshow.accounts.models import User
 from liveshow.auction import rules
 from liveshow.auction.commands import Command, lot_from_dict, lot_to_dict
@@ -146,7 +146,7 @@ class ShowWriter:
                     "size": lot_row.size,
                     "photo_url": lot_row.photo_url,
                 }
-                last = lot_from_dict(json.loads(lot_row.state_json))
+                last = lot_from_dict(jsonwire.loads(lot_row.state_json))
             self.book = rules.Book(
                 show_id=self.show_id, seller_id=show.seller_id, lot=last, lots_opened=len(lots)
             )
@@ -170,7 +170,7 @@ class ShowWriter:
         self._answers.clear()
         for user_id, key, fingerprint, reply in reversed(rows[:ANSWER_CACHE]):
             assert user_id is not None and key is not None
-            self._answers[(user_id, key)] = (fingerprint, json.loads(reply))
+            self._answers[(user_id, key)] = (fingerprint, jsonwire.loads(reply))
         self._answers_complete = len(rows) <= ANSWER_CACHE
 
     async def announce_state(self) -> None:
@@ -394,7 +394,7 @@ class ShowWriter:
                     "idem_key": c.key,
                     "fingerprint": d.fingerprint,
                     "accepted": "ok" in d.reply,
-                    "reply": json.dumps(d.reply, separators=(",", ":")),
+                    "reply": jsonwire.dumps(d.reply),
                     "at_ms": now_ms,
                 }
             )
@@ -429,7 +429,7 @@ class ShowWriter:
                 {
                     "id": self.lot_ids[lot.lot_no],
                     "state": lot.state,
-                    "state_json": json.dumps(lot_to_dict(lot), separators=(",", ":")),
+                    "state_json": jsonwire.dumps(lot_to_dict(lot)),
                     "closed_ms": lot.closed_at_ms,
                 }
             )
@@ -449,7 +449,7 @@ class ShowWriter:
             title=info.get("title", ""),
             size=info.get("size", ""),
             photo_url=info.get("photo_url", ""),
-            state_json=json.dumps(lot_to_dict(lot)),
+            state_json=jsonwire.dumps(lot_to_dict(lot)),
             opened_at=_at(lot.opened_at_ms),
         )
         s.add(row)
