@@ -141,43 +141,59 @@ async def test_after_a_failed_batch_the_memory_writer_decides_from_the_database(
 
 @pytest.mark.redis
 @pytest.mark.postgres
-async def test_commands_grouped_in_one_entry_and_single_ones_are_decided_in_order(
+async def test_commands_grouped_in_one_entry_single_ones_and_the_leaders_own_are_decided_in_order(
     postgres_url: str, redis_prefix: str
 ) -> None:
-    """A process sends a show its pending commands as one stream entry; an entry of the previous
-    version (one command, field "c") is still decided, so a rolling upgrade loses no bid."""
+    """Another process sends a show its pending commands as one stream entry; an entry of the previous
+    version (one command, field "c") is still decided, so a rolling upgrade loses no bid; the leading
+    process's own commands skip the stream."""
     db = Database(postgres_url)
     w = make_world(db, viewers=3, quantities=(10,))
     bus = make_bus(REDIS_URL, prefix=redis_prefix)
     await bus.start()
     showlog = ShowLog(bus, db)
-    leader = RedisDispatcher(REDIS_URL, redis_prefix, lambda show_id: ShowWriter(db, showlog, show_id))
+
+    def make(show_id: int) -> ShowWriter:
+        return ShowWriter(db, showlog, show_id)
+
+    leader = RedisDispatcher(REDIS_URL, redis_prefix, make)
+    other = RedisDispatcher(REDIS_URL, redis_prefix, make)
     await leader.start([])
     probe = aioredis.from_url(REDIS_URL, decode_responses=True)
+    stream = f"{redis_prefix}:auction:{w.show_id}:cmds"
     old_replies = f"{redis_prefix}:auction:reply:old-version"
     try:
+        # nobody leads the show yet: the first command goes through the stream, and its sender,
+        # the only process running, takes the lease
         assert "ok" in await leader.submit(open_claim(w.show_id, w.seller.id or 0, w.listings[0].id or 0))
+        assert leader._leading_now(w.show_id)
+        assert await probe.xlen(stream) == 1
+        await other.start([])
         # an old process appends one command per entry and reads its answer from its reply stream
         old = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 1, "lot_no": None})
-        await probe.xadd(f"{redis_prefix}:auction:{w.show_id}:cmds", {"c": old.to_json(), "r": old_replies})
-        # meanwhile this version's burst goes out as one entry
+        await probe.xadd(stream, {"c": old.to_json(), "r": old_replies})
+        got = await probe.xread({old_replies: "0"}, block=5000)
+        (_stream, [(_id, fields)]) = got[0]
+        assert dict((cid, a) for cid, a in json.loads(fields["b"]))[old.id]["ok"]["units"] == [1]
+        # the other process's burst goes out as one entry and is decided in the order it was sent
         burst = [
             Command("claim", w.show_id, viewer.id, key(), {"quantity": 1, "lot_no": None})
             for viewer in w.viewers[1:]
             for _ in range(2)
         ]
-        answers = await asyncio.gather(*(leader.submit(c) for c in burst))
-        got = await probe.xread({old_replies: "0"}, block=5000)
-        (_stream, [(_id, fields)]) = got[0]
-        old_answer = dict((cid, a) for cid, a in json.loads(fields["b"]))[old.id]
-        assert old_answer["ok"]["units"] == [1]
-        # the burst was decided in the order it was sent: units 2, 3, 4, 5
+        answers = await asyncio.gather(*(other.submit(c) for c in burst))
         assert [a["ok"]["units"] for a in answers] == [[2], [3], [4], [5]]
-        entries = await probe.xrange(f"{redis_prefix}:auction:{w.show_id}:cmds")
-        grouped = [json.loads(f["cs"]) for _id, f in entries if "cs" in f]
-        assert [c["id"] for c in grouped[-1]] == [c.id for c in burst]
+        entries = await probe.xrange(stream)
+        assert [[c["id"] for c in json.loads(f["cs"])] for _id, f in entries if "cs" in f][-1] == [
+            c.id for c in burst
+        ]
+        # the leader's own claims keep being decided in the same order, without the stream
+        mine = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 2, "lot_no": None})
+        assert (await leader.submit(mine))["ok"]["units"] == [6, 7]
+        assert await probe.xlen(stream) == 3  # the first command, the old one, the burst
     finally:
         await probe.aclose()
+        await other.stop()
         await leader.stop()
         await showlog.stop()
         await bus.close()

@@ -1,11 +1,14 @@
 """One writer per show across server processes, through Redis.
 
 - Any process appends a command to the show's stream ``{p}:auction:{show}:cmds`` with the key of its
-  own reply stream, and waits for the answer there (``{p}:auction:reply:{process}``).
+  own reply stream, and waits for the answer there (``{p}:auction:reply:{process}``). The process that
+  leads the show puts its own sockets' commands straight into the writer's inbox instead and answers
+  them there; should it stop leading first, they are refused at once ("try again with the same key").
 - One process holds the show's lease ``{p}:auction:{show}:leader`` (SET NX PX, renewed by compare and
   PEXPIRE). On winning it, it bumps the show's epoch in the database (the fence: a writer that lost
   its lease while paused can no longer commit), loads the persisted state and stream position, and
-  decides the stream's commands in order, batch by batch, persisting before publishing and replying.
+  decides the commands in order, batch by batch, persisting before publishing and replying; the
+  stream is read ahead while a batch is decided and persisted.
 - Every process campaigns for the shows in ``{p}:auction:active`` (shows with a lot on screen, or that
   it sent a command to), so when the leader dies another takes over within the lease time and
   resumes from the last committed stream position: no accepted bid is lost, none is decided twice.
@@ -18,6 +21,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -36,6 +40,11 @@ RENEW_S = 0.8
 CAMPAIGN_S = 0.25
 BATCH = 100  # stream entries per read (each a group of commands)
 GROUP = 200  # commands per stream entry
+MAX_BATCH = 1000  # commands decided in one batch
+READ_AHEAD = 2000  # commands read from the stream ahead of the writer before reading pauses
+# The reply key of a command from this process's own sockets while it leads the show: it is put
+# straight into the leader's inbox and answered there (through the stream it would only come back).
+LOCAL = "=local"
 REPLY_TIMEOUT = 10.0
 IDLE_RELEASE_MS = 60_000
 
@@ -77,6 +86,7 @@ class RedisDispatcher:
         self._outbox: list[tuple[str, Command, asyncio.Future[None]]] = []
         self._outbox_ready = asyncio.Event()
         self.writers: dict[int, ShowWriter] = {}
+        self._inboxes: dict[int, _Inbox] = {}  # shows this process leads
 
     def _key(self, show_id: int, what: str) -> str:
         return f"{self.prefix}:auction:{show_id}:{what}"
@@ -122,14 +132,21 @@ class RedisDispatcher:
         self._futures[command.id] = future
         fresh = not self._interested(command.show_id)
         self._interest[command.show_id] = wall_ms()
-        if fresh:
-            await self.redis.sadd(self._active_key, str(command.show_id))
         try:
-            sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._outbox.append((self._key(command.show_id, "cmds"), command, sent))
-            self._outbox_ready.set()
+            # Queued before anything is awaited, so one process's commands keep the order they came in.
+            inbox = self._inboxes.get(command.show_id)
+            sent: asyncio.Future[None] | None = None
+            if inbox is not None:
+                inbox.put(command, LOCAL, None)
+            else:
+                sent = asyncio.get_running_loop().create_future()
+                self._outbox.append((self._key(command.show_id, "cmds"), command, sent))
+                self._outbox_ready.set()
+            if fresh:
+                await self.redis.sadd(self._active_key, str(command.show_id))
             async with asyncio.timeout(REPLY_TIMEOUT):
-                await sent
+                if sent is not None:
+                    await sent
                 return await future
         except TimeoutError as exc:
             raise WriterUnavailable("The show is busy; try again with the same key.") from exc
@@ -234,7 +251,11 @@ class RedisDispatcher:
             # few hundred µs of Python per pipelined command, on the leader's event loop).
             grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
             for reply_key, (command, answer) in zip(reply_keys, answers, strict=True):
-                if reply_key:
+                if reply_key == LOCAL:
+                    future = self._futures.get(command.id)
+                    if future is not None and not future.done():
+                        future.set_result(answer)
+                elif reply_key:
                     grouped.setdefault(reply_key, []).append((command.id, answer))
             if not grouped:
                 return
@@ -264,27 +285,54 @@ class RedisDispatcher:
         renewer = asyncio.create_task(renew())
         conn = aioredis.from_url(self.url, decode_responses=True)
         writer = self.make_writer(show_id)
+        inbox = _Inbox()
+        reader: asyncio.Task[None] | None = None
+
+        async def read_ahead() -> None:
+            """Read the show's stream into the inbox while the writer decides and persists, so the
+            next batch is already here when the current one is done."""
+            stream, pos = self._key(show_id, "cmds"), writer.stream_pos
+            try:
+                while not lost.is_set():
+                    if len(inbox.items) >= READ_AHEAD:  # the writer is behind: let it catch up
+                        inbox.drained.clear()
+                        await inbox.drained.wait()
+                        continue
+                    resp: Any = await conn.xread({stream: pos}, block=1000, count=BATCH)
+                    for _key, entries in resp or []:
+                        for entry_id, fields in entries:
+                            for command in _commands_of(fields):
+                                inbox.put(command, fields["r"], entry_id)
+                            pos = entry_id
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("show %s: reading its commands failed; the lease will move", show_id)
+                lost.set()
+                inbox.arrived.set()
+
         try:
             await run_in_threadpool(writer.acquire)
             self.writers[show_id] = writer
             await writer.announce_state()
+            reader = asyncio.create_task(read_ahead(), name=f"lead-{show_id}-read")
+            self._inboxes[show_id] = inbox
             idle_since = wall_ms()
             while not lost.is_set():
                 due = writer.due_ms()
-                block = 200 if due is None else max(1, min(200, due - wall_ms()))
-                resp: Any = await conn.xread(
-                    {self._key(show_id, "cmds"): writer.stream_pos}, block=block, count=BATCH
-                )
-                entries = [e for _k, es in resp or [] for e in es]
-                items = [(command, f["r"]) for _id, f in entries for command in _commands_of(f)]
-                commands = [c for c, _r in items]
-                due = writer.due_ms()
-                if due is not None and wall_ms() >= due:
-                    commands.insert(0, Command("tick", show_id, None, None))
-                    items.insert(0, (commands[0], ""))
+                if not inbox.items:
+                    wait = 0.2 if due is None else max(0.001, min(0.2, (due - wall_ms()) / 1000))
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(wait):
+                            await inbox.arrived.wait()
                 if lost.is_set():
                     break
-                if not commands:
+                taken = inbox.take(MAX_BATCH)
+                items = [(command, reply_key) for command, reply_key, _id in taken]
+                due = writer.due_ms()
+                if due is not None and wall_ms() >= due:
+                    items.insert(0, (Command("tick", show_id, None, None), ""))
+                if not items:
                     if (
                         due is None
                         and wall_ms() - idle_since > self.idle_release_ms
@@ -297,9 +345,13 @@ class RedisDispatcher:
                         break
                     continue
                 idle_since = wall_ms()
-                pos = entries[-1][0] if entries else None
-                reply_keys = [r for _c, r in items]
-                await writer.run_batch(commands, pos, self._replier(reply_keys))
+                pos = next((entry_id for _c, _r, entry_id in reversed(taken) if entry_id), None)
+                reply_keys = [reply_key for _c, reply_key in items]
+                try:
+                    await writer.run_batch([c for c, _r in items], pos, self._replier(reply_keys))
+                except BaseException:
+                    self._fail_local(taken)
+                    raise
         except Fenced:
             log.warning("show %s: another process took over; stepping down", show_id)
         except asyncio.CancelledError:
@@ -308,13 +360,48 @@ class RedisDispatcher:
             log.exception("writer for show %s stopped; the lease will move", show_id)
         finally:
             lost.set()
+            self._inboxes.pop(show_id, None)
+            # Local commands not decided here go back to their sockets at once, to be sent again
+            # with the same key (to whoever leads next); stream commands wait there for the next
+            # leader, which reads from the last persisted position.
+            self._fail_local(inbox.take(len(inbox.items)))
             renewer.cancel()
+            if reader is not None:
+                reader.cancel()
+                await asyncio.wait([reader], timeout=2)
             self.writers.pop(show_id, None)
             await writer.close()
             with contextlib.suppress(Exception):
                 await self._release(keys=[lease], args=[self.token])
             with contextlib.suppress(Exception):
                 await conn.aclose()
+
+    def _fail_local(self, items: list[tuple[Command, str, str | None]]) -> None:
+        for command, reply_key, _id in items:
+            future = self._futures.get(command.id)
+            if reply_key == LOCAL and future is not None and not future.done():
+                future.set_exception(WriterUnavailable("The show is busy; try again with the same key."))
+
+
+@dataclass(eq=False)
+class _Inbox:
+    """What the leader of a show has yet to decide, in order: commands read from the stream ahead of
+    the writer, and commands from this process's own sockets."""
+
+    items: list[tuple[Command, str, str | None]] = field(default_factory=list)  # reply key, entry id
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    drained: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def put(self, command: Command, reply_key: str, entry_id: str | None) -> None:
+        self.items.append((command, reply_key, entry_id))
+        self.arrived.set()
+
+    def take(self, limit: int) -> list[tuple[Command, str, str | None]]:
+        taken, self.items = self.items[:limit], self.items[limit:]
+        if not self.items:
+            self.arrived.clear()
+        self.drained.set()
+        return taken
 
 
 def _chunks(items: list[Command], size: int) -> list[list[Command]]:
