@@ -15,6 +15,11 @@ from typing import Any, Protocol
 from liveshow import jsonwire
 
 
+def event_body(type: str, data: dict[str, Any], ts_ms: int) -> str:
+    """An event as stored on the bus: its topic and seq are where it is stored, not in it."""
+    return jsonwire.dumps({"type": type, "data": data, "ts": ts_ms})
+
+
 @dataclass(frozen=True)
 class Event:
     topic: str
@@ -22,9 +27,6 @@ class Event:
     type: str
     data: dict[str, Any]
     ts_ms: int
-
-    def to_json(self) -> str:
-        return jsonwire.dumps({"type": self.type, "data": self.data, "ts": self.ts_ms})
 
     @classmethod
     def from_json(cls, topic: str, seq: int, raw: str | bytes) -> Event:

@@ -12,8 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from liveshow import jsonwire
-from liveshow.bus.base import Event, Subscription
+from liveshow.bus.base import Event, Subscription, event_body
 from liveshow.clock import wall_ms
 from liveshow.redisconn import connect
 
@@ -73,7 +72,7 @@ class RedisBus:
 
     async def publish(self, topic: str, type: str, data: dict[str, Any]) -> Event:
         ts = wall_ms()
-        body = jsonwire.dumps({"type": type, "data": data, "ts": ts})
+        body = event_body(type, data, ts)
         seq = int(
             await self._script(keys=[self._seq_key(topic), self._log_key(topic)], args=[body, self.retain])
         )
@@ -89,7 +88,7 @@ class RedisBus:
         pipe = self._redis.pipeline(transaction=False)
         for type_, data in items:
             ts = wall_ms()
-            body = jsonwire.dumps({"type": type_, "data": data, "ts": ts})
+            body = event_body(type_, data, ts)
             stamped.append((type_, data, ts))
             # Queued on the pipeline (which loads the script first if Redis lost it).
             await self._script(keys=keys, args=[body, self.retain], client=pipe)
