@@ -4,8 +4,10 @@ does not retry for ever), and a Redis-mode leader with nothing to decide lets go
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -18,8 +20,29 @@ from liveshow.auction.writer import ShowWriter
 from liveshow.bus import make_bus
 from liveshow.db import Database
 from liveshow.showlog import ShowLog
-from tests.auction_fixtures import key, make_world
+from tests.auction_fixtures import World, key, make_world
 from tests.conftest import REDIS_URL
+
+
+@contextlib.asynccontextmanager
+async def redis_show(
+    postgres_url: str, redis_prefix: str, viewers: int, quantity: int
+) -> AsyncIterator[tuple[World, Callable[[int], ShowWriter], aioredis.Redis]]:
+    """A show on PostgreSQL with its events on Redis: the world, a writer factory for dispatchers,
+    and a Redis client to look at the keys with."""
+    db = Database(postgres_url)
+    w = make_world(db, viewers=viewers, quantities=(quantity,))
+    bus = make_bus(REDIS_URL, prefix=redis_prefix)
+    await bus.start()
+    showlog = ShowLog(bus, db)
+    probe = aioredis.from_url(REDIS_URL, decode_responses=True)
+    try:
+        yield w, lambda show_id: ShowWriter(db, showlog, show_id), probe
+    finally:
+        await probe.aclose()
+        await showlog.stop()
+        await bus.close()
+        db.close()
 
 
 def open_claim(world_show: int, seller: int, listing: int) -> Command:
@@ -68,49 +91,36 @@ async def test_fenced_memory_writer_stops_instead_of_retrying(database_url: str)
 async def test_idle_leader_releases_the_show_and_comes_back_on_demand(
     postgres_url: str, redis_prefix: str
 ) -> None:
-    db = Database(postgres_url)
-    w = make_world(db, viewers=1, quantities=(5,))
-    bus = make_bus(REDIS_URL, prefix=redis_prefix)
-    await bus.start()
-    showlog = ShowLog(bus, db)
-
-    def make(show_id: int) -> ShowWriter:
-        return ShowWriter(db, showlog, show_id)
-
-    a = RedisDispatcher(REDIS_URL, redis_prefix, make, idle_release_ms=600)
-    b = RedisDispatcher(REDIS_URL, redis_prefix, make, idle_release_ms=600)
-    await a.start([])
-    await b.start([])
-    probe = aioredis.from_url(REDIS_URL, decode_responses=True)
-    lease = f"{redis_prefix}:auction:{w.show_id}:leader"
-    active = f"{redis_prefix}:auction:active"
-    try:
-        # a claim lot has no clock: once nobody sends it anything, nobody needs to lead it
-        assert "ok" in await a.submit(open_claim(w.show_id, w.seller.id or 0, w.listings[0].id or 0))
-        assert await probe.get(lease) in (a.token, b.token)
-        # the submitter's interest outlives the reply timeout; shorten it for the test
-        a._interest[w.show_id] -= 60_000
-        for _ in range(100):  # the leader notices after idle_release_ms
-            if not (await probe.exists(lease) or a._leading_now(w.show_id) or b._leading_now(w.show_id)):
-                break
-            await asyncio.sleep(0.1)
-        assert not await probe.exists(lease)
-        assert not await probe.sismember(active, str(w.show_id))
-        assert not a._leading_now(w.show_id) and not b._leading_now(w.show_id)
-        await asyncio.sleep(1.0)  # and nobody campaigns for it again on their own
-        assert not await probe.exists(lease)
-        # the next command brings a writer back, with the state as persisted
-        claim = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 2, "lot_no": None})
-        answer = await b.submit(claim)
-        assert answer["ok"]["units"] == [1, 2]
-        assert await probe.get(lease) in (a.token, b.token)
-    finally:
-        await probe.aclose()
-        await a.stop()
-        await b.stop()
-        await showlog.stop()
-        await bus.close()
-        db.close()
+    async with redis_show(postgres_url, redis_prefix, viewers=1, quantity=5) as (w, make, probe):
+        a = RedisDispatcher(REDIS_URL, redis_prefix, make, idle_release_ms=600)
+        b = RedisDispatcher(REDIS_URL, redis_prefix, make, idle_release_ms=600)
+        await a.start([])
+        await b.start([])
+        lease = f"{redis_prefix}:auction:{w.show_id}:leader"
+        active = f"{redis_prefix}:auction:active"
+        try:
+            # a claim lot has no clock: once nobody sends it anything, nobody needs to lead it
+            assert "ok" in await a.submit(open_claim(w.show_id, w.seller.id or 0, w.listings[0].id or 0))
+            assert await probe.get(lease) in (a.token, b.token)
+            # the submitter's interest outlives the reply timeout; shorten it for the test
+            a._interest[w.show_id] -= 60_000
+            for _ in range(100):  # the leader notices after idle_release_ms
+                if not (await probe.exists(lease) or a._leading_now(w.show_id) or b._leading_now(w.show_id)):
+                    break
+                await asyncio.sleep(0.1)
+            assert not await probe.exists(lease)
+            assert not await probe.sismember(active, str(w.show_id))
+            assert not a._leading_now(w.show_id) and not b._leading_now(w.show_id)
+            await asyncio.sleep(1.0)  # and nobody campaigns for it again on their own
+            assert not await probe.exists(lease)
+            # the next command brings a writer back, with the state as persisted
+            claim = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 2, "lot_no": None})
+            answer = await b.submit(claim)
+            assert answer["ok"]["units"] == [1, 2]
+            assert await probe.get(lease) in (a.token, b.token)
+        finally:
+            await a.stop()
+            await b.stop()
 
 
 async def test_after_a_failed_batch_the_memory_writer_decides_from_the_database(
@@ -147,54 +157,41 @@ async def test_commands_grouped_in_one_entry_single_ones_and_the_leaders_own_are
     """Another process sends a show its pending commands as one stream entry; an entry of the previous
     version (one command, field "c") is still decided, so a rolling upgrade loses no bid; the leading
     process's own commands skip the stream."""
-    db = Database(postgres_url)
-    w = make_world(db, viewers=3, quantities=(10,))
-    bus = make_bus(REDIS_URL, prefix=redis_prefix)
-    await bus.start()
-    showlog = ShowLog(bus, db)
-
-    def make(show_id: int) -> ShowWriter:
-        return ShowWriter(db, showlog, show_id)
-
-    leader = RedisDispatcher(REDIS_URL, redis_prefix, make)
-    other = RedisDispatcher(REDIS_URL, redis_prefix, make)
-    await leader.start([])
-    probe = aioredis.from_url(REDIS_URL, decode_responses=True)
-    stream = f"{redis_prefix}:auction:{w.show_id}:cmds"
-    old_replies = f"{redis_prefix}:auction:reply:old-version"
-    try:
-        # nobody leads the show yet: the first command goes through the stream, and its sender,
-        # the only process running, takes the lease
-        assert "ok" in await leader.submit(open_claim(w.show_id, w.seller.id or 0, w.listings[0].id or 0))
-        assert leader._leading_now(w.show_id)
-        assert await probe.xlen(stream) == 1
-        await other.start([])
-        # an old process appends one command per entry and reads its answer from its reply stream
-        old = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 1, "lot_no": None})
-        await probe.xadd(stream, {"c": old.to_json(), "r": old_replies})
-        got = await probe.xread({old_replies: "0"}, block=5000)
-        (_stream, [(_id, fields)]) = got[0]
-        assert dict((cid, a) for cid, a in json.loads(fields["b"]))[old.id]["ok"]["units"] == [1]
-        # the other process's burst goes out as one entry and is decided in the order it was sent
-        burst = [
-            Command("claim", w.show_id, viewer.id, key(), {"quantity": 1, "lot_no": None})
-            for viewer in w.viewers[1:]
-            for _ in range(2)
-        ]
-        answers = await asyncio.gather(*(other.submit(c) for c in burst))
-        assert [a["ok"]["units"] for a in answers] == [[2], [3], [4], [5]]
-        entries = await probe.xrange(stream)
-        assert [[c["id"] for c in json.loads(f["cs"])] for _id, f in entries if "cs" in f][-1] == [
-            c.id for c in burst
-        ]
-        # the leader's own claims keep being decided in the same order, without the stream
-        mine = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 2, "lot_no": None})
-        assert (await leader.submit(mine))["ok"]["units"] == [6, 7]
-        assert await probe.xlen(stream) == 3  # the first command, the old one, the burst
-    finally:
-        await probe.aclose()
-        await other.stop()
-        await leader.stop()
-        await showlog.stop()
-        await bus.close()
-        db.close()
+    async with redis_show(postgres_url, redis_prefix, viewers=3, quantity=10) as (w, make, probe):
+        leader = RedisDispatcher(REDIS_URL, redis_prefix, make)
+        other = RedisDispatcher(REDIS_URL, redis_prefix, make)
+        await leader.start([])
+        stream = f"{redis_prefix}:auction:{w.show_id}:cmds"
+        old_replies = f"{redis_prefix}:auction:reply:old-version"
+        try:
+            # nobody leads the show yet: the first command goes through the stream, and its sender,
+            # the only process running, takes the lease
+            assert "ok" in await leader.submit(open_claim(w.show_id, w.seller.id or 0, w.listings[0].id or 0))
+            assert leader._leading_now(w.show_id)
+            assert await probe.xlen(stream) == 1
+            await other.start([])
+            # an old process appends one command per entry and reads its answer from its reply stream
+            old = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 1, "lot_no": None})
+            await probe.xadd(stream, {"c": old.to_json(), "r": old_replies})
+            got = await probe.xread({old_replies: "0"}, block=5000)
+            (_stream, [(_id, fields)]) = got[0]
+            assert dict((cid, a) for cid, a in json.loads(fields["b"]))[old.id]["ok"]["units"] == [1]
+            # the other process's burst goes out as one entry and is decided in the order it was sent
+            burst = [
+                Command("claim", w.show_id, viewer.id, key(), {"quantity": 1, "lot_no": None})
+                for viewer in w.viewers[1:]
+                for _ in range(2)
+            ]
+            answers = await asyncio.gather(*(other.submit(c) for c in burst))
+            assert [a["ok"]["units"] for a in answers] == [[2], [3], [4], [5]]
+            entries = await probe.xrange(stream)
+            assert [[c["id"] for c in json.loads(f["cs"])] for _id, f in entries if "cs" in f][-1] == [
+                c.id for c in burst
+            ]
+            # the leader's own claims keep being decided in the same order, without the stream
+            mine = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 2, "lot_no": None})
+            assert (await leader.submit(mine))["ok"]["units"] == [6, 7]
+            assert await probe.xlen(stream) == 3  # the first command, the old one, the burst
+        finally:
+            await other.stop()
+            await leader.stop()
