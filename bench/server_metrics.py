@@ -15,13 +15,14 @@ Snapshot = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def scrape(addrs: list[tuple[str, int]]) -> Snapshot:
-    total: Snapshot = defaultdict(float)
+    sums: Snapshot = defaultdict(float)
     for host, port in addrs:
         text = httpx.get(f"http://{host}:{port}/metrics", timeout=5).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                total[(sample.name, tuple(sorted(sample.labels.items())))] += sample.value
-    return dict(total)
+                sums[(sample.name, tuple(sorted(sample.labels.items())))] += sample.value
+    sums[("bench_wall_seconds", ())] = time.time()  # not summed: when the step's scrape was taken
+    return dict(sums)
 
 
 class StepScraper(threading.Thread):
@@ -63,6 +64,11 @@ def quantile_ms(before: Snapshot, after: Snapshot, name: str, labels: dict[str, 
     return float("inf")
 
 
+def total(before: Snapshot, after: Snapshot, name: str) -> float:
+    """A label-less sample's growth over the step, summed over the servers."""
+    return after.get((name, ()), 0.0) - before.get((name, ()), 0.0)
+
+
 def count(before: Snapshot, after: Snapshot, name: str, labels: dict[str, str]) -> float:
     key = (f"{name}_count", tuple(sorted(labels.items())))
     return after.get(key, 0.0) - before.get(key, 0.0)
@@ -86,13 +92,16 @@ def writer_report(steps: list[float], snapshots: list[Snapshot]) -> None:
         f"{'offered/s':>9} {'batches':>7} {'cmds p50':>8} {'answer p50':>10} {'answer p99':>10} "
         f"{'decide p99':>10} {'persist p50':>11} {'persist p99':>11} "
         f"{'announce p50':>12} {'announce p99':>12} {'full GCs':>8} {'GC max':>6} "
-        f"{'loop lag p99':>12} {'lag max':>7}"
+        f"{'loop lag p99':>12} {'lag max':>7} {'CPU':>5} {'CPU ms/1k cmds':>14}"
     )
     for i, rate in enumerate(steps):
         if i + 1 >= len(snapshots) or not snapshots[i] or not snapshots[i + 1]:
             continue
         a, b = snapshots[i], snapshots[i + 1]
         batches = count(a, b, "liveshow_auction_batch_commands", {})
+        decided = total(a, b, "liveshow_auction_batch_commands_sum")
+        cpu_s = total(a, b, "process_cpu_seconds_total")
+        span = total(a, b, "bench_wall_seconds")
         cmds = quantile_ms(a, b, "liveshow_auction_batch_commands", {}, 0.5) / 1000
         print(
             f"{rate:>9.0f} {batches:>7.0f} {cmds:>8.0f} "
@@ -105,5 +114,7 @@ def writer_report(steps: list[float], snapshots: list[Snapshot]) -> None:
             f"{quantile_ms(a, b, stage, {'stage': 'announce'}, 0.99):>12.1f} "
             f"{count(a, b, gc_pause, {'generation': '2'}):>8.0f} {gc_max_ms(a, b):>6.1f} "
             f"{quantile_ms(a, b, 'liveshow_loop_lag_seconds', {}, 0.99):>12.1f} "
-            f"{quantile_ms(a, b, 'liveshow_loop_lag_seconds', {}, 1.0):>7.1f}"
+            f"{quantile_ms(a, b, 'liveshow_loop_lag_seconds', {}, 1.0):>7.1f} "
+            f"{100 * cpu_s / span if span else float('nan'):>4.0f}% "
+            f"{1e6 * cpu_s / decided if decided else float('nan'):>14.0f}"
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, generate_latest
 
 # Sub-millisecond to a quarter second: where a show writer's stages and its answers live.
 FINE_SECONDS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25)
@@ -11,6 +11,8 @@ FINE_SECONDS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_cpu_seconds_total and friends: what a step of a benchmark cost the server
+        ProcessCollector(registry=self.registry)
         self.http_requests = Counter(
             "liveshow_http_requests", "HTTP requests", ["method", "status"], registry=self.registry
         )
@@ -27,6 +29,8 @@ class Metrics:
             buckets=FINE_SECONDS,
             registry=self.registry,
         )
+        # Bound once: looking a label up costs more than the observation, once per bid.
+        self.auction_answer_by_kind = {k: self.auction_answer.labels(k) for k in ("claim", "bid", "host")}
         self.auction_stage = Histogram(
             "liveshow_auction_batch_stage_seconds",
             "A show writer's batch, by stage (prepare, decide, persist, announce)",

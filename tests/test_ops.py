@@ -28,6 +28,10 @@ def test_metrics_prometheus_text(client: TestClient) -> None:
     assert resp.status_code == 200
     assert resp.headers["content-type"].startswith("text/plain")
     assert 'liveshow_http_requests_total{method="GET",status="200"}' in resp.text
+    # the process's own CPU and memory, as benchmarks and dashboards read them
+    cpu = next(x for x in resp.text.splitlines() if x.startswith("process_cpu_seconds_total "))
+    assert float(cpu.split()[-1]) > 0
+    assert 'liveshow_auction_answer_seconds_count{kind="bid"} 0.0' in resp.text
 
 
 def test_request_id_is_echoed(client: TestClient) -> None:

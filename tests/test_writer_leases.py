@@ -195,3 +195,35 @@ async def test_commands_grouped_in_one_entry_single_ones_and_the_leaders_own_are
         finally:
             await other.stop()
             await leader.stop()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_a_command_nobody_answers_is_refused_after_the_reply_timeout_and_at_stop(
+    postgres_url: str, redis_prefix: str
+) -> None:
+    """With the show's lease held by a process that never answers, a command is refused once the reply
+    timeout has passed (retry with the same key), and one still waiting when the process stops is
+    refused then; neither is left behind."""
+    async with redis_show(postgres_url, redis_prefix, viewers=1, quantity=1) as (w, make, probe):
+        await probe.set(f"{redis_prefix}:auction:{w.show_id}:leader", "a-process-that-hangs", px=60_000)
+        dispatcher = RedisDispatcher(REDIS_URL, redis_prefix, make, reply_timeout=0.5)
+        await dispatcher.start([])
+        stopped = False
+        try:
+            claim = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 1, "lot_no": None})
+            started = time.monotonic()
+            with pytest.raises(WriterUnavailable):
+                await dispatcher.submit(claim)
+            assert 0.5 <= time.monotonic() - started < 2.0
+            assert dispatcher._futures == {}
+            waiting = asyncio.create_task(dispatcher.submit(claim))
+            await asyncio.sleep(0.1)
+            assert not waiting.done()
+            await dispatcher.stop()
+            stopped = True
+            with pytest.raises(WriterUnavailable):
+                await asyncio.wait_for(waiting, 1)
+        finally:
+            if not stopped:
+                await dispatcher.stop()

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ READ_AHEAD = 2000  # commands read from the stream ahead of the writer before re
 # straight into the leader's inbox and answered there (through the stream it would only come back).
 LOCAL = "=local"
 REPLY_TIMEOUT = 10.0
+EXPIRE_EVERY_S = 0.25  # how often commands past their REPLY_TIMEOUT are refused (see _expire_forever)
+BUSY = "The show is busy; try again with the same key."
 IDLE_RELEASE_MS = 60_000
 
 _RENEW = """
@@ -65,9 +68,11 @@ class RedisDispatcher:
         prefix: str,
         make_writer: Callable[[int], ShowWriter],
         idle_release_ms: int = IDLE_RELEASE_MS,
+        reply_timeout: float = REPLY_TIMEOUT,
     ) -> None:
         self.url = url
         self.idle_release_ms = idle_release_ms
+        self.reply_timeout = reply_timeout
         self.prefix = prefix
         self.make_writer = make_writer
         self.token = uuid.uuid4().hex
@@ -76,6 +81,9 @@ class RedisDispatcher:
         self._release = self.redis.register_script(_RELEASE)
         self.reply_key = f"{prefix}:auction:reply:{self.token}"
         self._futures: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        # (loop time after which it is refused, command id), oldest first: submit appends with the same
+        # timeout, so the order of submission is the order of the deadlines.
+        self._deadlines: deque[tuple[float, str]] = deque()
         # show -> when this process last sent it a command: it campaigns for the show while the answer
         # may still be pending, then lets go (a leader with nothing to do steps down after idling).
         self._interest: dict[int, int] = {}
@@ -83,7 +91,7 @@ class RedisDispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         # Commands waiting to be appended to their show's stream: one sender pipelines them all, so a
         # burst of bids costs one Redis round trip (and one connection), in the order they came.
-        self._outbox: list[tuple[str, Command, asyncio.Future[None]]] = []
+        self._outbox: list[tuple[str, Command]] = []
         self._outbox_ready = asyncio.Event()
         self.writers: dict[int, ShowWriter] = {}
         self._inboxes: dict[int, _Inbox] = {}  # shows this process leads
@@ -102,6 +110,7 @@ class RedisDispatcher:
             asyncio.create_task(self._read_replies(), name="auction-replies"),
             asyncio.create_task(self._campaign(), name="auction-campaign"),
             asyncio.create_task(self._send_commands(), name="auction-sender"),
+            asyncio.create_task(self._expire_forever(), name="auction-expiry"),
         ]
 
     async def stop(self) -> None:
@@ -118,6 +127,8 @@ class RedisDispatcher:
         for task in tasks:
             if task.done() and not task.cancelled():
                 task.exception()  # retrieved: a crash was logged where it happened
+        for command_id in list(self._futures):  # nothing here will answer them any more
+            self._refuse(command_id)
         for show_id in list(self._leading):
             with contextlib.suppress(Exception):
                 await self._release(keys=[self._key(show_id, "leader")], args=[self.token])
@@ -128,30 +139,45 @@ class RedisDispatcher:
     # ------------------------------------------------------------ asking
 
     async def submit(self, command: Command) -> dict[str, Any]:
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        """The command's answer; WriterUnavailable if it could not be sent or had no answer within
+        the reply timeout (safe to send again with the same key: a decided command answers the same).
+
+        One future per command and nothing else: the send and the timeout settle it from outside (see
+        _send_commands, _expire_forever), because a timer per command was a tenth of a busy process's
+        work on its sockets' bids (timers are the event loop's costliest handles)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._futures[command.id] = future
+        self._deadlines.append((loop.time() + self.reply_timeout, command.id))
         fresh = not self._interested(command.show_id)
         self._interest[command.show_id] = wall_ms()
         try:
             # Queued before anything is awaited, so one process's commands keep the order they came in.
             inbox = self._inboxes.get(command.show_id)
-            sent: asyncio.Future[None] | None = None
             if inbox is not None:
                 inbox.put(command, LOCAL, None)
             else:
-                sent = asyncio.get_running_loop().create_future()
-                self._outbox.append((self._key(command.show_id, "cmds"), command, sent))
+                self._outbox.append((self._key(command.show_id, "cmds"), command))
                 self._outbox_ready.set()
             if fresh:
                 await self.redis.sadd(self._active_key, str(command.show_id))
-            async with asyncio.timeout(REPLY_TIMEOUT):
-                if sent is not None:
-                    await sent
-                return await future
-        except TimeoutError as exc:
-            raise WriterUnavailable("The show is busy; try again with the same key.") from exc
+            return await future
         finally:
             self._futures.pop(command.id, None)
+
+    def _refuse(self, command_id: str) -> None:
+        future = self._futures.get(command_id)
+        if future is not None and not future.done():
+            future.set_exception(WriterUnavailable(BUSY))
+
+    async def _expire_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadlines = self._deadlines
+        while True:
+            await asyncio.sleep(EXPIRE_EVERY_S)
+            now = loop.time()
+            while deadlines and deadlines[0][0] <= now:
+                self._refuse(deadlines.popleft()[1])  # already answered: nothing left to refuse
 
     async def _send_commands(self) -> None:
         while True:
@@ -163,7 +189,7 @@ class RedisDispatcher:
             # One stream entry per show per send, holding its commands in order: redis-py spends a
             # few hundred µs of Python per pipelined command, and the leader as much parsing an entry.
             per_stream: dict[str, list[Command]] = {}
-            for stream, command, _sent in batch:
+            for stream, command in batch:
                 per_stream.setdefault(stream, []).append(command)
             pipe = self.redis.pipeline(transaction=False)
             for stream, commands in per_stream.items():
@@ -174,15 +200,8 @@ class RedisDispatcher:
                 await pipe.execute()
             except (OSError, aioredis.RedisError) as exc:
                 log.warning("auction commands not sent to Redis: %s", exc)
-                for _s, _c, sent in batch:
-                    if not sent.done():
-                        sent.set_exception(
-                            WriterUnavailable("The show is busy; try again with the same key.")
-                        )
-                continue
-            for _s, _c, sent in batch:
-                if not sent.done():
-                    sent.set_result(None)
+                for _stream, command in batch:
+                    self._refuse(command.id)
 
     def _leading_now(self, show_id: int) -> bool:
         task = self._leading.get(show_id)
@@ -190,7 +209,7 @@ class RedisDispatcher:
 
     def _interested(self, show_id: int) -> bool:
         since = self._interest.get(show_id)
-        window = max(self.idle_release_ms, int(REPLY_TIMEOUT * 1000))
+        window = max(self.idle_release_ms, int(self.reply_timeout * 1000))
         return since is not None and wall_ms() - since < window
 
     async def _read_replies(self) -> None:
@@ -380,7 +399,7 @@ class RedisDispatcher:
         for command, reply_key, _id in items:
             future = self._futures.get(command.id)
             if reply_key == LOCAL and future is not None and not future.done():
-                future.set_exception(WriterUnavailable("The show is busy; try again with the same key."))
+                future.set_exception(WriterUnavailable(BUSY))
 
 
 @dataclass(eq=False)

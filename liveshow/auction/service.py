@@ -105,7 +105,7 @@ class AuctionService:
         answer = await self.dispatcher.submit(command)
         if self.metrics is not None:
             kind = command.kind if command.kind in ("claim", "bid") else "host"
-            self.metrics.auction_answer.labels(kind).observe(time.perf_counter() - started)
+            self.metrics.auction_answer_by_kind[kind].observe(time.perf_counter() - started)
         if "error" in answer:
             raise error_from_dict(answer["error"])
         result: dict[str, Any] = answer["ok"]
