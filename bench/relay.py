@@ -90,7 +90,7 @@ class ClipTrack(MediaStreamTrack):
         pos = self.pos % len(self.packets)
         self.pos += next((k for k in self.keyframes if k >= pos), len(self.packets)) - pos
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if not self.start:
             self.start = time.time()
         wait = self.start + self.i / FPS - time.time()

@@ -99,7 +99,7 @@ def build(url: str, tmp: Path, count: int, rng: random.Random) -> None:
         sellers = [User(username=f"bench-seller-{i}", password_hash="x") for i in range(50)]
         session.add_all(sellers)
         session.commit()
-        seller_ids = [s.id for s in sellers]
+        seller_ids = [s.id for s in sellers if s.id is not None]
         batch = []
         for n in range(count):
             item, category = rng.choice(ITEMS)

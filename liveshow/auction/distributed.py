@@ -143,8 +143,9 @@ class RedisDispatcher:
         the reply timeout (safe to send again with the same key: a decided command answers the same).
 
         One future per command and nothing else: the send and the timeout settle it from outside (see
-        _send_commands, _expire_forever), because a timer per command was a tenth of a busy process's
-        work on its sockets' bids (timers are the event loop's costliest handles)."""
+        _send_commands, _expire_forever). A timeout per command (a timer made, rescheduled and
+        cancelled on the event loop each time) was a tenth of a busy process's work on its sockets'
+        bids in py-spy at 2,000 bids/s."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._futures[command.id] = future
