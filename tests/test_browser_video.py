@@ -90,9 +90,15 @@ def test_studio_publishes_and_a_viewer_plays(browser: Any, browser_stage: tuple[
     studio = studio_ctx.new_page()
     viewer_ctx = browser.new_context()
     viewer = viewer_ctx.new_page()
+    offers: list[str] = []  # WHEP offers the viewer posts
+    viewer.on("request", lambda r: offers.append(r.url) if r.method == "POST" and "/whep/" in r.url else None)
     try:
         viewer.goto(f"{server.url}/test/show/{show.id}")
         assert viewer.locator("#player-state").inner_text() == "Starting soon"
+        # a show that has not started is not asked for media (it may be days away): the player waits
+        # for the show to go live, and only then makes an offer
+        time.sleep(1.5)
+        assert offers == []
 
         studio.goto(f"{server.url}/test/studio/{show.id}")
         studio.wait_for_function("document.getElementById('studio-preview').videoWidth > 0")
@@ -102,6 +108,7 @@ def test_studio_publishes_and_a_viewer_plays(browser: Any, browser_stage: tuple[
 
         # the viewer notices the show is live and plays it
         wait_until(lambda: frames_decoded(viewer) > 0, timeout=30)
+        assert len(offers) >= 1
         first = frames_decoded(viewer)
         time.sleep(1.5)
         assert frames_decoded(viewer) > first + 10

@@ -57,3 +57,12 @@ def test_served_app_reports_its_loop_lag(client: TestClient) -> None:
     text = client.get("/metrics").text
     line = next(x for x in text.splitlines() if x.startswith("liveshow_loop_lag_seconds_count"))
     assert float(line.split()[-1]) >= 1
+
+
+def test_pages_name_their_icon_and_it_is_served(client: TestClient) -> None:
+    """Every page links the site icon, so a browser asks for it rather than for a missing /favicon.ico."""
+    assert '<link rel="icon" href="/static/favicon.svg"' in client.get("/").text
+    icon = client.get("/static/favicon.svg")
+    assert icon.status_code == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert icon.text.startswith("<svg")

@@ -76,8 +76,11 @@
       } else {
         const body = await resp.json().catch(() => ({}));
         if (body.error === "show_ended") { setState("ended"); return; }
-        if (body.error === "not_live") { state = state === "live" ? "reconnecting" : state; render(); }
         if (pc === peer) { peer.close(); pc = null; }
+        // Not started yet: no retries (a show can be days away); going live reaches us as show.state
+        // on the room socket or through the poll, and setState connects then.
+        if (body.error === "not_live" && state === "scheduled") return;
+        if (body.error === "not_live") { state = "reconnecting"; render(); }
         backoff();
       }
     } catch (_) {
@@ -105,7 +108,7 @@
   window.liveshowRoom?.on?.("show.state", (frame) => setState(frame.state));
   window.addEventListener("pagehide", () => close(true));
   render();
-  if (state !== "ended") schedule(0);  // try at once: the show may be live already
+  if (state === "live") schedule(0);  // a scheduled show connects when it goes live (setState)
   setInterval(() => { if (state !== "ended") poll(); }, 3000);
   window.liveshowPlayer = { get state() { return state; }, get pc() { return pc; } };
 })();
