@@ -158,6 +158,7 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
         )
         assert "lena" in sam.locator("#item-card .item-status").inner_text()
         assert sam.get_by_role("button", name="Bid").inner_text() == "Bid $22.00"
+        assert sam.get_by_label("Maximum bid ($)").get_attribute("placeholder") == "min 22.00"
         assert "outbid" not in notice(lena)
 
         # the host sees the same card as the viewers, with the leader and the clock, and nothing to buy
@@ -174,6 +175,7 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
 
         sam.screenshot(path="/tmp/int-viewer.png", full_page=True)
         lena.screenshot(path="/tmp/int-viewer-phone.png", full_page=True)
+        assert lena.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sticks out sideways
         studio.screenshot(path="/tmp/int-studio.png", full_page=True)
         feed = studio.locator("#host-controls .host-feed")
         assert "bid" in feed.inner_text()
@@ -183,7 +185,11 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
         sam.wait_for_function(
             "document.querySelector('#item-card .item-status').textContent.startsWith('Sold to lena')"
         )
-        lena.goto(f"{sale.url}/orders")
+        # nothing left to bid on: the card only says who won; the winner is pointed to the payment
+        assert sam.get_by_role("button", name="Bid").is_hidden()
+        assert sam.get_by_label("Maximum bid ($)").is_hidden()
+        lena.locator("#item-card .item-notice").get_by_role("link", name="Pay in your orders").click()
+        lena.wait_for_url(f"{sale.url}/orders")
         row = lena.locator("tr[data-order-id]", has_text=jeans.title)
         assert "$21.00" in row.inner_text()
         assert "awaiting payment" in row.inner_text()
@@ -207,7 +213,7 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
             viewer.locator("#item-card .item-status", has_text="2 left").wait_for()
             assert viewer.get_by_role("button", name="Bid").is_hidden()
         sam.get_by_role("button", name="Claim").click()
-        wait_for(lambda: "Claimed!" in notice(sam), what="sam claimed")
+        wait_for(lambda: "Claimed for $" in notice(sam), what="sam claimed")
         lena.locator("#item-card .item-status", has_text="1 left").wait_for()
         lena.get_by_label("Chat message").fill("claim")
         lena.get_by_role("button", name="Send").click()

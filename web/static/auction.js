@@ -62,7 +62,9 @@
         const leader = lot.leader || (lot.leader_id ? "#" + lot.leader_id : null);
         $(".item-status").textContent = lot.bids ? "Current bid " + money(lot.price_cents) + " · " + leader
           : "Starting bid " + money(lot.start_cents);
-        claimBtn.hidden = true; bidBtn.hidden = false; form.hidden = false;
+        // Once the auction is over there is nothing left to bid on: the card only tells who won.
+        claimBtn.hidden = true; bidBtn.hidden = !open; form.hidden = !open;
+        form.querySelector("input").placeholder = "min " + money(lot.next_min_cents).slice(1);
         bidBtn.textContent = "Bid " + money(lot.next_min_cents);
         bidBtn.setAttribute("aria-label", "Bid " + money(lot.next_min_cents));
         bidBtn.title = "Bid " + money(lot.next_min_cents);
@@ -82,7 +84,16 @@
     }
     setInterval(tick, 100);
 
-    const notice = (text) => { $(".item-notice").textContent = text; };
+    // A notice, and where to go next when there is somewhere (a win or a claim: the orders page).
+    const notice = (text, href, label) => {
+      const el = $(".item-notice");
+      el.textContent = text;
+      if (href) {
+        const a = document.createElement("a");
+        a.href = href; a.textContent = label;
+        el.append(" ", a);
+      }
+    };
     const fail = (err) => notice((err && err.reason) || "Something went wrong; try again.");
 
     room.on("lot.opened", (e) => { lot = e.lot; notice(""); render(); });
@@ -104,14 +115,14 @@
     });
     room.on("notice", (e) => {
       if (e.kind === "outbid") notice("You were outbid: now " + money(e.price_cents));
-      else if (e.kind === "won") notice("You won it for " + money(e.price_cents) + "! See your orders.");
+      else if (e.kind === "won") notice("You won it for " + money(e.price_cents) + "!", "/orders", "Pay in your orders");
       else if (e.reason) notice(e.reason);
     });
 
     $(".claim-button").addEventListener("click", () => {
       if (!lot) return;
       sendOnce(room, { type: "claim", lot_no: lot.lot_no, quantity: 1 })
-        .then((r) => notice("Claimed! " + money(r.price_cents) + " — see your orders.")).catch(fail);
+        .then((r) => notice("Claimed for " + money(r.price_cents) + "!", "/orders", "Pay in your orders")).catch(fail);
     });
     $(".bid-button").addEventListener("click", (ev) => {
       if (!lot) return;
