@@ -185,6 +185,12 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
         sam.wait_for_function(
             "document.querySelector('#item-card .item-status').textContent.startsWith('Sold to lena')"
         )
+        # the host's picker moves past what just sold
+        tees = sale.lineup[1]
+        assert tees is not None
+        studio.wait_for_function(f"document.getElementById('lot-listing').value === '{tees.id}'")
+        sold = studio.locator(f"#lot-listing option[value='{jeans.id}']")
+        assert sold.is_disabled() and sold.inner_text().endswith("(sold)")
         # nothing left to bid on: the card only says who won; the winner is pointed to the payment
         assert sam.get_by_role("button", name="Bid").is_hidden()
         assert sam.get_by_label("Maximum bid ($)").is_hidden()
@@ -203,8 +209,7 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
         room_open(lena)
 
         # ---- buy now: two units, one claimed by tapping Claim, one by typing the keyword in chat
-        tees = sale.lineup[1]
-        assert tees is not None and tees.quantity == 2
+        assert tees.quantity == 2
         studio.select_option("#lot-listing", str(tees.id))
         studio.get_by_label("Buy now").check()
         studio.get_by_role("button", name="Put up").click()

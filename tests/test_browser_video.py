@@ -99,6 +99,7 @@ def test_studio_publishes_and_a_viewer_plays(browser: Any, browser_stage: tuple[
         # for the show to go live, and only then makes an offer
         time.sleep(1.5)
         assert offers == []
+        assert viewer.get_by_role("link", name="Watch the replay").is_hidden()
 
         studio.goto(f"{server.url}/test/studio/{show.id}")
         studio.wait_for_function("document.getElementById('studio-preview').videoWidth > 0")
@@ -119,6 +120,9 @@ def test_studio_publishes_and_a_viewer_plays(browser: Any, browser_stage: tuple[
         studio.get_by_role("button", name="End show").click()
         studio.wait_for_function("document.getElementById('studio-state-badge').textContent === 'Show ended'")
         wait_until(lambda: viewer.locator("#player-state").inner_text() == "Show ended", timeout=10)
+        replay = viewer.get_by_role("link", name="Watch the replay")
+        replay.wait_for(state="visible", timeout=5000)
+        assert replay.get_attribute("href") == f"/shows/{show.id}/replay"
     finally:
         studio_ctx.close()
         viewer_ctx.close()

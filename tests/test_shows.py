@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import select
 from starlette.testclient import TestClient
 
+from liveshow.closet.models import Listing
 from liveshow.shows.models import LineupItem, Show
 from liveshow.web.auth import ctx
 from tests.conftest import signup
@@ -302,3 +303,39 @@ def test_cli_create_user_and_token_then_create_show(tmp_path: Path, sqlite_url: 
         assert resp.status_code == 201, resp.text
         assert resp.json()["seller"]["username"] == "obs-seller"
         assert resp.json()["stream_key"]
+
+
+def test_an_ended_shows_page_leads_to_its_replay(client: TestClient) -> None:
+    """A link to an ended show (shared, bookmarked, or open as it ends) leads on to the replay instead of
+    asking anyone to go live; before it ends the host is sent to the studio."""
+    signup(client, "sell")
+    show_id = api_create_show(client)["id"]
+    before = client.get(f"/shows/{show_id}").text
+    assert "Open the studio" in before
+    assert " hidden>Watch the replay" in before and "This show has ended" not in before
+    with ctx(client).db.session() as session:  # type: ignore[arg-type]
+        show = session.get(Show, show_id)
+        assert show is not None
+        show.state = "ended"
+        session.add(show)
+        session.commit()
+    for page in (client.get(f"/shows/{show_id}"), TestClient(client.app).get(f"/shows/{show_id}")):
+        assert page.status_code == 200
+        assert page.text.count(f'href="/shows/{show_id}/replay"') == 2  # on the player and under it
+        assert "Open the studio" not in page.text and " hidden>Watch the replay" not in page.text
+
+
+def test_the_studio_picker_starts_at_the_first_item_still_for_sale(client: TestClient) -> None:
+    """Opening (or reopening) the studio mid-show: sold items stay listed but cannot be put up again."""
+    signup(client, "selm")
+    first, second = create_listing(client, title="Sold tee"), create_listing(client, title="Open tee")
+    show_id = api_create_show(client, listing_ids=[first, second])["id"]
+    with ctx(client).db.session() as session:  # type: ignore[arg-type]
+        listing = session.get(Listing, first)
+        assert listing is not None
+        listing.status = "sold"
+        session.add(listing)
+        session.commit()
+    page = client.get(f"/studio/{show_id}").text
+    assert f'<option value="{first}" disabled>1. Sold tee' in page and "(sold)</option>" in page
+    assert f'<option value="{second}" selected>2. Open tee' in page

@@ -185,6 +185,24 @@
     $(".host-close").addEventListener("click", () => act({ type: "lot.close" }));
     $(".host-cancel").addEventListener("click", () => act({ type: "lot.cancel" }));
 
+    // The picker follows the show: it shows what is up now, and once that sells, the next item still
+    // for sale, so "Put up" after a sale never offers the item just sold.
+    const picker = form.listing_id;
+    const option = (listingId) => Array.from(picker.options).find((o) => o.value === String(listingId));
+    room.on("lot.opened", (e) => {
+      const up = option(e.lot.listing_id);
+      if (up && !up.disabled) picker.value = up.value;
+    });
+    room.on("lot.closed", (e) => {
+      if (e.outcome !== "sold" && e.outcome !== "sold_out") return;
+      const sold = option(e.lot.listing_id);
+      if (!sold || sold.disabled) return;
+      sold.disabled = true;
+      sold.textContent += " (sold)";
+      const options = Array.from(picker.options);
+      const next = options.slice(options.indexOf(sold) + 1).concat(options).find((o) => !o.disabled);
+      if (next) picker.value = next.value;
+    });
     room.on("lot.opened", (e) => log("Up: " + (e.lot.title || "item") + " (" + (e.lot.kind === "claim" ? "buy now" : "auction") + ")"));
     room.on("claim.accepted", (e) => log((e.buyer || "#" + e.buyer_id) + " claimed " + e.quantity + " · " + e.remaining + " left"));
     room.on("bid.accepted", (e) => log((e.bidder || "#" + e.bidder_id) + " bid · " + money(e.price_cents) + " to " + (e.leader || "#" + e.leader_id)));

@@ -6,6 +6,7 @@
   const video = document.getElementById("player-video");
   const stateEl = document.getElementById("player-state");
   const unmute = document.getElementById("player-unmute");
+  const replay = document.getElementById("player-replay");
   const showId = root.dataset.showId;
   const LABELS = { scheduled: "Starting soon", live: "Live", reconnecting: "Reconnecting…", ended: "Show ended" };
   let state = root.dataset.showState || "scheduled";
@@ -14,6 +15,7 @@
   function render(text) {
     stateEl.textContent = text || LABELS[state] || state;
     root.dataset.state = state;
+    if (replay) replay.hidden = state !== "ended";  // the recording is the way to see it now
   }
 
   function setState(next) {
