@@ -23,6 +23,15 @@ def _lineup_titles(client: TestClient, show_id: int) -> list[str]:
     return [item["title"] for item in data["lineup"]]
 
 
+def _set_state(client: TestClient, show_id: int, state: str) -> None:
+    with ctx(client).db.session() as session:  # type: ignore[arg-type]
+        show = session.get(Show, show_id)
+        assert show is not None
+        show.state = state
+        session.add(show)
+        session.commit()
+
+
 def _shows(client: TestClient) -> list[Show]:
     with ctx(client).db.session() as session:  # type: ignore[arg-type]
         return list(session.exec(select(Show)).all())
@@ -238,20 +247,10 @@ def test_delete_show_only_before_it_starts(client: TestClient) -> None:
     listing = create_listing(client)
     show_id = api_create_show(client, listing_ids=[listing])["id"]
     token = csrf(client)
-    with ctx(client).db.session() as session:  # type: ignore[arg-type]
-        show = session.get(Show, show_id)
-        assert show is not None
-        show.state = "live"
-        session.add(show)
-        session.commit()
+    _set_state(client, show_id, "live")
     assert client.post(f"/shows/{show_id}/delete", data={"csrf_token": token}).status_code == 409
     assert client.post(f"/listings/{listing}/delete", data={"csrf_token": token}).status_code == 409
-    with ctx(client).db.session() as session:  # type: ignore[arg-type]
-        show = session.get(Show, show_id)
-        assert show is not None
-        show.state = "scheduled"
-        session.add(show)
-        session.commit()
+    _set_state(client, show_id, "scheduled")
     assert (
         client.post(
             f"/shows/{show_id}/delete", data={"csrf_token": token}, follow_redirects=False
@@ -313,12 +312,7 @@ def test_an_ended_shows_page_leads_to_its_replay(client: TestClient) -> None:
     before = client.get(f"/shows/{show_id}").text
     assert "Open the studio" in before
     assert " hidden>Watch the replay" in before and "This show has ended" not in before
-    with ctx(client).db.session() as session:  # type: ignore[arg-type]
-        show = session.get(Show, show_id)
-        assert show is not None
-        show.state = "ended"
-        session.add(show)
-        session.commit()
+    _set_state(client, show_id, "ended")
     for page in (client.get(f"/shows/{show_id}"), TestClient(client.app).get(f"/shows/{show_id}")):
         assert page.status_code == 200
         assert page.text.count(f'href="/shows/{show_id}/replay"') == 2  # on the player and under it
