@@ -166,6 +166,11 @@ class RedisDispatcher:
         finally:
             self._futures.pop(command.id, None)
 
+    def _answer(self, command_id: str, answer: dict[str, Any]) -> None:
+        future = self._futures.get(command_id)
+        if future is not None and not future.done():  # else timed out, or refused: nobody waits
+            future.set_result(answer)
+
     def _refuse(self, command_id: str) -> None:
         future = self._futures.get(command_id)
         if future is not None and not future.done():
@@ -235,9 +240,7 @@ class RedisDispatcher:
                             else [(fields["id"], jsonwire.loads(fields["a"]))]
                         )
                         for command_id, answer in answers:
-                            future = self._futures.get(command_id)
-                            if future is not None and not future.done():
-                                future.set_result(answer)
+                            self._answer(command_id, answer)
                 if resp:
                     await conn.xtrim(self.reply_key, minid=last)
         finally:
@@ -272,9 +275,7 @@ class RedisDispatcher:
             grouped: dict[str, list[tuple[str, dict[str, Any]]]] = {}
             for reply_key, (command, answer) in zip(reply_keys, answers, strict=True):
                 if reply_key == LOCAL:
-                    future = self._futures.get(command.id)
-                    if future is not None and not future.done():
-                        future.set_result(answer)
+                    self._answer(command.id, answer)
                 elif reply_key:
                     grouped.setdefault(reply_key, []).append((command.id, answer))
             if not grouped:
@@ -398,9 +399,8 @@ class RedisDispatcher:
 
     def _fail_local(self, items: list[tuple[Command, str, str | None]]) -> None:
         for command, reply_key, _id in items:
-            future = self._futures.get(command.id)
-            if reply_key == LOCAL and future is not None and not future.done():
-                future.set_exception(WriterUnavailable(BUSY))
+            if reply_key == LOCAL:
+                self._refuse(command.id)
 
 
 @dataclass(eq=False)
