@@ -130,7 +130,7 @@ def test_rerun_puts_items_up_through_the_auction_so_claims_and_bids_are_new(
         (
             "lot.closed",
             {"lot_no": 1, "listing_id": coat.id, "outcome": "sold_out", "lot": {"kind": "claim"}},
-            at + 600,
+            at + 2000,  # the test claims in between: room for a busy machine
         ),
         (
             "lot.opened",
@@ -140,11 +140,11 @@ def test_rerun_puts_items_up_through_the_auction_so_claims_and_bids_are_new(
                     "listing_id": bag.id,
                     "kind": "auction",
                     "start_cents": 2000,
-                    "ends_at_ms": at + 800 + 6000,
+                    "ends_at_ms": at + 2200 + 6000,
                     "sudden_death": True,
                 }
             },
-            at + 800,
+            at + 2200,
         ),
     ]
     cues = cues_of(events, [(0, at)])
