@@ -8,10 +8,12 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 
+from liveshow.auction import distributed
 from liveshow.auction.commands import Command
 from liveshow.auction.distributed import RedisDispatcher
 from liveshow.auction.errors import WriterUnavailable
@@ -227,3 +229,66 @@ async def test_a_command_nobody_answers_is_refused_after_the_reply_timeout_and_a
         finally:
             if not stopped:
                 await dispatcher.stop()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_a_stream_entry_is_never_split_between_batches_so_failover_loses_no_command(
+    postgres_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry can hold more commands than a batch takes. The leader persists the stream position of
+    the last entry it took; had a batch ended inside an entry, a leader that took over after that batch
+    would read on after the whole entry and never decide the rest of it (its senders time out)."""
+    monkeypatch.setattr(distributed, "MAX_BATCH", 3)
+    async with redis_show(postgres_url, redis_prefix, viewers=5, quantity=10) as (w, make, probe):
+        batches = 0
+
+        def dies_after_two_batches(show_id: int) -> ShowWriter:
+            writer = make(show_id)
+            run_batch = writer.run_batch
+
+            async def counted(*args: Any, **kwargs: Any) -> Any:
+                nonlocal batches
+                batches += 1
+                if batches > 2:
+                    raise RuntimeError("the process died here")
+                return await run_batch(*args, **kwargs)
+
+            writer.run_batch = counted  # type: ignore[method-assign]
+            return writer
+
+        first = RedisDispatcher(REDIS_URL, redis_prefix, dies_after_two_batches)
+        await first.start([])
+        stream = f"{redis_prefix}:auction:{w.show_id}:cmds"
+        replies = f"{redis_prefix}:auction:reply:test"
+        second: RedisDispatcher | None = None
+        try:
+            assert "ok" in await first.submit(open_claim(w.show_id, w.seller.id or 0, w.listings[0].id or 0))
+            claims = [
+                Command("claim", w.show_id, viewer.id, key(), {"quantity": 1, "lot_no": None})
+                for viewer in w.viewers
+            ]
+            await probe.xadd(stream, {"cs": json.dumps([vars(c) for c in claims]), "r": replies})
+            answered: dict[str, Any] = {}
+
+            async def collect(until: float) -> None:
+                last = "0"
+                while time.monotonic() < until and len(answered) < len(claims):
+                    got = await probe.xread({replies: last}, block=200)
+                    for _stream, entries in got or []:
+                        for entry_id, fields in entries:
+                            last = entry_id
+                            answered.update(dict(json.loads(fields["b"])))
+
+            await collect(time.monotonic() + 3)
+            await first.stop()
+            second = RedisDispatcher(REDIS_URL, redis_prefix, make)
+            await second.start([w.show_id])
+            await collect(time.monotonic() + 10)
+            assert sorted(answered) == sorted(c.id for c in claims)
+            assert sorted(a["ok"]["units"][0] for a in answered.values()) == [1, 2, 3, 4, 5]
+        finally:
+            if second is not None:
+                await second.stop()
+            with contextlib.suppress(Exception):
+                await first.stop()

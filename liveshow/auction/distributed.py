@@ -41,7 +41,7 @@ RENEW_S = 0.8
 CAMPAIGN_S = 0.25
 BATCH = 100  # stream entries per read (each a group of commands)
 GROUP = 200  # commands per stream entry
-MAX_BATCH = 1000  # commands decided in one batch
+MAX_BATCH = 1000  # commands decided in one batch (plus the rest of its last stream entry: see _Inbox.take)
 READ_AHEAD = 2000  # commands read from the stream ahead of the writer before reading pauses
 # The reply key of a command from this process's own sockets while it leads the show: it is put
 # straight into the leader's inbox and answered there (through the stream it would only come back).
@@ -417,7 +417,17 @@ class _Inbox:
         self.arrived.set()
 
     def take(self, limit: int) -> list[tuple[Command, str, str | None]]:
-        taken, self.items = self.items[:limit], self.items[limit:]
+        """Up to ``limit`` commands, and then the rest of the stream entry the last one came from.
+
+        The leader persists the position of the last entry it took: a batch that ended inside an entry
+        would mark the whole entry done, and a leader taking over after that batch would never decide
+        the rest of it. So a batch may run past ``limit`` by less than one entry (GROUP commands)."""
+        end = min(limit, len(self.items))
+        last_entry = self.items[end - 1][2] if end else None
+        if last_entry is not None:
+            while end < len(self.items) and self.items[end][2] == last_entry:
+                end += 1
+        taken, self.items = self.items[:end], self.items[end:]
         if not self.items:
             self.arrived.clear()
         self.drained.set()
