@@ -25,6 +25,7 @@ from liveshow.looplag import measure_lag_forever
 from liveshow.media import install as media_install
 from liveshow.metrics import Metrics
 from liveshow.replay import install as replay_install
+from liveshow.seqstore import SeqStore
 from liveshow.settings import Settings, load_settings
 from liveshow.showlog import ShowLog
 from liveshow.social import routes as social_routes
@@ -39,7 +40,7 @@ def build_context(settings: Settings) -> AppContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     settings.uploads_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.resolved_database_url)
-    bus = make_bus(settings.bus_url, prefix=settings.bus_prefix)
+    bus = make_bus(settings.bus_url, prefix=settings.bus_prefix, durable=SeqStore(db))
     return AppContext(
         settings=settings,
         db=db,

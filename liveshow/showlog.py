@@ -53,31 +53,8 @@ class ShowLog:
         self.flush_interval = flush_interval
         self._pending: list[ShowEvent] = []
         self._task: asyncio.Task[None] | None = None
-        self._seeded: set[int] = set()
-
-    async def _seed(self, show_id: int) -> None:
-        """The memory bus starts counting at 1 again after a restart, but the archive keeps the
-        numbers already given to a show: continue after them, or the next events clash with them."""
-        self._seeded.add(show_id)
-        seed = getattr(self.bus, "seed", None)
-        if seed is None:
-            return
-
-        def last_archived() -> int:
-            with self.db.session() as session:
-                row = session.exec(
-                    select(ShowEvent.seq)
-                    .where(ShowEvent.show_id == show_id)
-                    .order_by(col(ShowEvent.seq).desc())
-                    .limit(1)
-                ).first()
-                return int(row or 0)
-
-        seed(show_topic(show_id), await run_in_threadpool(last_archived))
 
     async def publish(self, show_id: int, type: str, data: dict[str, Any]) -> Event:
-        if show_id not in self._seeded:
-            await self._seed(show_id)
         event = await self.bus.publish(show_topic(show_id), type, data)
         self._archive(show_id, event)
         return event

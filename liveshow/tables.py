@@ -1,6 +1,6 @@
 """Every table module, imported so SQLModel.metadata (and Alembic) sees the whole schema."""
 
-from liveshow import showlog
+from liveshow import seqstore, showlog
 from liveshow.accounts import models as accounts_models
 from liveshow.auction import models as auction_models
 from liveshow.chat import models as chat_models
@@ -17,6 +17,7 @@ __all__ = [
     "closet_models",
     "orders_models",
     "replay_models",
+    "seqstore",
     "showlog",
     "shows_models",
     "social_models",

@@ -64,6 +64,28 @@ class Subscription:
                 callback(self)
 
 
+# Numbers a bus reserves at a time in the durable log (see DurableLog.reserve). Larger means fewer
+# database writes; a loss of the fast path skips at most this many numbers.
+SEQ_BLOCK = 1000
+
+
+class DurableLog(Protocol):
+    """What a bus needs from the database, the authority over a topic's numbering and events.
+
+    The bus package receives it (it never imports the database); liveshow.seqstore implements it."""
+
+    async def reserve(self, topic: str, floor: int, block: int) -> int:
+        """Raise the topic's ceiling by ``block`` (from at least ``floor``) and return the new one, C.
+
+        Every number handed out before this call is at most ``C - block`` (it was under the old
+        ceiling); the caller may hand out numbers up to C."""
+        ...
+
+    async def archived(self, topic: str, after_seq: int, before_seq: int | None) -> list[Event]:
+        """Archived events of the topic with after_seq < seq < before_seq (None: no upper bound)."""
+        ...
+
+
 class Bus(Protocol):
     retain: int
 

@@ -2,6 +2,13 @@
 
 Numbering and appending happen in one Lua script, so every process sees one order per topic. Each
 process reads the streams it has subscribers for with blocking XREAD and fans out locally.
+
+Redis is a fast path that may restart empty at any time; the database is the authority (DurableLog).
+With one, the counter never passes a ceiling kept beside it, which is raised only after the database
+reserved the numbers below it. A counter that is gone (Redis restarted empty) is set again from a
+fresh reservation, above every number handed out before, so numbering never goes backwards and no
+reader's position is ahead of the new events. A reader that lost Redis fills the events it may have
+missed from the database's archive before it delivers the new ones.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from liveshow.bus.base import Event, Subscription, event_body
+from liveshow.bus.base import SEQ_BLOCK, DurableLog, Event, Subscription, event_body
 from liveshow.clock import wall_ms
 from liveshow.redisconn import connect
 
@@ -23,17 +30,55 @@ local seq = redis.call('INCR', KEYS[1])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', ARGV[1])
 return seq
 """
+# With a durable log: KEYS seq, log, ceiling; ARGV event, retain. Returns {seq, numbers left under the
+# ceiling}, or {NO_COUNTER, 0} when the counter is gone (Redis restarted empty), or {AT_CEILING, 0}
+# when the reserved numbers are used up; a refusal changes nothing.
+_PUBLISH_FENCED = """
+local last = redis.call('GET', KEYS[1])
+if not last then return {-1, 0} end
+local seq = tonumber(last) + 1
+local ceiling = tonumber(redis.call('GET', KEYS[3]) or '0')
+if seq > ceiling then return {-2, 0} end
+redis.call('SET', KEYS[1], seq)
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', ARGV[1])
+return {seq, ceiling - seq}
+"""
+NO_COUNTER, AT_CEILING = -1, -2
+# After a reservation: KEYS seq, ceiling; ARGV start (the reservation's floor), ceiling. A counter that
+# exists is never moved back (another process set it from its own, as fresh, reservation); the ceiling
+# only rises.
+_SET_RESERVED = """
+if not redis.call('GET', KEYS[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+return 1
+"""
+# How long a reader that lost Redis gives the other processes to archive what they published before
+# the loss (their archive flushes every 0.2 s) before it reads the archive for what it missed.
+BACKFILL_GRACE_S = 1.0
 
 
 class RedisBus:
-    def __init__(self, url: str, retain: int = 5000, prefix: str = "liveshow") -> None:
+    def __init__(
+        self,
+        url: str,
+        retain: int = 5000,
+        prefix: str = "liveshow",
+        durable: DurableLog | None = None,
+        block: int = SEQ_BLOCK,
+    ) -> None:
         self.retain = retain
         self.prefix = prefix
+        self.durable = durable
+        self.block = block
         self._redis = connect(url)
-        self._script = self._redis.register_script(_PUBLISH)
+        self._script = self._redis.register_script(_PUBLISH_FENCED if durable is not None else _PUBLISH)
+        self._set_reserved = self._redis.register_script(_SET_RESERVED)
         self._url = url
         self._subs: dict[str, set[Subscription]] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
+        self._reserving: dict[str, asyncio.Task[None]] = {}
         self._closing = False
 
     @property
@@ -46,12 +91,15 @@ class RedisBus:
     def _log_key(self, topic: str) -> str:
         return f"{self.prefix}:{topic}:log"
 
+    def _ceiling_key(self, topic: str) -> str:
+        return f"{self.prefix}:{topic}:ceiling"
+
     async def start(self) -> None:
         await self._redis.ping()
 
     async def close(self) -> None:
         self._closing = True
-        pending = set(self._readers.values())
+        pending = set(self._readers.values()) | set(self._reserving.values())
         self._readers.clear()
         # redis-py can turn a cancellation inside a blocking read into a connection error, which the
         # reader then retries: cancel until every reader is really gone, never wait on one for ever.
@@ -70,33 +118,85 @@ class RedisBus:
         except Exception:
             return False
 
+    # ------------------------------------------------------------ numbering
+
+    async def _reserve(self, topic: str) -> None:
+        """Reserve a block in the database and hand it to Redis (the counter set if it is gone).
+
+        One reservation at a time per topic in this process: every publish waiting on it shares it."""
+        task = self._reserving.get(topic)
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(self._reserve_once(topic))
+            self._reserving[topic] = task
+        await asyncio.shield(task)
+
+    async def _reserve_once(self, topic: str) -> None:
+        assert self.durable is not None
+        raw = await self._redis.get(self._seq_key(topic))
+        floor = int(raw) if raw is not None else 0
+        ceiling = await self.durable.reserve(topic, floor, self.block)
+        start = ceiling - self.block
+        await self._set_reserved(keys=[self._seq_key(topic), self._ceiling_key(topic)], args=[start, ceiling])
+        if raw is None:
+            log.warning("numbering of %s starts above %d (Redis had no counter)", topic, start)
+
+    def _reserve_ahead(self, topic: str) -> None:
+        """Past half of a block, reserve the next one in the background, so no publish waits on it."""
+        task = self._reserving.get(topic)
+        if task is None or task.done():
+            self._reserving[topic] = asyncio.get_running_loop().create_task(self._reserve_quietly(topic))
+
+    async def _reserve_quietly(self, topic: str) -> None:
+        try:
+            await self._reserve_once(topic)
+        except Exception as exc:  # the next publish past the ceiling asks again and reports it
+            log.warning("reserving numbers for %s ahead failed: %s", topic, exc)
+
     async def publish(self, topic: str, type: str, data: dict[str, Any]) -> Event:
-        ts = wall_ms()
-        body = event_body(type, data, ts)
-        seq = int(
-            await self._script(keys=[self._seq_key(topic), self._log_key(topic)], args=[body, self.retain])
-        )
-        return Event(topic=topic, seq=seq, type=type, data=data, ts_ms=ts)
+        return (await self.publish_many(topic, [(type, data)]))[0]
 
     async def publish_many(self, topic: str, items: list[tuple[str, dict[str, Any]]]) -> list[Event]:
         """One round trip for many events: a pipeline runs on one connection, so Redis numbers them
-        in the order given (separate concurrent publishes could interleave in any order)."""
+        in the order given (separate concurrent publishes could interleave in any order).
+
+        With a durable log, a refusal of the script (no counter, or the ceiling reached) reserves and
+        publishes the events not yet numbered again; those numbered keep their numbers."""
         if not items:
             return []
         keys = [self._seq_key(topic), self._log_key(topic)]
-        stamped = []
-        pipe = self._redis.pipeline(transaction=False)
+        if self.durable is not None:
+            keys.append(self._ceiling_key(topic))
+        stamped: list[tuple[str, dict[str, Any], int, str]] = []
         for type_, data in items:
             ts = wall_ms()
-            body = event_body(type_, data, ts)
-            stamped.append((type_, data, ts))
-            # Queued on the pipeline (which loads the script first if Redis lost it).
-            await self._script(keys=keys, args=[body, self.retain], client=pipe)
-        seqs = await pipe.execute()
-        return [
-            Event(topic=topic, seq=int(seq), type=type_, data=data, ts_ms=ts)
-            for (type_, data, ts), seq in zip(stamped, seqs, strict=True)
-        ]
+            stamped.append((type_, data, ts, event_body(type_, data, ts)))
+        events: list[Event] = []
+        for _attempt in range(5):
+            pipe = self._redis.pipeline(transaction=False)
+            for _type, _data, _ts, body in stamped:
+                # Queued on the pipeline (which loads the script first if Redis lost it).
+                await self._script(keys=keys, args=[body, self.retain], client=pipe)
+            answers: list[Any] = await pipe.execute()
+            if self.durable is None:
+                seqs, left = [int(seq) for seq in answers], self.block
+            else:
+                seqs, left = [int(a[0]) for a in answers], min(int(a[1]) for a in answers)
+            refused = next((i for i, seq in enumerate(seqs) if seq < 0), len(seqs))
+            events.extend(
+                Event(topic=topic, seq=seq, type=type_, data=data, ts_ms=ts)
+                for (type_, data, ts, _body), seq in zip(stamped[:refused], seqs[:refused], strict=True)
+            )
+            if refused == len(seqs):
+                if self.durable is not None and left <= self.block // 2:
+                    self._reserve_ahead(topic)
+                return events
+            # Past the first refusal every later one was refused too (the script changes nothing when
+            # it refuses, and the pipeline runs in order on one connection).
+            stamped = stamped[refused:]
+            await self._reserve(topic)
+        raise ConnectionError(f"could not number events of {topic}: the reserved numbers ran out")
+
+    # ------------------------------------------------------------ reading
 
     def subscribe(self, topic: str, after_seq: int | None = None) -> Subscription:
         sub = Subscription(topic=topic, queue=asyncio.Queue())
@@ -123,31 +223,58 @@ class RedisBus:
         if task is not None and task.cancelling():
             raise asyncio.CancelledError
 
+    def _deliver(self, topic: str, event: Event) -> None:
+        for sub in list(self._subs.get(topic, ())):
+            sub.queue.put_nowait(event)
+
     async def _read(self, topic: str, after_seq: int | None) -> None:
         # redis-py defaults to a 5 s socket timeout, which a blocking XREAD on a quiet topic would hit:
         # give the reader room beyond its block time, and treat a timeout as "nothing yet".
         conn = aioredis.from_url(self._url, decode_responses=True, socket_timeout=30)
+        lost_at: float | None = None  # when this reader last lost Redis, until it has filled the gap
+        loop = asyncio.get_running_loop()
         try:
             if after_seq is None:
                 after_seq = int(await conn.get(self._seq_key(topic)) or 0)
-            last_id = f"{after_seq}-0"
+            last = after_seq
             while not self._closing:
                 try:
-                    resp: Any = await conn.xread({self._log_key(topic): last_id}, block=5000, count=500)
+                    block = 5000 if lost_at is None else 200
+                    resp: Any = await conn.xread({self._log_key(topic): f"{last}-0"}, block=block, count=500)
                 except aioredis.TimeoutError:
                     self._raise_if_cancelled()
                     continue
                 except (ConnectionError, OSError, aioredis.ConnectionError) as exc:
                     self._raise_if_cancelled()
                     log.warning("bus reader for %s lost Redis: %s; retrying", topic, exc)
+                    lost_at = loop.time()
                     await asyncio.sleep(0.5)
                     continue
-                for _key, entries in resp or []:
-                    for entry_id, fields in entries:
-                        last_id = entry_id
-                        event = Event.from_json(topic, int(entry_id.split("-")[0]), fields["e"])
-                        for sub in list(self._subs.get(topic, ())):
-                            sub.queue.put_nowait(event)
+                entries = [entry for _key, batch in resp or [] for entry in batch]
+                if lost_at is not None and self.durable is not None:
+                    # What was published before the loss and not read here yet is gone from Redis;
+                    # the archive has it (every public event): deliver it first, in order.
+                    if loop.time() - lost_at < BACKFILL_GRACE_S and not entries:
+                        continue
+                    await asyncio.sleep(max(0.0, lost_at + BACKFILL_GRACE_S - loop.time()))
+                    first_new = int(entries[0][0].split("-")[0]) if entries else None
+                    try:
+                        missed = await self.durable.archived(topic, last, first_new)
+                    except Exception as exc:
+                        log.warning("bus reader for %s could not read the archive: %s", topic, exc)
+                        missed = []
+                    for event in missed:
+                        last = event.seq
+                        self._deliver(topic, event)
+                    lost_at = None
+                elif lost_at is not None:
+                    lost_at = None
+                for entry_id, fields in entries:
+                    event = Event.from_json(topic, int(entry_id.split("-")[0]), fields["e"])
+                    if event.seq <= last:
+                        continue
+                    last = event.seq
+                    self._deliver(topic, event)
         finally:
             await conn.aclose()
 
@@ -164,4 +291,9 @@ class RedisBus:
 
     async def last_seq(self, topic: str) -> int:
         raw = await self._redis.get(self._seq_key(topic))
+        if raw is None and self.durable is not None:
+            # Redis restarted empty (or the topic is new): set the counter from a fresh reservation,
+            # so a client resuming is placed at or above every number it may have seen.
+            await self._reserve(topic)
+            raw = await self._redis.get(self._seq_key(topic))
         return int(raw or 0)

@@ -1,0 +1,172 @@
+"""Numbering that survives losing the fast path: a server restart on the in-process bus, and Redis
+restarting empty under two processes. The database is the authority: a number a client was given is
+never given again, numbering never goes backwards, and a reader that lost Redis catches up from the
+archive instead of skipping what it missed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from liveshow.app import build_context
+from liveshow.bus import Event, Subscription
+from liveshow.clock import utcnow
+from liveshow.context import AppContext
+from liveshow.showlog import ShowEvent, show_topic
+from tests.conftest import make_settings
+from tests.private_redis import PrivateRedis
+from tests.test_showlog import _new_show
+
+
+async def _started(ctx: AppContext) -> AppContext:
+    await ctx.bus.start()
+    await ctx.showlog.start()
+    return ctx
+
+
+async def _stopped(ctx: AppContext) -> None:
+    await ctx.showlog.stop()
+    await ctx.bus.close()
+    ctx.db.close()
+
+
+async def _drain(sub: Subscription, want: int, timeout: float) -> list[Event]:
+    got: list[Event] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while len(got) < want:
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        try:
+            got.append(await sub.get(left))
+        except TimeoutError:
+            break
+    return got
+
+
+async def test_a_restarted_process_numbers_above_everything_it_handed_out(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Presence counts and private notices are numbered but never archived: a restart that continued
+    after the last archived number gave their numbers out again, and clients that had seen them
+    skipped the new events (an acknowledged chat message never shown)."""
+    settings = make_settings(tmp_path, database_url)
+    first = await _started(build_context(settings))
+    show_id = _new_show(first.db)
+    handed_out = [
+        (await first.showlog.publish(show_id, "chat.message", {"text": "hello"})).seq,
+        (await first.showlog.publish(show_id, "presence", {"count": 3})).seq,
+        (await first.showlog.publish(show_id, "notice", {"to": [1], "text": "outbid"})).seq,
+        (await first.showlog.publish(show_id, "presence", {"count": 4})).seq,
+    ]
+    assert handed_out == sorted(set(handed_out))
+    await _stopped(first)
+
+    second = await _started(build_context(settings))
+    try:
+        # a client resuming from its last number is placed at or above it
+        assert await second.bus.last_seq(show_topic(show_id)) >= max(handed_out)
+        after = await second.showlog.publish(show_id, "chat.message", {"text": "after the restart"})
+        assert after.seq > max(handed_out)
+    finally:
+        await _stopped(second)
+
+    third = await _started(build_context(settings))  # and again: never backwards
+    try:
+        again = await third.showlog.publish(show_id, "chat.message", {"text": "and again"})
+        assert again.seq > after.seq
+    finally:
+        await _stopped(third)
+
+
+@pytest.fixture
+async def redis_pair(
+    tmp_path: Path, postgres_url: str
+) -> AsyncIterator[tuple[PrivateRedis, AppContext, AppContext]]:
+    """Two server processes' buses and logs on one private Redis and one database."""
+    redis = PrivateRedis(tmp_path / "redis")
+    redis.start()
+    settings = make_settings(tmp_path, postgres_url, bus_url=redis.url)
+    a = await _started(build_context(settings))
+    b = await _started(build_context(settings))
+    try:
+        yield redis, a, b
+    finally:
+        await _stopped(a)
+        await _stopped(b)
+        redis.kill()
+
+
+async def _publish_when_back(ctx: AppContext, show_id: int, text: str, timeout: float = 10) -> Event:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        try:
+            return await ctx.showlog.publish(show_id, "chat.message", {"text": text})
+        except Exception:
+            if loop.time() > deadline:
+                raise
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.postgres
+async def test_redis_restarting_empty_keeps_numbering_above_and_readers_resume(
+    redis_pair: tuple[PrivateRedis, AppContext, AppContext],
+) -> None:
+    redis, a, b = redis_pair
+    show_id = _new_show(a.db)
+    topic = show_topic(show_id)
+    sub = b.bus.subscribe(topic, after_seq=await b.bus.last_seq(topic))
+    before = [await a.showlog.publish(show_id, "chat.message", {"text": f"m{i}"}) for i in range(20)]
+    assert [e.seq for e in await _drain(sub, 20, 5)] == [e.seq for e in before]
+
+    redis.restart_empty(down_for=0.5)
+    after = [await _publish_when_back(a, show_id, f"after{i}") for i in range(5)]
+    assert min(e.seq for e in after) > max(e.seq for e in before)  # never numbered again from 1
+    got = await _drain(sub, 5, 10)
+    assert [e.data["text"] for e in got] == [f"after{i}" for i in range(5)]  # the reader resumed
+    assert [e.seq for e in got] == [e.seq for e in after]
+    # the other process numbers above too, and a fresh reader starts from the new numbering
+    other = await _publish_when_back(b, show_id, "from b")
+    assert other.seq > max(e.seq for e in after)
+    assert await a.bus.last_seq(topic) == other.seq
+
+
+@pytest.mark.postgres
+async def test_a_reader_that_lost_redis_delivers_what_it_missed_from_the_archive_first(
+    redis_pair: tuple[PrivateRedis, AppContext, AppContext],
+) -> None:
+    """Events published just before Redis died that this process had not read yet are gone from Redis,
+    but their publisher archived them: the reader delivers them, in order, before the new ones."""
+    redis, a, b = redis_pair
+    show_id = _new_show(a.db)
+    topic = show_topic(show_id)
+    sub = b.bus.subscribe(topic, after_seq=await b.bus.last_seq(topic))
+    seen = await a.showlog.publish(show_id, "chat.message", {"text": "seen"})
+    assert [e.seq for e in await _drain(sub, 1, 5)] == [seen.seq]
+    redis.kill()
+    # What another process published and archived in the moment before the crash, unread here:
+    with a.db.session() as session:
+        for n in (1, 2, 3):
+            session.add(
+                ShowEvent(
+                    show_id=show_id,
+                    seq=seen.seq + n,
+                    type="chat.message",
+                    data=json.dumps({"text": f"missed{n}"}),
+                    at=utcnow(),
+                )
+            )
+        session.commit()
+    await asyncio.sleep(0.5)
+    redis.start()
+    new = await _publish_when_back(a, show_id, "new")
+    got = await _drain(sub, 4, 10)
+    assert [e.data["text"] for e in got] == ["missed1", "missed2", "missed3", "new"]
+    assert [e.seq for e in got] == sorted(e.seq for e in got)
+    assert got[-1].seq == new.seq
