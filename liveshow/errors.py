@@ -45,6 +45,13 @@ class Conflict(DomainError):
     status = 409
 
 
+class InternalError(DomainError):
+    """Our failure, not the client's (logged as a bug); the request may be tried again."""
+
+    code = "internal"
+    status = 500
+
+
 class PayloadTooLarge(DomainError):
     code = "too_large"
     status = 413

@@ -9,13 +9,14 @@ parameter ``?last_seq=N`` (empty for a fresh snapshot), or else a first frame
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketState
 
 from liveshow.chat.handlers import HANDLERS
 from liveshow.chat.presence import make_presence
@@ -23,6 +24,7 @@ from liveshow.chat.protocol import (
     CLOSE_NOT_FOUND,
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
+    CLOSE_TRY_LATER,
     FrameTooBig,
     decode,
     reply_id,
@@ -30,13 +32,17 @@ from liveshow.chat.protocol import (
 from liveshow.chat.room import Connection, Room
 from liveshow.chat.service import RoomService
 from liveshow.context import AppContext
-from liveshow.errors import DomainError, NotFound, ValidationFailed
+from liveshow.errors import DomainError, InternalError, NotFound, ValidationFailed
+from liveshow.outage import dependency_down, unavailable
 from liveshow.settings import Settings
 from liveshow.web.auth import ctx, current_user
 
 log = logging.getLogger(__name__)
 
 HELLO_WAIT = 1.0
+# A command that failed for a reason that is ours (a bug), not the client's: it is logged, the client
+# is told, and the socket stays open.
+INTERNAL = InternalError("Something went wrong on our side; try again.")
 
 
 def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
@@ -83,13 +89,18 @@ async def room_socket(websocket: WebSocket) -> None:
         log.warning("refused room socket from foreign origin %r", websocket.headers.get("origin"))
         await websocket.close(CLOSE_POLICY)  # before accept: the handshake is answered with 403
         return
-    user = await run_in_threadpool(current_user, websocket)
-    await websocket.accept()
     try:
+        user = await run_in_threadpool(current_user, websocket)
+        await websocket.accept()
         room = await service.room_for(show_id)
     except NotFound:
         await websocket.send_json({"type": "error", "code": "not_found", "reason": "No such show."})
         await websocket.close(CLOSE_NOT_FOUND, "no such show")
+        return
+    except Exception as exc:
+        if dependency_down(exc) is None:
+            raise
+        await _refuse_join(websocket, exc)
         return
     conn = service.new_connection(show_id, websocket, user)
     pending: list[Any] = []
@@ -101,7 +112,13 @@ async def room_socket(websocket: WebSocket) -> None:
                 return
             if first is not None:
                 pending.append(first)
-        await service.attach(room, conn, last_seq)
+        try:
+            await service.attach(room, conn, last_seq)
+        except Exception as exc:
+            if dependency_down(exc) is None:
+                raise
+            await _refuse_join(websocket, exc)
+            return
         if query_error:
             conn.send(ValidationFailed(query_error).frame())
         for raw in pending:
@@ -118,6 +135,18 @@ async def room_socket(websocket: WebSocket) -> None:
 
 
 _GONE = object()
+
+
+async def _refuse_join(websocket: WebSocket, exc: BaseException) -> None:
+    """A join that needs a dependency that is down: say so, then close with "try again later" (the
+    page reconnects with its last seq); never a bare 500 or a silent close."""
+    dependency = dependency_down(exc) or "bus"
+    log.warning("room join refused: %s is down (%s)", dependency, exc)
+    with contextlib.suppress(Exception):
+        if websocket.client_state == WebSocketState.CONNECTING:
+            await websocket.accept()
+        await websocket.send_json(unavailable(dependency).frame())
+        await websocket.close(CLOSE_TRY_LATER, f"{dependency} unavailable")
 
 
 async def _await_hello(websocket: WebSocket, conn: Connection) -> tuple[int | None, Any]:
@@ -161,6 +190,16 @@ async def _handle_raw(service: RoomService, room: Room, conn: Connection, raw: s
     except DomainError as exc:
         log.info("room %s refused %s: %s (%s)", room.show_id, _kind(message), exc.message, exc.code)
         conn.send(_with_reply_to(exc.frame(), message))
+        return True
+    except Exception as exc:
+        # Answer, don't drop: the socket stays open and the client retries with the same key.
+        dependency = dependency_down(exc)
+        if dependency is not None:
+            log.warning("room %s: %s failed, %s is down: %s", room.show_id, _kind(message), dependency, exc)
+            conn.send(_with_reply_to(unavailable(dependency).frame(), message))
+        else:
+            log.exception("room %s: %s failed", room.show_id, _kind(message))
+            conn.send(_with_reply_to(INTERNAL.frame(), message))
         return True
     if reply is not None:
         conn.send(_with_reply_to(reply, message))
