@@ -20,6 +20,11 @@ class Metrics:
             "liveshow_http_request_seconds", "HTTP request latency", ["method"], registry=self.registry
         )
         self.websockets = Gauge("liveshow_websockets", "Open WebSocket connections", registry=self.registry)
+        self.auction_shows_led = Gauge(
+            "liveshow_auction_shows_led",
+            "Shows whose claims and bids this process decides",
+            registry=self.registry,
+        )
         self.publishers = Gauge("liveshow_publishers", "Live publishers", registry=self.registry)
         self.viewers = Gauge("liveshow_viewers", "Connected WHEP viewers", registry=self.registry)
         self.auction_answer = Histogram(

@@ -18,6 +18,8 @@ from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from bench.services import PrivateRedis
+from bench.services import Unavailable as ServiceUnavailable
 from liveshow.app import create_app
 from liveshow.db import migrate
 from liveshow.settings import Settings
@@ -244,3 +246,20 @@ def signup(client: TestClient, username: str, password: str = "correct horse bat
         follow_redirects=False,
     )
     assert resp.status_code in (302, 303), resp.text
+
+
+# ---------------------------------------------------------------- private dependencies (fault tests)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own that it may kill and restart empty (never the shared one)."""
+    try:
+        redis = PrivateRedis(tmp_path / "private-redis")
+    except ServiceUnavailable as exc:
+        pytest.skip(str(exc))
+    redis.start()
+    try:
+        yield redis
+    finally:
+        redis.close()

@@ -7,15 +7,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from bench.services import PrivateRedis
 from liveshow.app import create_app
 from liveshow.settings import Settings
 from tests.conftest import LiveServer
-from tests.private_redis import PrivateRedis
 from tests.roomkit import Peer, RoomEnv
 
 pytestmark = pytest.mark.postgres
@@ -23,10 +22,9 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture
 def outage(
-    tmp_path: Path, settings: Settings
+    settings: Settings, private_redis: PrivateRedis
 ) -> Iterator[tuple[PrivateRedis, RoomEnv, LiveServer, LiveServer]]:
-    redis = PrivateRedis(tmp_path / "redis")
-    redis.start()
+    redis = private_redis
     shared = settings.with_overrides(bus_url=redis.url)
     a = LiveServer(create_app(shared)).start()
     b = LiveServer(create_app(shared)).start()
@@ -37,7 +35,6 @@ def outage(
         a.stop()
         b.stop()
         env.db.close()
-        redis.kill()
 
 
 async def test_chat_while_redis_is_down_is_answered_and_flows_again_when_it_is_back(

@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.services import PrivateRedis
 from liveshow.app import build_context
 from liveshow.bus import Event, Subscription
 from liveshow.clock import utcnow
 from liveshow.context import AppContext
 from liveshow.showlog import ShowEvent, show_topic
 from tests.conftest import make_settings
-from tests.private_redis import PrivateRedis
 from tests.test_showlog import _new_show
 
 
@@ -86,11 +86,10 @@ async def test_a_restarted_process_numbers_above_everything_it_handed_out(
 
 @pytest.fixture
 async def redis_pair(
-    tmp_path: Path, postgres_url: str
+    tmp_path: Path, postgres_url: str, private_redis: PrivateRedis
 ) -> AsyncIterator[tuple[PrivateRedis, AppContext, AppContext]]:
     """Two server processes' buses and logs on one private Redis and one database."""
-    redis = PrivateRedis(tmp_path / "redis")
-    redis.start()
+    redis = private_redis
     settings = make_settings(tmp_path, postgres_url, bus_url=redis.url)
     a = await _started(build_context(settings))
     b = await _started(build_context(settings))
@@ -99,7 +98,6 @@ async def redis_pair(
     finally:
         await _stopped(a)
         await _stopped(b)
-        redis.kill()
 
 
 async def _publish_when_back(ctx: AppContext, show_id: int, text: str, timeout: float = 10) -> Event:

@@ -38,6 +38,8 @@ SWEEP_SECONDS = 15.0
 
 
 class Dispatcher(Protocol):
+    writers: dict[int, ShowWriter]  # the shows this process decides now
+
     async def start(self, show_ids: list[int]) -> None: ...
 
     async def stop(self) -> None: ...
@@ -61,6 +63,9 @@ class AuctionService:
         self.dispatcher = dispatcher or make_dispatcher(settings, self.make_writer)
         self._sellers: dict[int, tuple[int, str]] = {}
         self._sweeper: asyncio.Task[None] | None = None
+        if metrics is not None:
+            # Which process decides a show (operators, and bench/faults.py to kill the right one).
+            metrics.auction_shows_led.set_function(lambda: len(self.dispatcher.writers))
 
     def make_writer(self, show_id: int) -> ShowWriter:
         return ShowWriter(
