@@ -1,0 +1,151 @@
+"""The fault suite's verdict, pure: what the clients were told against what the server keeps.
+
+Inputs are plain records (no I/O): what each client was acknowledged and saw, the show's durable log
+(GET /api/shows/{id}/events) and its orders (GET /api/orders). Every count that could hide a failure is
+reported, and ``violations`` lists what breaks a rule of the field (DESIGN.md): nothing acknowledged is
+lost, no unit is sold twice, numbering never goes backwards, every command is answered.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+# Room event types that are never in the durable log (the moment, not the show).
+EPHEMERAL = frozenset({"presence", "snapshot"})
+
+
+@dataclass
+class ClientRecord:
+    """What one client (one user, across its reconnects) was told and saw."""
+
+    user_id: int
+    chats: dict[int, str] = field(default_factory=dict)  # acknowledged message id -> text
+    bids: list[tuple[int, int]] = field(default_factory=list)  # accepted: (lot_no, max_cents)
+    claims: list[tuple[int, int]] = field(default_factory=list)  # acknowledged units: (lot_no, unit)
+    seen: dict[int, str] = field(default_factory=dict)  # public event seq -> type, seen live
+    seen_chat_ids: set[int] = field(default_factory=set)  # chat messages shown (events and snapshots)
+    span: tuple[int, int] | None = None  # (seq at first join, last seq seen)
+    backwards: int = 0  # frames whose seq was at or below one already seen on the same socket
+    unanswered: int = 0  # commands that had no answer after every retry
+    server_errors: int = 0  # answers with code "internal" or HTTP 5xx other than 503
+
+
+@dataclass
+class Verdict:
+    counts: dict[str, int]
+    violations: list[str]
+
+
+def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: list[dict[str, Any]]) -> Verdict:
+    counts: Counter[str] = Counter()
+    violations: list[str] = []
+    by_seq = {int(e["seq"]): e for e in events}
+    counts["log events"] = len(events)
+    if len(by_seq) != len(events):
+        violations.append(f"the log repeats {len(events) - len(by_seq)} sequence numbers")
+    seqs = [int(e["seq"]) for e in events]
+    if seqs != sorted(seqs):
+        violations.append("the log is not in sequence order")
+
+    # Chat: every acknowledged message is in the log, once.
+    logged_chat = Counter(int(e["id"]) for e in events if e.get("type") == "chat.message" and "id" in e)
+    acked = {mid for c in clients for mid in c.chats}
+    counts["chat acknowledged"] = len(acked)
+    counts["chat acknowledged, lost"] = len(acked - set(logged_chat))
+    counts["chat messages logged twice"] = sum(1 for n in logged_chat.values() if n > 1)
+
+    # Bids: every accepted bid is in the log (per lot and bidder, at least as many as were accepted).
+    logged_bids = Counter(
+        (int(e["lot_no"]), int(e["bidder_id"])) for e in events if e.get("type") == "bid.accepted"
+    )
+    acked_bids = Counter((lot, c.user_id) for c in clients for lot, _max in c.bids)
+    counts["bids accepted"] = sum(acked_bids.values())
+    counts["bids accepted, lost"] = sum(max(0, n - logged_bids[k]) for k, n in acked_bids.items())
+
+    # Units: each sold once; every acknowledged claim and every auction won has its order; no order
+    # without an acknowledged win. Orders name the listing; lot.opened says which listing a lot sold.
+    listing_of = {
+        int(e["lot"]["lot_no"]): int(e["lot"]["listing_id"])
+        for e in events
+        if e.get("type") == "lot.opened" and isinstance(e.get("lot"), dict)
+    }
+    live = [o for o in orders if o.get("status") not in ("cancelled", "refunded")]
+    counts["orders"] = len(orders)
+    units = Counter((int(o["listing_id"]), int(o["unit_no"])) for o in live)
+    counts["units sold twice"] = sum(1 for n in units.values() if n > 1)
+    claimed: Counter[tuple[int, int]] = Counter()  # (buyer, listing) -> units acknowledged
+    for c in clients:
+        for lot, _unit in c.claims:
+            claimed[(c.user_id, listing_of.get(lot, -1))] += 1
+    counts["claims acknowledged"] = sum(claimed.values())
+    claim_orders = Counter(
+        (int(o["buyer_id"]), int(o["listing_id"])) for o in orders if o["source"] == "claim"
+    )
+    counts["claims acknowledged, no order"] = sum(max(0, n - claim_orders[k]) for k, n in claimed.items())
+    won: Counter[tuple[int, int]] = Counter(
+        (int(e["winner_id"]), listing_of.get(int(e["lot_no"]), -1))
+        for e in events
+        if e.get("type") == "lot.closed" and e.get("outcome") == "sold" and e.get("winner_id") is not None
+    )
+    counts["auctions won"] = sum(won.values())
+    auction_orders = Counter(
+        (int(o["buyer_id"]), int(o["listing_id"])) for o in orders if o["source"] == "auction"
+    )
+    counts["auctions won, no order"] = sum(max(0, n - auction_orders[k]) for k, n in won.items())
+    counts["orders without an acknowledged win"] = sum(
+        max(0, n - claimed[k]) for k, n in claim_orders.items()
+    ) + sum(max(0, n - won[k]) for k, n in auction_orders.items())
+
+    # What the clients saw: numbering never backwards; every public event seen live is in the log
+    # (the replay is complete); every chat message of the span a client was in reached it.
+    counts["frames numbered backwards"] = sum(c.backwards for c in clients)
+    counts["commands never answered"] = sum(c.unanswered for c in clients)
+    counts["server errors (500/internal)"] = sum(c.server_errors for c in clients)
+    missing_live = 0
+    for c in clients:
+        for seq, type_ in c.seen.items():
+            if type_ in EPHEMERAL:
+                continue
+            logged = by_seq.get(seq)
+            if logged is None or logged.get("type") != type_:
+                missing_live += 1
+    counts["events seen live, missing from the log"] = missing_live
+    gaps = 0
+    for c in clients:
+        if c.span is None:
+            continue
+        first, last = c.span
+        expected = {
+            int(e["id"])
+            for e in events
+            if e.get("type") == "chat.message" and first < int(e["seq"]) <= last and "id" in e
+        }
+        gaps += len(expected - c.seen_chat_ids)
+    counts["chat messages a connected client missed"] = gaps
+
+    for name in (
+        "chat acknowledged, lost",
+        "chat messages logged twice",
+        "bids accepted, lost",
+        "units sold twice",
+        "claims acknowledged, no order",
+        "auctions won, no order",
+        "orders without an acknowledged win",
+        "frames numbered backwards",
+        "commands never answered",
+        "server errors (500/internal)",
+        "events seen live, missing from the log",
+        "chat messages a connected client missed",
+    ):
+        if counts[name]:
+            violations.append(f"{name}: {counts[name]}")
+    return Verdict(dict(counts), violations)
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
