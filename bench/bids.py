@@ -91,7 +91,7 @@ def report(
     if warm and bid_step(warm, step_s, everyone).errors:
         print(f"warm-up (not reported above): {dict(bid_step(warm, step_s, everyone).errors)}")
     print(
-        f"accepted bids in all: {len(accepted_dseqs)}, seen by every one of {total} sockets: "
+        f"accepted bids in all: {len(accepted_dseqs)}, seen by every one of {total} receivers: "
         f"{len(everyone)}, not: {unseen_total} ({missing_total} deliveries missing)"
     )
     best, sound = ramp_verdict(held)
