@@ -275,65 +275,74 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     }
     ports = [free_port() for _ in range(servers)]
     server_procs = [start_server(env, port, args.ws, args.deflate, args.backlog) for port in ports]
-    urls = [f"ws://127.0.0.1:{port}/ws/shows/{show_id}" for port in ports]
-    total = sockets_per_server * servers
-    receivers = [urls[i % servers] for i in range(total - n_senders)]
-    senders = [(urls[i % servers], cookie(secret, uid)) for i, uid in enumerate(sender_ids)]
-    ctx = mp.get_context("spawn")
-    out: Any = ctx.Queue()
-    ready: Any = ctx.Queue()
-    go = ctx.Event()
-    times = ctx.Array("d", 2)
-    jobs = [
-        {
-            "receivers": receivers[p::procs],
-            "senders": senders[p::procs],
-            "sender_interval": n_senders / rate,
-            "connect_interval": procs / args.connect_rate,
-        }
-        for p in range(procs)
-    ]
-    workers = [ctx.Process(target=client_process, args=(job, out, ready, go, times)) for job in jobs]
-    ramp_started = time.time()
-    for worker in workers:
-        worker.start()
-    # The chat starts once every socket has connected or failed to: a socket still joining would
-    # miss messages through no fault of the server's fan-out.
-    for _ in workers:
-        ready.get(timeout=total / args.connect_rate + 120)
-    start_at = time.time() + 1.0
-    stop_at = start_at + duration
-    times[0], times[1] = start_at, stop_at
-    go.set()
-    ramp = start_at - ramp_started
-    profilers = []
-    if args.profile:
-        # py-spy samples the server(s) while the chat load runs; folded stacks, one file per server.
-        delay = max(0.0, start_at - time.time())
-        for proc, port in zip(server_procs, ports, strict=True):
-            out_file = Path(args.profile) / f"room-{mode}-{port}.folded"
-            spy = (
-                f"sleep {delay:.1f}; exec {Path(sys.executable).parent / 'py-spy'} record --pid {proc.pid}"
-                f" --duration {int(duration)} --format raw --output {out_file} --nonblocking"
+    workers: list[Any] = []
+    try:
+        urls = [f"ws://127.0.0.1:{port}/ws/shows/{show_id}" for port in ports]
+        total = sockets_per_server * servers
+        receivers = [urls[i % servers] for i in range(total - n_senders)]
+        senders = [(urls[i % servers], cookie(secret, uid)) for i, uid in enumerate(sender_ids)]
+        ctx = mp.get_context("spawn")
+        out: Any = ctx.Queue()
+        ready: Any = ctx.Queue()
+        go = ctx.Event()
+        times = ctx.Array("d", 2)
+        jobs = [
+            {
+                "receivers": receivers[p::procs],
+                "senders": senders[p::procs],
+                "sender_interval": n_senders / rate,
+                "connect_interval": procs / args.connect_rate,
+            }
+            for p in range(procs)
+        ]
+        workers += [ctx.Process(target=client_process, args=(job, out, ready, go, times)) for job in jobs]
+        ramp_started = time.time()
+        for worker in workers:
+            worker.start()
+        # The chat starts once every socket has connected or failed to: a socket still joining would
+        # miss messages through no fault of the server's fan-out.
+        for _ in workers:
+            ready.get(timeout=total / args.connect_rate + 120)
+        start_at = time.time() + 1.0
+        stop_at = start_at + duration
+        times[0], times[1] = start_at, stop_at
+        go.set()
+        ramp = start_at - ramp_started
+        profilers = []
+        if args.profile:
+            # py-spy samples the server(s) while the chat load runs; folded stacks, one file per server.
+            delay = max(0.0, start_at - time.time())
+            for proc, port in zip(server_procs, ports, strict=True):
+                out_file = Path(args.profile) / f"room-{mode}-{port}.folded"
+                spy = (
+                    f"sleep {delay:.1f}; exec {Path(sys.executable).parent / 'py-spy'} record "
+                    f"--pid {proc.pid}"
+                    f" --duration {int(duration)} --format raw --output {out_file} --nonblocking"
+                )
+                profilers.append(subprocess.Popen(["sh", "-c", spy], stdout=subprocess.DEVNULL))
+        # CPU of each side while the chat load runs (the ramp of handshakes is left out).
+        time.sleep(max(0.0, start_at - time.time()))
+        server_cpu_start = [cpu_split(proc.pid) for proc in server_procs]
+        time.sleep(max(0.0, stop_at - time.time()))
+        server_split = [
+            (user - before[0], system - before[1])
+            for (user, system), before in zip(
+                (cpu_split(proc.pid) for proc in server_procs), server_cpu_start, strict=True
             )
-            profilers.append(subprocess.Popen(["sh", "-c", spy], stdout=subprocess.DEVNULL))
-    # CPU of each side while the chat load runs (the ramp of handshakes is left out).
-    time.sleep(max(0.0, start_at - time.time()))
-    server_cpu_start = [cpu_split(proc.pid) for proc in server_procs]
-    time.sleep(max(0.0, stop_at - time.time()))
-    server_split = [
-        (user - before[0], system - before[1])
-        for (user, system), before in zip(
-            (cpu_split(proc.pid) for proc in server_procs), server_cpu_start, strict=True
-        )
-    ]
-    server_cpu_window = [user + system for user, system in server_split]
-    results = [out.get(timeout=ramp + duration + 60) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=10)
-    for profiler in profilers:
-        profiler.wait(timeout=30)
-    server_cpu = [cpu_seconds(proc.pid) for proc in server_procs]
+        ]
+        server_cpu_window = [user + system for user, system in server_split]
+        results = [out.get(timeout=ramp + duration + 60) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=10)
+        for profiler in profilers:
+            profiler.wait(timeout=30)
+        server_cpu = [cpu_seconds(proc.pid) for proc in server_procs]
+    except BaseException:
+        # a client process that died (its sockets never reported) must not leave servers behind
+        for child in [*workers, *server_procs]:
+            if child.pid is not None:  # a client process not yet started has none
+                child.kill()
+        raise
     for proc in server_procs:
         proc.send_signal(signal.SIGINT)
     for proc in server_procs:
