@@ -36,16 +36,10 @@ sys.path.insert(0, str(ROOT))
 from bench import machine  # noqa: E402
 from bench.bids_clients import Result, client_proc, listener_proc, ws_client_proc  # noqa: E402
 from bench.server_metrics import StepScraper, writer_report  # noqa: E402
+from bench.tally import ACCEPTED, Sighting, bid_step, pct, ramp_verdict, seen_by_everyone  # noqa: E402
 
 PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
 
 
 def free_port() -> int:
@@ -57,31 +51,61 @@ def free_port() -> int:
         return port
 
 
-def report(steps: list[float], step_s: float, results: list[Result], seen: dict[int, float]) -> None:
-    """One line per offered rate; a step's span runs until its last answer (a backlog counts)."""
+def report(
+    steps: list[float], step_s: float, results: list[Result], parts: list[tuple[int, dict[int, Sighting]]]
+) -> bool:
+    """One line per offered rate, then why each step that did not hold failed; True when the ramp is
+    sound (a step held and every step below the best one held too).
+
+    Decided: accepted or refused by the rules; any other answer (writer_unavailable, a timeout, a
+    closed socket) is an error of its kind and feeds neither decisions/s nor the ack percentiles. "All"
+    is the time until every socket had an accepted bid; the bids some socket never got are counted
+    beside it ("unseen"), not left out silently. A step's span runs until its last answer."""
+    accepted_dseqs = [r[4] for r in results if r[3] == ACCEPTED]
+    everyone, unseen_total, missing_total = seen_by_everyone(accepted_dseqs, parts)
+    total = sum(sockets for sockets, _seen in parts)
+    unseen = {d for d in accepted_dseqs if d not in everyone}
+    missing = {d: total - sum(seen[d].sockets for _n, seen in parts if d in seen) for d in unseen}
     print(
         f"{'offered/s':>9} {'decided':>8} {'decisions/s':>11} {'accepted':>8} {'errors':>6} "
-        f"{'ack p50':>8} {'ack p99':>8} {'all p50':>8} {'all p99':>8}  (ms)"
+        f"{'ack p50':>8} {'ack p99':>8} {'all p50':>8} {'all p99':>8} {'unseen':>6}  (ms)"
     )
-    best = 0.0
+    held: list[bool] = []
+    verdicts: list[str] = []
     for step, rate in enumerate(steps):
         mine = [r for r in results if r[0] == step]
         if not mine:
             print(f"{rate:>9.0f}  (not run: the previous step was saturated)")
             continue
-        begin = min(r[1] for r in mine)
-        span = max(step_s, max(r[1] + r[2] for r in mine) - begin)
-        decided = [r for r in mine if r[3] < 500]
-        acks = [r[2] * 1000 for r in decided]
-        accepted = [r for r in decided if r[3] == 200]
-        fanout = [(seen[r[4]] - r[1]) * 1000 for r in accepted if r[4] in seen]
+        t = bid_step(mine, step_s, everyone, unseen, missing)
         print(
-            f"{rate:>9.0f} {len(decided):>8} {len(decided) / span:>11.0f} {len(accepted):>8} "
-            f"{len(mine) - len(decided):>6} {pct(acks, 50):>8.1f} {pct(acks, 99):>8.1f} "
-            f"{pct(fanout, 50):>8.1f} {pct(fanout, 99):>8.1f}"
+            f"{rate:>9.0f} {t.decided:>8} {t.per_s:>11.0f} {t.accepted:>8} {sum(t.errors.values()):>6} "
+            f"{pct(t.ack_ms, 50):>8.1f} {pct(t.ack_ms, 99):>8.1f} "
+            f"{pct(t.everyone_ms, 50):>8.1f} {pct(t.everyone_ms, 99):>8.1f} {t.unseen:>6}"
         )
-        best = max(best, len(decided) / span)
-    print(f"end to end: at most {best:.0f} decisions/s")
+        failures = t.failures()
+        held.append(not failures)
+        verdicts.append(f"{rate:>9.0f}/s: " + ("held" if not failures else "FAILED: " + "; ".join(failures)))
+    print("\n".join(verdicts))
+    warm = [r for r in results if r[0] == -1]
+    if warm and bid_step(warm, step_s, everyone).errors:
+        print(f"warm-up (not reported above): {dict(bid_step(warm, step_s, everyone).errors)}")
+    print(
+        f"accepted bids in all: {len(accepted_dseqs)}, seen by every one of {total} receivers: "
+        f"{len(everyone)}, not: {unseen_total} ({missing_total} deliveries missing)"
+    )
+    best, sound = ramp_verdict(held)
+    if best is None:
+        print("end to end: no step held")
+    else:
+        t = bid_step([r for r in results if r[0] == best], step_s, everyone, unseen, missing)
+        print(
+            f"end to end: at most {t.per_s:.0f} decisions/s "
+            f"(offered {steps[best]:.0f}/s, the last step that held)"
+        )
+    if best is not None and not sound:
+        print("RAMP UNSOUND: a step below the best one did not hold")
+    return sound
 
 
 def session_cookie(user_id: int, secret: str) -> str:
@@ -309,15 +333,24 @@ def main() -> int:
             ]
             for c in clients:
                 c.start()
-            parts = [out.get(timeout=wait_s) for _ in clients]
-            for part, _seen in parts:
-                results.extend(part)
-            # seen by everyone: by every socket of every client process; the time the last one got it
-            common = set.intersection(*(set(seen) for _r, seen in parts))
-            seen = {d: max(p[1][d] for p in parts) for d in common}
+            replies = [out.get(timeout=wait_s) for _ in clients]
+            for reply in replies:
+                results.extend(reply["results"])
+            # seen by everyone: by every connected socket of every client process
+            parts = [(reply["sockets"], reply["seen"]) for reply in replies]
+            failed_connects: dict[str, int] = {}
+            for reply in replies:
+                for kind, n in reply["failed_connects"].items():
+                    failed_connects[kind] = failed_connects.get(kind, 0) + n
+            closed = sum(reply["closed"] for reply in replies)
             for c in clients:
                 c.join(10)
             transport = f"{args.clients} processes x {args.sockets // args.clients} room WebSockets"
+            print(
+                f"sockets: {sum(p[0] for p in parts)} of {args.sockets // args.clients * args.clients} "
+                f"connected; failed to connect: {failed_connects or 0}; closed before the end: {closed}"
+            )
+            sockets_ok = not failed_connects and not closed
         else:
             events_out = ctx.Queue()
             ready, stop = ctx.Event(), ctx.Event()
@@ -347,7 +380,8 @@ def main() -> int:
             for _ in clients:
                 results.extend(out.get(timeout=wait_s))
             stop.set()
-            seen = events_out.get(timeout=30)
+            parts = [(1, events_out.get(timeout=30))]
+            sockets_ok = True
             for c in [*clients, listener]:
                 c.join(10)
             transport = f"{args.clients} processes x {args.connections} keep-alive HTTP connections"
@@ -357,7 +391,7 @@ def main() -> int:
             f"{args.step_seconds:.0f} s per step; "
             f"{os.cpu_count()} cores shared by all of it"
         )
-        report(steps, args.step_seconds, results, seen)
+        sound = report(steps, args.step_seconds, results, parts) and sockets_ok
         scraper.join(timeout=10)
         writer_report(steps, scraper.snapshots)
         writer_capacity(db_url, prefix, other.id or 0, seller.id or 0, spare.id or 0, [t[0] for t in tokens])
@@ -365,7 +399,7 @@ def main() -> int:
         # wait for the close, then replay the accepted bids through the pure rules
         while time.time() * 1000 < ends_at_ms + 3000:
             time.sleep(0.5)
-        accepted = [r for r in results if r[3] == 200]
+        accepted = [r for r in results if r[3] == ACCEPTED]
         with db.session() as s:
             lot_row = s.exec(select(AuctionLot).where(AuctionLot.show_id == show.id)).one()
             bids = s.exec(
@@ -391,7 +425,7 @@ def main() -> int:
             f"{[(o.buyer_id, o.price_cents) for o in orders]}: {'OK' if ok else 'MISMATCH'}"
         )
         db.close()
-        return 0 if ok else 1
+        return 0 if ok and sound else 1
     finally:
         for p in servers:
             p.send_signal(signal.SIGTERM)

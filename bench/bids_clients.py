@@ -13,10 +13,13 @@ import json
 import random
 import secrets
 import time
+from collections import Counter
 from typing import Any
 
-# (step, scheduled send, latency s, status, dseq or 0)
-Result = tuple[int, float, float, int, int]
+from bench.tally import ACCEPTED, BidRow, Sighting, connect_failure_kind, http_outcome, ws_outcome
+
+# (step, scheduled send, latency s, outcome, dseq or 0); outcome as bench/tally.py names it
+Result = BidRow
 
 
 class Conn:
@@ -75,16 +78,18 @@ def client_proc(
             ).encode()
             try:
                 status, reply = await conn.post(path, token, body)
-            except (OSError, asyncio.IncompleteReadError, ValueError):
+                outcome = http_outcome(status, reply)
+            except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 conn.writer = None
-                status, reply = 599, {}
+                outcome, reply = f"error:{type(exc).__name__}", {}
             pool.put_nowait(conn)
             done = time.time()
-            if status == 200:
+            if outcome == ACCEPTED:
                 price["cents"] = max(price["cents"], int(reply["price_cents"]))
             elif reply.get("min_cents"):
                 price["cents"] = max(price["cents"], int(reply["min_cents"]) - 100)
-            results.append((step, due, done - due, status, int(reply.get("dseq", 0)) if status == 200 else 0))
+            dseq = int(reply.get("dseq", 0)) if outcome == ACCEPTED else 0
+            results.append((step, due, done - due, outcome, dseq))
 
         # Warm-up (not reported): connections opened, tokens cached, code paths hot.
         warm = [asyncio.create_task(one(-1, time.time() + i / 50, i)) for i in range(50)]
@@ -112,11 +117,11 @@ def listener_proc(redis_url: str, prefix: str, show_id: int, out: Any, ready: An
     """Everyone: a subscriber of the show's topic through the bus, as each server's room would be."""
     from liveshow.bus.redis import RedisBus
 
-    async def run() -> dict[int, float]:
+    async def run() -> dict[int, Sighting]:
         bus = RedisBus(redis_url, prefix=prefix)
         await bus.start()
         sub = bus.subscribe(f"show:{show_id}")
-        seen: dict[int, float] = {}
+        seen: dict[int, Sighting] = {}
         await asyncio.sleep(0.3)
         ready.set()
         while not stop.is_set():
@@ -125,7 +130,7 @@ def listener_proc(redis_url: str, prefix: str, show_id: int, out: Any, ready: An
             except TimeoutError:
                 continue
             if event.type == "bid.accepted":
-                seen[int(event.data["dseq"])] = time.time()
+                seen[int(event.data["dseq"])] = Sighting(1, time.time())
         sub.close()
         await bus.close()
         return seen
@@ -145,7 +150,9 @@ def ws_client_proc(
 ) -> None:
     """Viewers on the room WebSocket: ``sockets`` connected sockets (signed in, spread over both
     servers) that all receive the show's events; bids are sent over them at the offered rates. Returns
-    the results and, per accepted bid (dseq), when the LAST of this process's sockets received it.
+    a dict: the results; per accepted bid (dseq), how many of this process's sockets received it and
+    when the last one did; the sockets connected; the ones that failed to connect, by kind; the ones
+    closed before the end.
 
     The sockets are the lean clients of bench/wsclient.py: a message is JSON-parsed only when it is a
     reply (one per bid) or holds a ``bid.accepted``; the rest (presence, lot updates) is only framed."""
@@ -154,7 +161,7 @@ def ws_client_proc(
 
     from bench.wsclient import RawSocket, open_socket
 
-    async def run() -> tuple[list[Result], dict[int, float]]:
+    async def run() -> dict[str, Any]:
         results: list[Result] = []
         last_seen: dict[int, float] = {}
         waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
@@ -180,14 +187,19 @@ def ws_client_proc(
                     last_seen[dseq] = now
 
         conns: list[tuple[RawSocket, int]] = []
+        failed: Counter[str] = Counter()
         for n in range(sockets):
             host, port = addrs[n % len(addrs)]
             uid, cookie = cookies[n % len(cookies)]
-            sock = await open_socket(
-                f"ws://{host}:{port}/ws/shows/{show_id}?last_seq=",
-                {"Cookie": f"liveshow_session={cookie}"},
-                on_text,
-            )
+            try:
+                sock = await open_socket(
+                    f"ws://{host}:{port}/ws/shows/{show_id}?last_seq=",
+                    {"Cookie": f"liveshow_session={cookie}"},
+                    on_text,
+                )
+            except (OSError, TimeoutError) as exc:  # counted and reported, never a crash or a silence
+                failed[connect_failure_kind(exc)] += 1
+                continue
             conns.append((sock, uid))
         await asyncio.sleep(max(0.0, start_at - time.time()))
 
@@ -196,6 +208,9 @@ def ws_client_proc(
             sock, uid = conns[n % len(conns)]
             rid = secrets.token_hex(6)
             amount = price["cents"] + random.choice((100, 200, 300, 500, 1000))
+            if sock.transport is None or sock.transport.is_closing():
+                results.append((step, due, time.time() - due, "error:socket_closed", 0))
+                return
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             waiting[rid] = fut
             try:
@@ -204,17 +219,22 @@ def ws_client_proc(
                     orjson.dumps({"type": "bid", "id": rid, "key": f"w{uid}-{rid}", "max_cents": amount}),
                 )
                 frame = await asyncio.wait_for(fut, 30)
-            except (OSError, TimeoutError):
-                results.append((step, due, time.time() - due, 599, 0))
+            except TimeoutError:
+                waiting.pop(rid, None)
+                results.append((step, due, time.time() - due, "error:no_reply_in_30s", 0))
+                return
+            except OSError as exc:
+                waiting.pop(rid, None)
+                results.append((step, due, time.time() - due, f"error:{type(exc).__name__}", 0))
                 return
             done = time.time()
-            if frame.get("type") == "bid.result":
+            outcome = ws_outcome(frame)
+            if outcome == ACCEPTED:
                 price["cents"] = max(price["cents"], int(frame["price_cents"]))
-                results.append((step, due, done - due, 200, int(frame.get("dseq", 0))))
-            else:
-                if frame.get("min_cents"):
-                    price["cents"] = max(price["cents"], int(frame["min_cents"]) - 100)
-                results.append((step, due, done - due, 400, 0))
+            elif frame.get("min_cents"):
+                price["cents"] = max(price["cents"], int(frame["min_cents"]) - 100)
+            dseq = int(frame.get("dseq", 0)) if outcome == ACCEPTED else 0
+            results.append((step, due, done - due, outcome, dseq))
 
         warm = [asyncio.create_task(one(-1, time.time() + i / 50, i)) for i in range(50)]
         await asyncio.gather(*warm)
@@ -230,12 +250,17 @@ def ws_client_proc(
             if max(r[1] + r[2] for r in mine) - begin > 2 * step_s:
                 break
         await asyncio.sleep(1.0)  # the last events on their way
+        closed = sum(1 for sock, _uid in conns if sock.transport is None or sock.transport.is_closing())
         for sock, _uid in conns:
             if sock.transport is not None:
                 sock.transport.close()
-        # a bid counts as seen by everyone here only if every socket of this process got it
-        complete = {d: t for d, t in last_seen.items() if seen_by.get(d) == len(conns)}
-        return results, complete
+        return {
+            "results": results,
+            "seen": {d: Sighting(seen_by[d], t) for d, t in last_seen.items()},
+            "sockets": len(conns),
+            "failed_connects": dict(failed),
+            "closed": closed,
+        }
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         out.put(runner.run(run()))

@@ -32,7 +32,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
+from bench.tally import connect_failure_kind, room_failures  # noqa: E402
 from bench.wsclient import RawSocket, open_socket  # noqa: E402
+from liveshow.settings import Settings  # noqa: E402
 
 REDIS_URL = os.environ.get("LIVESHOW_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -87,7 +89,9 @@ def cookie(secret: str, user_id: int) -> str:
     return TimestampSigner(secret).sign(payload).decode()
 
 
-def start_server(env: dict[str, str], port: int, ws: str, deflate: bool) -> subprocess.Popen[bytes]:
+def start_server(
+    env: dict[str, str], port: int, ws: str, deflate: bool, backlog: int
+) -> subprocess.Popen[bytes]:
     cmd = [
         sys.executable,
         "-m",
@@ -105,6 +109,8 @@ def start_server(env: dict[str, str], port: int, ws: str, deflate: bool) -> subp
         "--ws-per-message-deflate",
         str(deflate).lower(),
         "--no-access-log",
+        "--backlog",
+        str(backlog),
     ]
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT)
     deadline = time.monotonic() + 30
@@ -138,16 +144,20 @@ def cpu_split(pid: int) -> tuple[float, float]:
 STAMP = re.compile(rb'"ts":(\d+)[^}]*?"text":"b:(\d+\.\d+)"')
 
 
-async def client_main(job: dict[str, Any]) -> dict[str, Any]:
+async def client_main(job: dict[str, Any], ready: Any, go: Any, times: Any) -> dict[str, Any]:
+    """Connect this process's sockets (receivers paced at ``connect_interval``), say so on ``ready``,
+    wait for ``go`` (the window in ``times``), send through the window, and count what came back and
+    what failed: sockets that did not connect (by kind), sockets closed during the run, error frames
+    answered to the senders (by code)."""
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     ingress: list[float] = []
     received = 0
     sent = 0  # by this process's writers: a loaded client may fall behind the nominal rate
-    start_at: float = job["start_at"]
-    stop_at: float = job["stop_at"]
-    sockets: list[RawSocket] = []
-    errors: list[BaseException] = []
+    receivers: list[RawSocket] = []
+    senders: list[RawSocket] = []
+    failed: dict[str, int] = {}
+    sender_errors: dict[str, int] = {}
     cpu_at: dict[str, float] = {}
 
     def on_text(payload: bytes) -> None:
@@ -158,27 +168,28 @@ async def client_main(job: dict[str, Any]) -> dict[str, Any]:
             latencies.append((now - float(match.group(2))) * 1000)
             ingress.append(int(match.group(1)) - float(match.group(2)) * 1000)
 
-    def ignore(payload: bytes) -> None:
-        pass
+    def on_sender_text(payload: bytes) -> None:
+        if b'"error"' in payload:  # a refused chat message (rate_limited, ...) is answered alone
+            frame = json.loads(payload)
+            if frame.get("type") == "error":
+                code = str(frame.get("code"))
+                sender_errors[code] = sender_errors.get(code, 0) + 1
 
-    async def connect(url: str, headers: dict[str, str], handler: Any) -> RawSocket | None:
+    async def connect(url: str, headers: dict[str, str], handler: Any, into: list[RawSocket]) -> None:
         try:
-            sock = await open_socket(url + "?last_seq=", headers, handler)
-        except (OSError, ConnectionError, TimeoutError) as exc:
-            errors.append(exc)
-            return None
-        sockets.append(sock)
-        return sock
+            into.append(await open_socket(url + "?last_seq=", headers, handler))
+        except (OSError, TimeoutError) as exc:
+            kind = connect_failure_kind(exc)
+            failed[kind] = failed.get(kind, 0) + 1
 
     async def receiver(i: int, url: str) -> None:
-        await asyncio.sleep(i * 0.004)  # spread the handshakes instead of a thundering herd
-        await connect(url, {}, on_text)
+        await asyncio.sleep(i * job["connect_interval"])  # paced: no thundering herd of handshakes
+        await connect(url, {}, on_text, receivers)
 
-    async def sender(url: str, cookie_value: str, interval: float, offset: float) -> None:
+    async def sender(
+        sock: RawSocket, interval: float, offset: float, start_at: float, stop_at: float
+    ) -> None:
         nonlocal sent
-        sock = await connect(url, {"Cookie": f"liveshow_session={cookie_value}"}, ignore)
-        if sock is None:
-            return
         await asyncio.sleep(max(0.0, start_at - time.time()) + offset)
         next_at = time.monotonic()
         while time.time() < stop_at:
@@ -190,38 +201,50 @@ async def client_main(job: dict[str, Any]) -> dict[str, Any]:
     def mark(name: str) -> None:
         cpu_at[name] = time.process_time()
 
+    connecting = [asyncio.create_task(receiver(i, url)) for i, url in enumerate(job["receivers"])]
+    for url, cookie_value in job["senders"]:
+        headers = {"Cookie": f"liveshow_session={cookie_value}"}
+        connecting.append(asyncio.create_task(connect(url, headers, on_sender_text, senders)))
+    await asyncio.gather(*connecting)
+    ready.put(len(receivers) + len(senders))
+    await loop.run_in_executor(None, go.wait)
+    start_at, stop_at = times[0], times[1]
     loop.call_later(max(0.0, start_at - time.time()), mark, "start")
     loop.call_later(max(0.0, stop_at - time.time()), mark, "stop")
-    tasks = [asyncio.create_task(receiver(i, url)) for i, url in enumerate(job["receivers"])]
-    for i, (url, cookie_value) in enumerate(job["senders"]):
-        offset = (i / max(1, len(job["senders"]))) * job["sender_interval"]
-        tasks.append(asyncio.create_task(sender(url, cookie_value, job["sender_interval"], offset)))
+    interval = job["sender_interval"]
+    tasks = [
+        asyncio.create_task(sender(sock, interval, (i / max(1, len(senders))) * interval, start_at, stop_at))
+        for i, sock in enumerate(senders)
+    ]
     await asyncio.sleep(max(0.0, stop_at + 3 - time.time()))  # let the last batches arrive
     for task in tasks:
         task.cancel()
+    sockets = receivers + senders
+    closed = sum(1 for s in sockets if s.transport is None or s.transport.is_closing())
     for sock in sockets:
         if sock.transport is not None:
             sock.transport.close()
-    if errors:
-        print(f"client process: {len(errors)} sockets failed, e.g. {errors[0]!r}", file=sys.stderr)
     return {
         "latencies": latencies,
         "ingress": ingress,
         "received": received,
         "sent": sent,
         "dropped": sum(1 for s in sockets if s.close_code == 1013),
+        "closed": closed,
+        "failed_connects": failed,
+        "sender_errors": sender_errors,
         "connected": len(sockets),
         "cpu_s": time.process_time(),
         "cpu_window_s": cpu_at.get("stop", 0.0) - cpu_at.get("start", 0.0),
     }
 
 
-def client_process(job: dict[str, Any], out: Any) -> None:
+def client_process(job: dict[str, Any], out: Any, ready: Any, go: Any, times: Any) -> None:
     import uvloop
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        out.put(runner.run(client_main(job)))
+        out.put(runner.run(client_main(job, ready, go, times)))
 
 
 # ------------------------------------------------------------------ one run
@@ -251,57 +274,75 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "LIVESHOW_BUS_PREFIX": f"bench:{secrets.token_hex(4)}",
     }
     ports = [free_port() for _ in range(servers)]
-    server_procs = [start_server(env, port, args.ws, args.deflate) for port in ports]
-    urls = [f"ws://127.0.0.1:{port}/ws/shows/{show_id}" for port in ports]
-    total = sockets_per_server * servers
-    receivers = [urls[i % servers] for i in range(total - n_senders)]
-    senders = [(urls[i % servers], cookie(secret, uid)) for i, uid in enumerate(sender_ids)]
-    ramp = max(10.0, total / 150)
-    start_at = time.time() + ramp
-    stop_at = start_at + duration
-    out: Any = mp.get_context("spawn").Queue()
-    jobs = [
-        {
-            "receivers": receivers[p::procs],
-            "senders": senders[p::procs],
-            "sender_interval": n_senders / rate,
-            "start_at": start_at,
-            "stop_at": stop_at,
-        }
-        for p in range(procs)
-    ]
-    ctx = mp.get_context("spawn")
-    workers = [ctx.Process(target=client_process, args=(job, out)) for job in jobs]
-    for worker in workers:
-        worker.start()
-    profilers = []
-    if args.profile:
-        # py-spy samples the server(s) while the chat load runs; folded stacks, one file per server.
-        delay = max(0.0, start_at - time.time())
-        for proc, port in zip(server_procs, ports, strict=True):
-            out_file = Path(args.profile) / f"room-{mode}-{port}.folded"
-            spy = (
-                f"sleep {delay:.1f}; exec {Path(sys.executable).parent / 'py-spy'} record --pid {proc.pid}"
-                f" --duration {int(duration)} --format raw --output {out_file} --nonblocking"
+    server_procs = [start_server(env, port, args.ws, args.deflate, args.backlog) for port in ports]
+    workers: list[Any] = []
+    try:
+        urls = [f"ws://127.0.0.1:{port}/ws/shows/{show_id}" for port in ports]
+        total = sockets_per_server * servers
+        receivers = [urls[i % servers] for i in range(total - n_senders)]
+        senders = [(urls[i % servers], cookie(secret, uid)) for i, uid in enumerate(sender_ids)]
+        ctx = mp.get_context("spawn")
+        out: Any = ctx.Queue()
+        ready: Any = ctx.Queue()
+        go = ctx.Event()
+        times = ctx.Array("d", 2)
+        jobs = [
+            {
+                "receivers": receivers[p::procs],
+                "senders": senders[p::procs],
+                "sender_interval": n_senders / rate,
+                "connect_interval": procs / args.connect_rate,
+            }
+            for p in range(procs)
+        ]
+        workers += [ctx.Process(target=client_process, args=(job, out, ready, go, times)) for job in jobs]
+        ramp_started = time.time()
+        for worker in workers:
+            worker.start()
+        # The chat starts once every socket has connected or failed to: a socket still joining would
+        # miss messages through no fault of the server's fan-out.
+        for _ in workers:
+            ready.get(timeout=total / args.connect_rate + 120)
+        start_at = time.time() + 1.0
+        stop_at = start_at + duration
+        times[0], times[1] = start_at, stop_at
+        go.set()
+        ramp = start_at - ramp_started
+        profilers = []
+        if args.profile:
+            # py-spy samples the server(s) while the chat load runs; folded stacks, one file per server.
+            delay = max(0.0, start_at - time.time())
+            for proc, port in zip(server_procs, ports, strict=True):
+                out_file = Path(args.profile) / f"room-{mode}-{port}.folded"
+                spy = (
+                    f"sleep {delay:.1f}; exec {Path(sys.executable).parent / 'py-spy'} record "
+                    f"--pid {proc.pid}"
+                    f" --duration {int(duration)} --format raw --output {out_file} --nonblocking"
+                )
+                profilers.append(subprocess.Popen(["sh", "-c", spy], stdout=subprocess.DEVNULL))
+        # CPU of each side while the chat load runs (the ramp of handshakes is left out).
+        time.sleep(max(0.0, start_at - time.time()))
+        server_cpu_start = [cpu_split(proc.pid) for proc in server_procs]
+        time.sleep(max(0.0, stop_at - time.time()))
+        server_split = [
+            (user - before[0], system - before[1])
+            for (user, system), before in zip(
+                (cpu_split(proc.pid) for proc in server_procs), server_cpu_start, strict=True
             )
-            profilers.append(subprocess.Popen(["sh", "-c", spy], stdout=subprocess.DEVNULL))
-    # CPU of each side while the chat load runs (the ramp of handshakes is left out).
-    time.sleep(max(0.0, start_at - time.time()))
-    server_cpu_start = [cpu_split(proc.pid) for proc in server_procs]
-    time.sleep(max(0.0, stop_at - time.time()))
-    server_split = [
-        (user - before[0], system - before[1])
-        for (user, system), before in zip(
-            (cpu_split(proc.pid) for proc in server_procs), server_cpu_start, strict=True
-        )
-    ]
-    server_cpu_window = [user + system for user, system in server_split]
-    results = [out.get(timeout=ramp + duration + 60) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=10)
-    for profiler in profilers:
-        profiler.wait(timeout=30)
-    server_cpu = [cpu_seconds(proc.pid) for proc in server_procs]
+        ]
+        server_cpu_window = [user + system for user, system in server_split]
+        results = [out.get(timeout=ramp + duration + 60) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=10)
+        for profiler in profilers:
+            profiler.wait(timeout=30)
+        server_cpu = [cpu_seconds(proc.pid) for proc in server_procs]
+    except BaseException:
+        # a client process that died (its sockets never reported) must not leave servers behind
+        for child in [*workers, *server_procs]:
+            if child.pid is not None:  # a client process not yet started has none
+                child.kill()
+        raise
     for proc in server_procs:
         proc.send_signal(signal.SIGINT)
     for proc in server_procs:
@@ -314,6 +355,21 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     received = sum(r["received"] for r in results)
     # Every receiver should get every message actually sent (the writers may fall behind the rate).
     sent_expected = sum(r["sent"] for r in results)
+    failed_connects: dict[str, int] = {}
+    sender_errors: dict[str, int] = {}
+    for r in results:
+        for kind, n in r["failed_connects"].items():
+            failed_connects[kind] = failed_connects.get(kind, 0) + n
+        for code, n in r["sender_errors"].items():
+            sender_errors[code] = sender_errors.get(code, 0) + n
+    missing, failures = room_failures(
+        failed_connects,
+        sum(r["closed"] for r in results),
+        sent_expected,
+        total - n_senders,
+        received,
+        sender_errors,
+    )
 
     def pct(q: float, values: list[float] = latencies) -> float:
         return values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
@@ -322,7 +378,14 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "mode": mode,
         "servers": servers,
         "sockets": total,
-        "connected": sum(r["connected"] for r in results) + n_senders,
+        "connected": sum(r["connected"] for r in results),
+        "failed_connects": failed_connects,
+        "closed": sum(r["closed"] for r in results),
+        "sender_errors": sender_errors,
+        "sent": sent_expected,
+        "received": received,
+        "missing": missing,
+        "failures": failures,
         "rate": rate,
         "duration": duration,
         "delivered_per_s": received / duration,
@@ -342,7 +405,7 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -362,9 +425,25 @@ def main() -> None:
     )
     parser.add_argument("--deflate", action="store_true", help="let the server offer permessage-deflate")
     parser.add_argument("--profile", metavar="DIR", help="py-spy the server(s) into DIR/*.folded")
+    parser.add_argument(
+        "--backlog",
+        type=int,
+        default=Settings.listen_backlog,
+        help="the servers' listen backlog (default: liveshow serve's, the listen_backlog setting)",
+    )
+    parser.add_argument(
+        "--connect-rate", type=float, default=500, help="socket handshakes per second, all clients together"
+    )
     args = parser.parse_args()
     modes = ["memory", "redis"] if args.mode == "both" else [args.mode]
     print(machine.describe(), flush=True)
+    somaxconn = Path("/proc/sys/net/core/somaxconn").read_text().strip()
+    print(
+        f"machine: {os.cpu_count()} cores shared by the server(s), {args.procs} client processes, Redis and "
+        f"PostgreSQL; listen backlog {args.backlog} (net.core.somaxconn {somaxconn}); "
+        f"handshakes paced at {args.connect_rate:.0f}/s"
+    )
+    failed = False
     print(
         f"{'bus':<7}{'servers':>8}{'sockets':>9}{'msg/s':>7}{'delivered/s':>13}{'expected/s':>12}"
         f"{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'dropped':>9}"
@@ -395,7 +474,20 @@ def main() -> None:
             f"        CPU while sending (share of one core): server(s) {server_share}; "
             f"client processes {client_share}; load average {os.getloadavg()[0]:.1f}"
         )
+        print(
+            f"        sockets connected {r['connected']} of {r['sockets']} "
+            f"in {r['wall_s'] - r['duration']:.0f} s; "
+            f"failed to connect {r['failed_connects'] or 0}; closed during the run {r['closed']}; "
+            f"chat messages sent {r['sent']}, refused {r['sender_errors'] or 0}; "
+            f"deliveries {r['received']} of {r['received'] + r['missing']} ({r['missing']} missing)"
+        )
+        if r["failures"]:
+            failed = True
+            print(f"        FAILED: {'; '.join(r['failures'])}", flush=True)
+        else:
+            print("        held: every socket connected and got every message", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import secrets
 import sys
+from pathlib import Path
 
 from liveshow.settings import Settings, load_settings
 
@@ -23,7 +24,15 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = args.port or settings.port
-    settings = settings.with_overrides(host=host, port=port)
+    backlog = args.backlog or settings.listen_backlog
+    settings = settings.with_overrides(host=host, port=port, listen_backlog=backlog)
+    cap = somaxconn()
+    if cap is not None and cap < backlog:
+        print(
+            f"liveshow: listen backlog {backlog} is capped at net.core.somaxconn = {cap}; "
+            f"raise it (sysctl -w net.core.somaxconn={backlog}) for rooms of thousands",
+            file=sys.stderr,
+        )
     # Graceful shutdown: uvicorn stops accepting, lifespan closes peers and sockets.
     # access_log off: our own middleware logs each request once, with its request id and duration.
     uvicorn.run(
@@ -33,12 +42,21 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        backlog=backlog,
         # The sans-I/O websockets protocol: the cheapest per send (measured in bench/room.py). No
         # permessage-deflate: it would compress every room batch once per socket, and batches are small.
         ws="websockets-sansio",
         ws_per_message_deflate=False,
     )
     return 0
+
+
+def somaxconn(path: Path = Path("/proc/sys/net/core/somaxconn")) -> int | None:
+    """The kernel's cap on a listen backlog (Linux), None where it cannot be read."""
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
@@ -93,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve HTTP and WebSocket")
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
+    serve.add_argument("--backlog", type=int, help="listen backlog (default: the listen_backlog setting)")
     serve.set_defaults(func=cmd_serve)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(func=cmd_migrate)
     create = sub.add_parser("create-user", help="create an account")

@@ -21,6 +21,10 @@ class Settings:
     bus_prefix: str = "liveshow"
     host: str = "127.0.0.1"
     port: int = 8000
+    # Connections the kernel may hold for `liveshow serve` before it accepts them (listen(2)'s backlog;
+    # Linux caps it at net.core.somaxconn). uvicorn's 2048 overflowed when thousands of viewers joined
+    # a room at once on a busy process: the overflowing handshakes were reset.
+    listen_backlog: int = 8192
     secret_key: str = ""
     public_url: str = ""
     ice_servers: tuple[str, ...] = ()

@@ -299,28 +299,56 @@ class AuctionMachine(RuleBasedStateMachine):
 
 
 class ClaimMachine(RuleBasedStateMachine):
+    """Claims against an independent model (units sold per buyer, closed by the host): every refusal
+    must be the one the model predicts, and every acceptance one the model allows."""
+
+    QUANTITY, LIMIT = 4, 2
+
     def __init__(self) -> None:
         super().__init__()
-        self.book = rules.open_claim(BOOK, 10, 1200, 4, 2, 0).book
+        self.book = rules.open_claim(BOOK, 10, 1200, self.QUANTITY, self.LIMIT, 0).book
         self.now = 0
         self.sales: list[rules.Sale] = []
+        self.bought: dict[int, int] = {}  # the model: units accepted per buyer
+        self.host_closed = False
+
+    def expected_refusal(self, buyer: int, quantity: int) -> type[Exception] | None:
+        """The claim rules restated over the model, in the order the writer checks them."""
+        remaining = self.QUANTITY - sum(self.bought.values())
+        if remaining == 0:
+            return SoldOut
+        if self.host_closed:
+            return LotClosed
+        if buyer == SELLER:
+            return SelfBidding
+        if quantity > remaining:
+            return SoldOut
+        if self.bought.get(buyer, 0) + quantity > self.LIMIT:
+            return OverBuyerLimit
+        return None
 
     @rule(buyer=st.integers(1, 6), quantity=st.integers(1, 3))
     def claim(self, buyer: int, quantity: int) -> None:
         self.now += 1
         before = self.book
+        expected = self.expected_refusal(buyer, quantity)
         try:
             out = rules.claim(self.book, buyer, quantity, self.now)
-        except (SoldOut, OverBuyerLimit, SelfBidding, LotClosed):
+        except (SoldOut, OverBuyerLimit, SelfBidding, LotClosed) as exc:
             assert self.book == before
+            assert type(exc) is expected, f"refused with {exc!r}, the model expected {expected}"
             return
+        assert expected is None, f"accepted, the model expected {expected.__name__}"
+        assert [s.buyer_id for s in out.sales] == [buyer] * quantity
         self.book = out.book
         self.sales.extend(out.sales)
+        self.bought[buyer] = self.bought.get(buyer, 0) + quantity
 
     @rule()
     def host_closes(self) -> None:
         if self.book.lot is not None and self.book.lot.state == "open":
             self.book = rules.close(self.book, self.now, by_host=True).book
+            self.host_closed = True
 
     @invariant()
     def never_oversold_and_units_unique(self) -> None:

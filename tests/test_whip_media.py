@@ -17,7 +17,6 @@ from starlette.applications import Starlette
 
 from liveshow.accounts.service import create_user, issue_token
 from liveshow.app import create_app
-from liveshow.media.peers import FrameTap
 from liveshow.media.service import MediaService
 from liveshow.shows.models import Show
 from liveshow.signaling.client import Watcher, publish
@@ -131,9 +130,15 @@ async def test_publish_and_watch_without_transcoding(stage: Stage, codecs: Codec
     assert media.codecs == {"video": codec, "audio": "opus"}
     server_senders = [t.sender for v in media.viewers.values() for t in v.pc.getTransceivers()]
     assert server_senders and not [s for s in codecs.encoder_senders if s in server_senders]
-    assert not [q for q in codecs.decoder_queues if isinstance(q, FrameTap)]
-    # the viewer side did decode (its own decoders), and the publisher side did encode
-    assert codecs.decoder_queues and codecs.encoder_senders
+    # Exact counts over the whole process (server, publisher and viewer share it): the viewer's two
+    # decoders and the publisher's two encoders, nothing else. aiortc makes a decoder only when a frame
+    # reaches a receiver's queue, and the relay's receivers got every frame the viewer did, so a relay
+    # that decoded would add its own here.
+    viewer_queues = [t.receiver._RTCRtpReceiver__decoder_queue for t in watcher.pc.getTransceivers()]
+    assert len(codecs.decoder_queues) == 2, codecs.decoder_queues
+    assert all(any(q is v for v in viewer_queues) for q in codecs.decoder_queues)
+    assert len(codecs.encoder_senders) == 2, codecs.encoder_senders
+    assert all(any(s is p for p in pub.getSenders()) for s in codecs.encoder_senders)
     for sender in server_senders:
         assert sender._RTCRtpSender__encoder is None
 
