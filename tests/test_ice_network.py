@@ -32,7 +32,9 @@ class Sends:
         real = transport_class.sendto
 
         def sendto(transport: Any, data: bytes, addr: Any = None) -> None:
-            self.seen.append((transport.get_extra_info("sockname"), tuple(addr or transport.get_extra_info("peername"))))
+            self.seen.append(
+                (transport.get_extra_info("sockname"), tuple(addr or transport.get_extra_info("peername")))
+            )
             real(transport, data, addr)
 
         monkeypatch.setattr(transport_class, "sendto", sendto)
@@ -44,7 +46,11 @@ def sends(monkeypatch: pytest.MonkeyPatch) -> Sends:
 
 
 def candidates(sdp: str) -> list[Any]:
-    return [candidate_from_sdp(line[len("a=candidate:") :]) for line in sdp.splitlines() if line.startswith("a=candidate:")]
+    return [
+        candidate_from_sdp(line[len("a=candidate:") :])
+        for line in sdp.splitlines()
+        if line.startswith("a=candidate:")
+    ]
 
 
 async def wait_for(predicate: Any, timeout: float = 20.0) -> None:
@@ -110,7 +116,9 @@ def test_a_server_without_ice_servers_sends_only_to_its_peer(sends: Sends) -> No
         assert isinstance(server, IcePeer)
         try:
             answer = await negotiate(server, client)
-            await wait_for(lambda: server.connectionState == "connected" and client.connectionState == "connected")
+            await wait_for(
+                lambda: server.connectionState == "connected" and client.connectionState == "connected"
+            )
             for connection in server.ice_connections():
                 assert connection.stun_server is None and connection.turn_server is None
             server_candidates = candidates(answer)
@@ -132,7 +140,10 @@ def test_host_candidates_use_the_configured_interfaces_and_port_range() -> None:
 
     async def scenario() -> None:
         network = IceNetwork(("127.0.0.1",), port_min=low, port_max=high)
-        peers = [(make_peer(PeerIce(network)), IcePeer(RTCConfiguration(iceServers=[]), LOOPBACK)) for _ in range(3)]
+        peers = [
+            (make_peer(PeerIce(network)), IcePeer(RTCConfiguration(iceServers=[]), LOOPBACK))
+            for _ in range(3)
+        ]
         try:
             answers = [await negotiate(server, client) for server, client in peers]
             await wait_for(lambda: all(s.connectionState == "connected" for s, _ in peers))
@@ -202,6 +213,8 @@ def test_the_announced_address_replaces_the_bound_one_in_the_answer() -> None:
         {"ice_interfaces": ("eth0",)},
     ],
 )
-def test_unusable_ice_settings_fail_at_startup(tmp_path: Path, sqlite_url: str, overrides: dict[str, Any]) -> None:
+def test_unusable_ice_settings_fail_at_startup(
+    tmp_path: Path, sqlite_url: str, overrides: dict[str, Any]
+) -> None:
     with pytest.raises(IceConfigError):
         create_app(make_settings(tmp_path, sqlite_url, **overrides))

@@ -73,7 +73,9 @@ def test_static_turn_credentials_and_stun_only() -> None:
         (("turn:turn.example.com:3478",), {"turn_secret": "s", "turn_ttl_seconds": 0}),
     ],
 )
-def test_unusable_ice_settings_are_refused_with_a_reason(urls: tuple[str, ...], kwargs: dict[str, object]) -> None:
+def test_unusable_ice_settings_are_refused_with_a_reason(
+    urls: tuple[str, ...], kwargs: dict[str, object]
+) -> None:
     with pytest.raises(IceConfigError) as info:
         IceServerSettings.from_urls(urls, **kwargs)  # type: ignore[arg-type]
     assert "LIVESHOW_" in str(info.value) or "stun:" in str(info.value)
@@ -82,7 +84,9 @@ def test_unusable_ice_settings_are_refused_with_a_reason(urls: tuple[str, ...], 
 def test_link_header_per_rfc_9725() -> None:
     servers = (
         IceServer(("stun:stun.example.net",)),
-        IceServer(("turn:turn.example.net?transport=udp", "turn:turn.example.net?transport=tcp"), "1600:u", "p/w+="),
+        IceServer(
+            ("turn:turn.example.net?transport=udp", "turn:turn.example.net?transport=tcp"), "1600:u", "p/w+="
+        ),
     )
     assert link_header(servers) == (
         '<stun:stun.example.net>; rel="ice-server", '
