@@ -4,6 +4,11 @@ range and announced address the settings name."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
+import re
+import secrets
 import socket
 import time
 from pathlib import Path
@@ -12,6 +17,7 @@ from typing import Any
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
+from starlette.testclient import TestClient
 
 from liveshow.app import create_app
 from liveshow.media.errors import NoMediaPort
@@ -19,6 +25,8 @@ from liveshow.media.icenet import IceNetwork, IcePeer
 from liveshow.media.iceservers import IceConfigError
 from liveshow.media.peers import PeerIce, make_peer
 from tests.conftest import make_settings
+from tests.test_whip_bad_input import offer
+from tests.test_whip_media import make_show
 
 LOOPBACK = IceNetwork(interfaces=("127.0.0.1",))
 
@@ -218,3 +226,61 @@ def test_unusable_ice_settings_fail_at_startup(
 ) -> None:
     with pytest.raises(IceConfigError):
         create_app(make_settings(tmp_path, sqlite_url, **overrides))
+
+
+LINK = re.compile(r'<([^>]*)>; rel="ice-server"((?:; [a-z-]+="[^"]*")*)')
+
+
+def ice_links(header: str) -> list[tuple[str, dict[str, str]]]:
+    return [(url, dict(re.findall(r'; ([a-z-]+)="([^"]*)"', params))) for url, params in LINK.findall(header)]
+
+
+def test_whip_and_whep_announce_ice_servers_with_fresh_turn_credentials(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    stun, turn = "stun:stun.example.com:3478", "turn:turn.example.com:3478?transport=udp"
+    settings = make_settings(
+        tmp_path,
+        sqlite_url,
+        ice_servers=(stun, turn),
+        turn_secret="s3cret",
+        turn_ttl_seconds=600,
+        ice_announced_address="127.0.0.1",  # the server's own peers need not ask stun.example.com
+    )
+    app = create_app(settings)
+    show, _ = make_show(app, "seller" + secrets.token_hex(3))
+    good = asyncio.run(offer("video", "audio"))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        before = time.time()
+        responses = [
+            client.options(f"/whep/{show.id}"),
+            client.options(f"/whip/{show.id}"),
+            client.post(
+                f"/whip/{show.id}",
+                content=good,
+                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {show.stream_key}"},
+            ),
+        ]
+        after = time.time()
+    assert responses[2].status_code == 201, responses[2].text
+    usernames = set()
+    for resp in responses:
+        links = ice_links(resp.headers["link"])
+        assert [url for url, _ in links] == [stun, turn]
+        assert links[0][1] == {}
+        params = links[1][1]
+        assert params["credential-type"] == "password"
+        expiry = int(params["username"].split(":")[0])
+        assert int(before) + 600 <= expiry <= int(after) + 600
+        digest = hmac.new(b"s3cret", params["username"].encode(), hashlib.sha1).digest()
+        assert params["credential"] == base64.b64encode(digest).decode()
+        usernames.add(params["username"])
+    assert len(usernames) == 3  # one per response: each session its own
+
+
+def test_no_ice_servers_no_link_header(tmp_path: Path, sqlite_url: str) -> None:
+    app = create_app(make_settings(tmp_path, sqlite_url))
+    show, _ = make_show(app, "seller" + secrets.token_hex(3))
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        resp = client.options(f"/whep/{show.id}")
+    assert resp.status_code == 204 and "link" not in resp.headers
