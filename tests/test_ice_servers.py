@@ -16,6 +16,7 @@ from liveshow.media.iceservers import (
     link_header,
     rest_credentials,
 )
+from liveshow.settings import load_settings
 
 
 def test_rest_credentials_match_coturn_use_auth_secret() -> None:
@@ -132,3 +133,26 @@ def test_network_settings_must_be_ip_addresses() -> None:
     assert IceNetwork.from_settings(("127.0.0.1",), "198.51.100.1", "40000-40010") == IceNetwork(
         ("127.0.0.1",), "198.51.100.1", 40000, 40010
     )
+
+
+def test_ice_settings_come_from_the_environment() -> None:
+    settings = load_settings(
+        {
+            "LIVESHOW_SECRET_KEY": "k",
+            "LIVESHOW_ICE_SERVERS": "stun:s.example:3478, turn:t.example:3478?transport=udp",
+            "LIVESHOW_TURN_SECRET": "shh",
+            "LIVESHOW_TURN_TTL_SECONDS": "120",
+            "LIVESHOW_ICE_INTERFACES": "10.0.0.5,fd00::5",
+            "LIVESHOW_ICE_ANNOUNCED_ADDRESS": "203.0.113.10",
+            "LIVESHOW_ICE_PORT_RANGE": "40000-40999",
+        }
+    )
+    assert settings.ice_servers == ("stun:s.example:3478", "turn:t.example:3478?transport=udp")
+    assert (settings.turn_secret, settings.turn_ttl_seconds) == ("shh", 120)
+    assert settings.ice_interfaces == ("10.0.0.5", "fd00::5")
+    network = IceNetwork.from_settings(
+        settings.ice_interfaces, settings.ice_announced_address, settings.ice_port_range
+    )
+    assert network == IceNetwork(("10.0.0.5", "fd00::5"), "203.0.113.10", 40000, 40999)
+    defaults = load_settings({"LIVESHOW_SECRET_KEY": "k"})
+    assert (defaults.ice_servers, defaults.ice_interfaces, defaults.ice_port_range) == ((), (), "")
