@@ -284,3 +284,30 @@ def test_no_ice_servers_no_link_header(tmp_path: Path, sqlite_url: str) -> None:
     with TestClient(app, base_url="http://127.0.0.1") as client:
         resp = client.options(f"/whep/{show.id}")
     assert resp.status_code == 204 and "link" not in resp.headers
+
+
+def test_whip_answers_503_when_every_media_port_is_taken(tmp_path: Path, sqlite_url: str) -> None:
+    low, high = free_udp_range(2)
+    taken = []
+    for port in (low, high):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind(("127.0.0.1", port))
+        taken.append(s)
+    try:
+        app = create_app(make_settings(tmp_path, sqlite_url, ice_port_range=f"{low}-{high}"))
+        show, _ = make_show(app, "seller" + secrets.token_hex(3))
+        good = asyncio.run(offer("video", "audio"))
+        headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {show.stream_key}"}
+        with TestClient(app, base_url="http://127.0.0.1") as client:
+            resp = client.post(f"/whip/{show.id}", content=good, headers=headers)
+            assert resp.status_code == 503, resp.text
+            assert resp.json()["error"] == "no_media_port" and f"{low}-{high}" in resp.json()["reason"]
+            assert resp.headers["access-control-allow-origin"] == "*"
+            for s in taken:
+                s.close()
+            taken.clear()
+            # a port is free again: the same show can go live (the failed attempt left nothing behind)
+            assert client.post(f"/whip/{show.id}", content=good, headers=headers).status_code == 201
+    finally:
+        for s in taken:
+            s.close()

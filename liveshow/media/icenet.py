@@ -98,9 +98,7 @@ def bind_udp(address: str, network: IceNetwork, start: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, turn.UDP_SOCKET_BUFFER_SIZE)
         sock.setblocking(False)
         return sock
-    raise OSError(
-        errno.EADDRINUSE, f"no free UDP port in {network.port_min}-{network.port_max} on {address}"
-    )
+    raise OSError(errno.EADDRINUSE, f"no free UDP port in {network.port_min}-{network.port_max} on {address}")
 
 
 def configure(connection: Connection, network: IceNetwork) -> None:
@@ -178,10 +176,12 @@ class IcePeer(RTCPeerConnection):
                     configure(connection, self._ice_network)
                     self._configured.add(id(connection))
         await super().setLocalDescription(sessionDescription)
-        if self._ice_network.port_min and not any(c.local_candidates for c in self.ice_connections()):
+        network = self._ice_network
+        if network != IceNetwork() and not any(c.local_candidates for c in self.ice_connections()):
             # An answer without candidates would leave the client waiting for nothing: say so instead.
+            ports = f"ports {network.port_min}-{network.port_max}" if network.port_min else "a port"
+            where = ", ".join(network.interfaces) or "this machine's addresses"
             raise NoMediaPort(
-                f"No free media port ({self._ice_network.port_min}-{self._ice_network.port_max}):"
-                " this server is full, try again shortly.",
+                f"No free media port ({ports} on {where}): this server is full, try again shortly.",
                 retry_after_ms=5000,
             )
