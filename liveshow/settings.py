@@ -35,7 +35,7 @@ class Settings:
     ice_interfaces: tuple[str, ...] = ()
     # Address written into the server's candidates instead of the bound one (the public side of a 1:1 NAT).
     ice_announced_address: str = ""
-    # UDP ports the server's peers bind, "40000-40100" (empty: ephemeral ports).
+    # UDP ports the server's peers bind, "40000-40100" (empty: ephemeral ports); one port is shared by all.
     ice_port_range: str = ""
     max_photo_bytes: int = 8 * 1024 * 1024
     max_photos_per_listing: int = 8

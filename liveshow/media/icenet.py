@@ -1,5 +1,6 @@
 """Where the server's own peers gather ICE candidates: which local addresses, which UDP ports, and
-which address they announce (the public one of a 1:1 NAT, as mediasoup's ``announcedIp``).
+which address they announce (the public one of a 1:1 NAT, as mediasoup's ``announcedIp``). A range of
+one port is shared by every peer of the process (``udpmux``).
 
 aioice gathers on every non-loopback address of the machine, on ephemeral ports, and announces what
 it bound; none of that can be told through aiortc. ``IcePeer`` configures each of its aioice
@@ -26,6 +27,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
 from liveshow.media.errors import NoMediaPort
 from liveshow.media.iceservers import IceConfigError
+from liveshow.media.udpmux import UdpMux
 
 log = logging.getLogger(__name__)
 
@@ -101,8 +103,9 @@ def bind_udp(address: str, network: IceNetwork, start: int) -> socket.socket:
     raise OSError(errno.EADDRINUSE, f"no free UDP port in {network.port_min}-{network.port_max} on {address}")
 
 
-def configure(connection: Connection, network: IceNetwork) -> None:
-    """Make ``connection`` gather its host candidates as ``network`` says (before it gathers)."""
+def configure(connection: Connection, network: IceNetwork, mux: UdpMux | None = None) -> None:
+    """Make ``connection`` gather its host candidates as ``network`` says (before it gathers); with
+    ``mux``, every host candidate is a share of the process's one UDP port on that address."""
     original = connection.get_component_candidates
 
     async def get_component_candidates(
@@ -114,14 +117,21 @@ def configure(connection: Connection, network: IceNetwork) -> None:
         loop = asyncio.get_running_loop()
         candidates: list[Candidate] = []
         protocols: list[StunProtocol] = []
+        bound: tuple[Any, ...]
         for address in addresses:
             try:
-                sock = bind_udp(address, network, random.randint(network.port_min, network.port_max))
+                if mux is not None:
+                    protocol = StunProtocol(connection)
+                    bound = await mux.attach(address, connection.local_username, protocol)
+                else:
+                    sock = bind_udp(address, network, random.randint(network.port_min, network.port_max))
+                    _, protocol = await loop.create_datagram_endpoint(
+                        lambda: StunProtocol(connection), sock=sock
+                    )
+                    bound = sock.getsockname()
             except OSError as exc:
                 log.warning("ICE: could not bind a UDP port on %s: %s", address, exc)
                 continue
-            _, protocol = await loop.create_datagram_endpoint(lambda: StunProtocol(connection), sock=sock)
-            bound: tuple[Any, ...] = sock.getsockname()
             host = network.announce(bound[0])
             protocol.local_candidate = Candidate(
                 foundation=candidate_foundation("host", "udp", host),
@@ -160,9 +170,12 @@ def configure(connection: Connection, network: IceNetwork) -> None:
 class IcePeer(RTCPeerConnection):
     """An aiortc peer whose host candidates follow ``IceNetwork``."""
 
-    def __init__(self, configuration: RTCConfiguration, network: IceNetwork) -> None:
+    def __init__(
+        self, configuration: RTCConfiguration, network: IceNetwork, mux: UdpMux | None = None
+    ) -> None:
         super().__init__(configuration)
         self._ice_network = network
+        self._mux = mux
         self._configured: set[int] = set()
 
     def ice_connections(self) -> list[Connection]:
@@ -173,7 +186,7 @@ class IcePeer(RTCPeerConnection):
         if self._ice_network != IceNetwork():
             for connection in self.ice_connections():
                 if id(connection) not in self._configured:
-                    configure(connection, self._ice_network)
+                    configure(connection, self._ice_network, self._mux)
                     self._configured.add(id(connection))
         await super().setLocalDescription(sessionDescription)
         network = self._ice_network

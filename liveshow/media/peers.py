@@ -16,6 +16,7 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from liveshow.media.icenet import IceNetwork, IcePeer
+from liveshow.media.udpmux import UdpMux
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +30,15 @@ class PeerIce:
 
     network: IceNetwork = dataclasses.field(default_factory=IceNetwork)
     stun_urls: tuple[str, ...] = ()
+    # The process's shared UDP port, when the port range is a single port.
+    mux: UdpMux | None = None
 
 
 def make_peer(ice: PeerIce) -> RTCPeerConnection:
     # Always a list, even empty: given None, aiortc asks a public STUN server on the internet, and a
     # self-hosted server must contact nobody it was not told to.
     servers = [RTCIceServer(urls=url) for url in ice.stun_urls[:1]]
-    return IcePeer(RTCConfiguration(iceServers=servers), ice.network)
+    return IcePeer(RTCConfiguration(iceServers=servers), ice.network, ice.mux)
 
 
 def capabilities(

@@ -42,6 +42,7 @@ from liveshow.media.relay import ShowRelay
 from liveshow.media.show import ShowMedia
 from liveshow.media.source import FrameSource
 from liveshow.media.store import ShowStore
+from liveshow.media.udpmux import UdpMux
 from liveshow.media.viewer import CodecMismatch, Viewer
 from liveshow.shows.models import Show
 
@@ -81,7 +82,9 @@ class MediaService:
         # The server's own peers ask STUN for their public address only when they are not told it;
         # TURN is for clients (a server that needs a relay itself is misplaced).
         stun = () if network.announced_address else self.ice_servers.stun_urls[:1]
-        self.peer_ice = PeerIce(network, stun)
+        # One port for the whole process: its peers share it (a socket per local address, made on first use).
+        mux = UdpMux(network.port_min) if network.port_min and network.port_min == network.port_max else None
+        self.peer_ice = PeerIce(network, stun, mux)
 
     # ------------------------------------------------------------ queries
 
@@ -451,4 +454,6 @@ class MediaService:
                 await self._drop_viewer(media, viewer)
             media.relay.close()
         self.shows.clear()
+        if self.peer_ice.mux is not None:
+            self.peer_ice.mux.close()
         await self.owners.stop()
