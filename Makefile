@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint bench clean services browser
+.PHONY: install run test lint bench clean services browser turn
 
 install: $(STAMP)
 
@@ -27,7 +27,10 @@ browser:
 services:
 	bash scripts/ensure-services.sh
 
-test: install browser services
+turn:
+	bash scripts/ensure-coturn.sh
+
+test: install browser services turn
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install

@@ -27,7 +27,20 @@ class Settings:
     listen_backlog: int = 8192
     secret_key: str = ""
     public_url: str = ""
+    # STUN/TURN URLs announced to clients (WHIP/WHEP Link headers, the studio and player pages).
     ice_servers: tuple[str, ...] = ()
+    # TURN credentials: a secret shared with coturn (use-auth-secret) mints time-limited ones per
+    # session; otherwise one static username/password.
+    turn_secret: str = ""
+    turn_ttl_seconds: int = 86400
+    turn_username: str = ""
+    turn_password: str = ""
+    # Local addresses the server's peers gather ICE candidates on (empty: every non-loopback one).
+    ice_interfaces: tuple[str, ...] = ()
+    # Address written into the server's candidates instead of the bound one (the public side of a 1:1 NAT).
+    ice_announced_address: str = ""
+    # UDP ports the server's peers bind, "40000-40100" (empty: ephemeral ports); one port is shared by all.
+    ice_port_range: str = ""
     max_photo_bytes: int = 8 * 1024 * 1024
     max_photos_per_listing: int = 8
     publisher_grace_seconds: float = 60.0

@@ -137,6 +137,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         secret_key="test-secret-" + secrets.token_hex(8),
         log_level="WARNING",
         gc_tuning=False,  # tests/test_gctune.py checks it; here it would freeze every earlier test's objects
+        ice_interfaces=("127.0.0.1",),  # the server's media stays on loopback, as `make bench` does
     )
     return base.with_overrides(**overrides)
 

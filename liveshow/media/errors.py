@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from liveshow.errors import Conflict, Forbidden, ValidationFailed
+from liveshow.errors import Conflict, DomainError, Forbidden, ValidationFailed
 
 
 class BadSdp(ValidationFailed):
@@ -28,6 +28,13 @@ class ShowEnded(Forbidden):
 class IceRestartUnsupported(ValidationFailed):
     code = "ice_restart_unsupported"
     status = 422
+
+
+class NoMediaPort(DomainError):
+    """Every UDP port of LIVESHOW_ICE_PORT_RANGE is taken: this process is full for media."""
+
+    code = "no_media_port"
+    status = 503
 
 
 class ServedElsewhere(Exception):

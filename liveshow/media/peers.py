@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -14,15 +15,30 @@ from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
+from liveshow.media.icenet import IceNetwork, IcePeer
+from liveshow.media.udpmux import UdpMux
+
 log = logging.getLogger(__name__)
 
 _pending: set[asyncio.Future[None]] = set()  # keeps in-flight PLI sends referenced until done
 FORWARDED = {"video": ("VP8", "H264"), "audio": ("opus",)}
 
 
-def make_peer(ice_servers: tuple[str, ...]) -> RTCPeerConnection:
-    servers = [RTCIceServer(urls=url) for url in ice_servers]
-    return RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+@dataclasses.dataclass(frozen=True)
+class PeerIce:
+    """How the server's own peers do ICE: where they gather, and the STUN server they may ask."""
+
+    network: IceNetwork = dataclasses.field(default_factory=IceNetwork)
+    stun_urls: tuple[str, ...] = ()
+    # The process's shared UDP port, when the port range is a single port.
+    mux: UdpMux | None = None
+
+
+def make_peer(ice: PeerIce) -> RTCPeerConnection:
+    # Always a list, even empty: given None, aiortc asks a public STUN server on the internet, and a
+    # self-hosted server must contact nobody it was not told to.
+    servers = [RTCIceServer(urls=url) for url in ice.stun_urls[:1]]
+    return IcePeer(RTCConfiguration(iceServers=servers), ice.network, ice.mux)
 
 
 def capabilities(

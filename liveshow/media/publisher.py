@@ -10,7 +10,7 @@ from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
 from liveshow.media.clock import ShowClock, StreamTimeline
 from liveshow.media.frames import EncodedFrame, clock_rate, is_keyframe
-from liveshow.media.peers import FORWARDED, capabilities, make_peer, request_pli, tap_receiver
+from liveshow.media.peers import FORWARDED, PeerIce, capabilities, make_peer, request_pli, tap_receiver
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +24,12 @@ class Publisher:
         self,
         session_id: str,
         clock: ShowClock,
-        ice_servers: tuple[str, ...],
+        ice: PeerIce,
         on_frame: Callable[[EncodedFrame], None],
         on_state: StateCallback,
     ) -> None:
         self.session_id = session_id
-        self.pc: RTCPeerConnection = make_peer(ice_servers)
+        self.pc: RTCPeerConnection = make_peer(ice)
         self.clock = clock
         self.on_frame = on_frame
         self.on_state = on_state

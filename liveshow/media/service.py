@@ -24,14 +24,25 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from liveshow.errors import Forbidden, NotAuthenticated, NotFound
-from liveshow.media.errors import NotLive, PublisherExists, ServedElsewhere, ShowEnded, UnsupportedCodec
+from liveshow.media.errors import (
+    NoMediaPort,
+    NotLive,
+    PublisherExists,
+    ServedElsewhere,
+    ShowEnded,
+    UnsupportedCodec,
+)
 from liveshow.media.frames import MediaSink
+from liveshow.media.icenet import IceNetwork
+from liveshow.media.iceservers import IceServerSettings
 from liveshow.media.owners import PUBLISHING, RECONNECTING, make_owners
+from liveshow.media.peers import PeerIce
 from liveshow.media.publisher import Publisher
 from liveshow.media.relay import ShowRelay
 from liveshow.media.show import ShowMedia
 from liveshow.media.source import FrameSource
 from liveshow.media.store import ShowStore
+from liveshow.media.udpmux import UdpMux
 from liveshow.media.viewer import CodecMismatch, Viewer
 from liveshow.shows.models import Show
 
@@ -57,6 +68,23 @@ class MediaService:
             self.settings.media_owner_ttl_seconds,
         )
         self._keeper: asyncio.Task[None] | None = None
+        # Checked here, at startup: a misconfigured TURN server fails the start, not every viewer.
+        self.ice_servers = IceServerSettings.from_urls(
+            self.settings.ice_servers,
+            self.settings.turn_username,
+            self.settings.turn_password,
+            self.settings.turn_secret,
+            self.settings.turn_ttl_seconds,
+        )
+        network = IceNetwork.from_settings(
+            self.settings.ice_interfaces, self.settings.ice_announced_address, self.settings.ice_port_range
+        )
+        # The server's own peers ask STUN for their public address only when they are not told it;
+        # TURN is for clients (a server that needs a relay itself is misplaced).
+        stun = () if network.announced_address else self.ice_servers.stun_urls[:1]
+        # One port for the whole process: its peers share it (a socket per local address, made on first use).
+        mux = UdpMux(network.port_min) if network.port_min and network.port_min == network.port_max else None
+        self.peer_ice = PeerIce(network, stun, mux)
 
     # ------------------------------------------------------------ queries
 
@@ -105,7 +133,7 @@ class MediaService:
             publisher = Publisher(
                 secrets.token_urlsafe(24),
                 media.clock,
-                self.settings.ice_servers,
+                self.peer_ice,
                 media.relay.push,
                 self._on_publisher,
             )
@@ -116,6 +144,8 @@ class MediaService:
                 media.source = None
                 await publisher.close()
                 await self._hold(media)
+                if isinstance(exc, NoMediaPort):
+                    raise
                 raise UnsupportedCodec(f"Cannot receive this offer: {exc}") from exc
         log.info("publisher %s offered for show %s (%s)", publisher.session_id[:6], show_id, publisher.codecs)
         return publisher.session_id, answer
@@ -273,11 +303,12 @@ class MediaService:
                 raise ServedElsewhere(f"{elsewhere}/whep/{show_id}")
         if media is None or not media.codecs:
             raise NotLive("The show has not started yet.")
-        viewer = Viewer(
-            secrets.token_urlsafe(24), self.settings.ice_servers, self._on_viewer, media.relay.keyframes.want
-        )
+        viewer = Viewer(secrets.token_urlsafe(24), self.peer_ice, self._on_viewer, media.relay.keyframes.want)
         try:
             answer = await viewer.accept(offer, kinds, media.codecs, {})
+        except NoMediaPort:
+            await viewer.close()
+            raise
         except CodecMismatch as exc:
             await viewer.close()
             raise UnsupportedCodec(
@@ -423,4 +454,6 @@ class MediaService:
                 await self._drop_viewer(media, viewer)
             media.relay.close()
         self.shows.clear()
+        if self.peer_ice.mux is not None:
+            self.peer_ice.mux.close()
         await self.owners.stop()

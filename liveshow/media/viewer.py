@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from liveshow.media.peers import ParkedTrack, capabilities, make_peer, raw_transport
+from liveshow.media.peers import ParkedTrack, PeerIce, capabilities, make_peer, raw_transport
 from liveshow.media.relay import OutTrack, ViewerOutput
 
 log = logging.getLogger(__name__)
@@ -25,12 +25,12 @@ class Viewer:
     def __init__(
         self,
         session_id: str,
-        ice_servers: tuple[str, ...],
+        ice: PeerIce,
         on_state: StateCallback,
         on_keyframe: Callable[[], None],
     ) -> None:
         self.session_id = session_id
-        self.pc: RTCPeerConnection = make_peer(ice_servers)
+        self.pc: RTCPeerConnection = make_peer(ice)
         self.on_state = on_state
         self.on_keyframe = on_keyframe
         self.output: ViewerOutput | None = None

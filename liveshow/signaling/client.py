@@ -14,7 +14,7 @@ from typing import Any
 
 import av
 import httpx
-from aiortc import RTCPeerConnection, RTCRtpSender, RTCSessionDescription
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpSender, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack, VideoStreamTrack
 
 
@@ -48,6 +48,10 @@ class PatternTrack(VideoStreamTrack):
         return frame
 
 
+# An explicit empty list: by default aiortc would ask a public STUN server on the internet.
+NO_ICE_SERVERS = RTCConfiguration(iceServers=[])
+
+
 def prefer(pc: RTCPeerConnection, kind: str, codec: str | None) -> None:
     if codec is None:
         return
@@ -78,7 +82,7 @@ async def publish(
     codec: str | None = None,
 ) -> tuple[RTCPeerConnection, str]:
     """Publish through WHIP; returns the peer and the session URL (DELETE it to stop)."""
-    pc = RTCPeerConnection()
+    pc = RTCPeerConnection(NO_ICE_SERVERS)
     pc.addTransceiver(video or PatternTrack(), direction="sendonly")
     if audio:
         pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
@@ -95,7 +99,7 @@ class Watcher:
     """A WHEP viewer that decodes what it receives and counts frames."""
 
     def __init__(self) -> None:
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(NO_ICE_SERVERS)
         self.frames: dict[str, int] = {"video": 0, "audio": 0}
         self.first_frame_at: float | None = None
         self.started_at = 0.0

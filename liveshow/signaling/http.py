@@ -2,7 +2,8 @@
 
 WHIP ``POST /whip/{show_id}`` (Bearer stream key) and WHEP ``POST /whep/{show_id}`` take an SDP offer
 and answer ``201`` with the answer SDP, a ``Location`` naming the session (an unguessable token) and
-``Link: <url>; rel="ice-server"`` for each configured STUN/TURN server. ``PATCH`` on the session takes
+``Link: <url>; rel="ice-server"`` for each configured STUN/TURN server (with its credentials; the
+pages read them from ``OPTIONS`` before they make their peer). ``PATCH`` on the session takes
 ``application/trickle-ice-sdpfrag`` candidates (204); an ICE restart is refused with 422 (RFC 9725
 4.3.2: re-POST instead, the show resumes within the grace period). ``DELETE`` ends the session.
 Every response carries CORS headers so OBS-style and browser clients on other origins work.
@@ -11,6 +12,8 @@ Every response carries CORS headers so OBS-style and browser clients on other or
 from __future__ import annotations
 
 import logging
+import secrets
+import time
 from collections.abc import Awaitable, Callable
 
 from aiortc.sdp import candidate_from_sdp
@@ -19,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from liveshow.errors import DomainError, NotAuthenticated, NotFound
+from liveshow.media import iceservers as ice_servers
 from liveshow.media.errors import BadSdp, IceRestartUnsupported, ServedElsewhere
 from liveshow.media.service import MediaService
 from liveshow.signaling import sdp
@@ -77,10 +81,10 @@ async def read_offer(request: Request) -> bytes:
 
 
 def ice_links(request: Request) -> dict[str, str]:
-    servers = ctx(request).settings.ice_servers
-    if not servers:
-        return {}
-    return {"Link": ", ".join(f'<{url}>; rel="ice-server"' for url in servers)}
+    # Time-limited TURN credentials are minted per response: each session (and each page's OPTIONS
+    # before it makes its peer) gets its own, named by a random user.
+    servers = media(request).ice_servers.for_session(time.time(), secrets.token_hex(8))
+    return {"Link": ice_servers.link_header(servers)} if servers else {}
 
 
 def created(request: Request, prefix: str, session_id: str, answer: str) -> Response:

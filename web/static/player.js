@@ -50,7 +50,10 @@
     if (connecting || state === "ended") return;
     connecting = true;
     close(true);
-    const peer = new RTCPeerConnection();
+    // The servers the server announces (TURN credentials are fresh for each peer).
+    const iceServers = window.liveshowIce ? await window.liveshowIce.forEndpoint(root.dataset.whepUrl) : [];
+    if (state === "ended") { connecting = false; return; }
+    const peer = new RTCPeerConnection({ iceServers });
     pc = peer;
     peer.addTransceiver("video", { direction: "recvonly" });
     peer.addTransceiver("audio", { direction: "recvonly" });

@@ -70,7 +70,9 @@
     if (!stream) return;
     goLive.disabled = true;
     connEl.textContent = "connecting";
-    pc = new RTCPeerConnection();
+    // The servers the server announces (TURN credentials are fresh for each peer).
+    const iceServers = window.liveshowIce ? await window.liveshowIce.forEndpoint(root.dataset.whipUrl) : [];
+    pc = new RTCPeerConnection({ iceServers });
     for (const track of stream.getTracks()) {
       const tr = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
       if (track.kind === "video" && tr.setCodecPreferences && window.RTCRtpSender?.getCapabilities) {
