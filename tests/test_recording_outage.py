@@ -232,3 +232,22 @@ def test_a_file_another_process_still_records_is_not_cut(tmp_path: Path, sqlite_
     (row,) = rows_of(db, show_id)
     assert row.status == "complete"
     db.close()
+
+
+def test_the_periodic_sweep_leaves_rows_whose_file_is_elsewhere(tmp_path: Path, sqlite_url: str) -> None:
+    # Another machine may be recording it into its own directory; only start-up gives such a row up.
+    settings = make_settings(tmp_path, sqlite_url)
+    db = Database(sqlite_url)
+    show_id = new_show(db)
+    service = RecordingService(db, settings)
+    settings.recordings_dir.mkdir(parents=True)
+    with db.session() as session:
+        session.add(
+            Recording(show_id=show_id, path="show-x.mp4", container="mp4", codecs="h264", started_at=utcnow())
+        )
+        session.commit()
+    assert service.recover_interrupted(sweep=True) == 0
+    assert [r.status for r in rows_of(db, show_id)] == ["recording"]
+    assert service.recover_interrupted() == 0
+    assert [r.status for r in rows_of(db, show_id)] == ["deleted"]
+    db.close()

@@ -158,7 +158,7 @@ class RecordingService:
             behind = not await run_in_threadpool(self.sync_books)
             if time.monotonic() >= next_sweep:
                 try:
-                    await run_in_threadpool(self.recover_interrupted)
+                    await run_in_threadpool(self.recover_interrupted, True)
                     next_sweep = time.monotonic() + SWEEP_EVERY
                 except Exception as exc:
                     log.warning("recordings not recovered yet (%s: %s)", type(exc).__name__, exc)
@@ -183,13 +183,15 @@ class RecordingService:
                 except Exception:
                     log.exception("keyframe request for show %s failed", show_id)
 
-    def recover_interrupted(self) -> int:
+    def recover_interrupted(self, sweep: bool = False) -> int:
         """Settle what a stopped process left: its journals, then rows still "recording" without one.
 
         A file another process still writes (it holds the file's lock) is left alone. A file that was
         cut keeps what is playable and becomes complete. Returns how many recordings were completed.
+        ``sweep`` (the periodic pass while running): a row whose file is not in this directory is left
+        alone, as it may be recorded on another machine; only start-up marks such a row deleted.
         """
-        return self._recover_journals() + self._recover_rows()
+        return self._recover_journals() + self._recover_rows(missing_is_lost=not sweep)
 
     def _recover_journals(self) -> int:
         fixed = 0
@@ -215,7 +217,7 @@ class RecordingService:
                 log.info("recording %s of show %s settled: %s", entry.path, entry.show_id, entry.status)
         return fixed
 
-    def _recover_rows(self) -> int:
+    def _recover_rows(self, missing_is_lost: bool) -> int:
         fixed = 0
         with self.db.session() as session:
             rows = session.exec(select(Recording).where(Recording.status == "recording")).all()
@@ -224,6 +226,8 @@ class RecordingService:
                 with self._books_lock:
                     mine = row.path in self.books
                 if mine or row.show_id in self.active or journal.journal_of(path).exists():
+                    continue
+                if not missing_is_lost and not path.exists():
                     continue
                 with self._claimed(path) as ours:
                     if not ours:
