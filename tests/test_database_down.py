@@ -97,3 +97,25 @@ def test_only_connection_errors_count_as_the_database_down() -> None:
     assert not is_database_down(sa.ProgrammingError("SELEC", None, Exception("syntax error")))
     assert not is_database_down(psycopg.errors.UniqueViolation("duplicate key"))
     assert not is_database_down(ValueError("nothing to do with the database"))
+
+
+def test_a_database_bug_is_still_a_500() -> None:
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    from liveshow.web.unavailable import HANDLED, database_down_handler
+
+    def broken(request: Request) -> Response:
+        raise sa.IntegrityError("INSERT", None, Exception("duplicate key"))
+
+    def down(request: Request) -> Response:
+        raise sa.OperationalError("SELECT 1", None, Exception("connection refused"))
+
+    app = Starlette(
+        routes=[Route("/api/broken", broken), Route("/api/down", down)],
+        exception_handlers=dict.fromkeys(HANDLED, database_down_handler),
+    )
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/api/broken").status_code == 500
+        assert_unavailable_json(client.get("/api/down"))

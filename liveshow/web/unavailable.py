@@ -39,6 +39,8 @@ def is_database_down(exc: BaseException) -> bool:
 async def database_down_handler(request: Request, exc: Exception) -> Response:
     if not is_database_down(exc):
         raise exc  # a bug, not an outage: the server error middleware answers 500 and logs it
+    if request.scope["type"] != "http":
+        raise exc  # a WebSocket: the room answers its own error frames (liveshow/chat)
     log.warning("database unavailable for %s %s: %s", request.method, request.url.path, type(exc).__name__)
     headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
     if wants_json(request):
