@@ -114,7 +114,10 @@ class RecordingBook(RecordingListener):
 
     def started(self, info: RecordingInfo) -> None:
         # Held until the row is final, so no other process takes the file for a cut one (journal.py).
-        self.lock = FileLock.try_acquire(info.path, create=True)
+        try:
+            self.lock = FileLock.try_acquire(info.path, create=True)
+        except OSError:
+            log.exception("recording %s: no lock on the file; the row is kept all the same", info.path.name)
         entry = Entry(
             show_id=self.show_id,
             path=info.path.name,
