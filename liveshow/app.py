@@ -32,6 +32,8 @@ from liveshow.social import routes as social_routes
 from liveshow.web import ops, pages
 from liveshow.web.middleware import RequestContextMiddleware
 from liveshow.web.rendering import domain_error_handler, make_templates
+from liveshow.web.unavailable import HANDLED as DATABASE_ERRORS
+from liveshow.web.unavailable import database_down_handler
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={DomainError: domain_error_handler},
+        exception_handlers={
+            DomainError: domain_error_handler,
+            # The database down answers 503 + Retry-After (any other database error stays a 500).
+            **dict.fromkeys(DATABASE_ERRORS, database_down_handler),
+        },
     )
     app.state.ctx = context
     return app

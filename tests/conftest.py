@@ -23,6 +23,7 @@ from bench.services import Unavailable as ServiceUnavailable
 from liveshow.app import create_app
 from liveshow.db import migrate
 from liveshow.settings import Settings
+from tests.pg_private import PrivatePostgres
 
 PG_ADMIN_URL = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -107,6 +108,17 @@ def sqlite_url(tmp_path: Path, sqlite_template: Path) -> str:
 @pytest.fixture
 def postgres_url(pg_template: PostgresTemplate) -> str:
     return pg_template.new_database()
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL server of the test's own, which it may stop, crash and start (tests/pg_private.py);
+    removed afterwards. Skips the test where Debian's PostgreSQL server binaries are not installed."""
+    pg = PrivatePostgres.create()
+    try:
+        yield pg
+    finally:
+        pg.close()
 
 
 # ---------------------------------------------------------------- redis

@@ -155,6 +155,40 @@ def test_wall_clock_anchor_when_the_media_clock_skips_a_gap(tmp_path: Path) -> N
     assert info.anchors == [(0, 10_000), (1000, 16_000)]
 
 
+class DatabaseDown(Collect):
+    """The row writer of a show recorded while its database is down: every bookkeeping call raises."""
+
+    def started(self, info: RecordingInfo) -> None:
+        super().started(info)
+        raise ConnectionRefusedError("database down")
+
+    def progress(self, info: RecordingInfo) -> None:
+        self.events.append(("progress", info))
+        raise ConnectionRefusedError("database down")
+
+
+def test_a_failing_listener_never_stops_the_recording(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue #20: the first database error in a bookkeeping callback ended the recording (file cut at ~40 s).
+    monkeypatch.setattr("liveshow.media.recorder.PROGRESS_EVERY", 0.0)  # a progress report per frame
+    listener = DatabaseDown()
+    recorder = Recorder(tmp_path / "show-1", listener)
+    for frame in publish("H264", 4, 0, 0):
+        recorder.on_frame(frame)
+    recorder.close()
+    assert recorder.wait(30)
+    kinds = [kind for kind, _ in listener.events]
+    assert kinds[0] == "started" and kinds[-1] == "finished" and "failed" not in kinds
+    assert kinds.count("progress") > 10  # it kept reporting after each refusal
+    assert recorder.error is None
+    info = listener.events[-1][1]
+    assert info is not None and abs(info.duration_ms - 4000) < 500
+    got = read_back(info.path)
+    assert got["duration"] is not None and abs(got["duration"] - 4.0) < 0.5
+    assert decoded_video_frames(info.path) == len(got["video"])
+
+
 def test_no_keyframe_no_file(tmp_path: Path) -> None:
     listener = Collect()
     recorder = Recorder(tmp_path / "rec", listener)

@@ -108,21 +108,30 @@ class Recorder:
                 writer.write(item[1], item[0])
                 if writer.info is not None and time.monotonic() - last_progress > PROGRESS_EVERY:
                     last_progress = time.monotonic()
-                    self.listener.progress(writer.info)
+                    self._tell("progress", self.listener.progress, writer.info)
             info = writer.finish()
-            if info is not None:
-                self.listener.finished(info)
         except Exception as exc:
             log.exception("recording %s failed", self.path_stem.name)
             self.error = exc
             info = writer.abort() if writer is not None else None
-            self.listener.failed(info, exc)
+            self._tell("failed", self.listener.failed, info, exc)
             # Stop queueing: nothing would drain the queue any more.
             self._closed = True
+            return
+        if info is not None:
+            self._tell("finished", self.listener.finished, info)
 
     def _started(self, info: RecordingInfo) -> None:
         self.info = info
-        self.listener.started(info)
+        self._tell("started", self.listener.started, info)
+
+    def _tell(self, what: str, callback: Callable[..., None], *args: Any) -> None:
+        # A listener's failure (its database is down, say) is the listener's to retry: the media keeps
+        # going into the file whatever happens to the bookkeeping.
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("recording %s: the listener's %s failed", self.path_stem.name, what)
 
 
 class MuxWriter:

@@ -1,6 +1,8 @@
 """Recordings as the app keeps them: a recorder per live show, rows in ``recordings``, retention, deletion.
 
-The recorder's callbacks run in its writer thread and write the row there (sync DB sessions).
+Each recording's row is kept by its RecordingBook (``bookkeeping.py``); this service runs the task that
+writes the rows the database refused when it answers again, and at start-up and every SWEEP_EVERY
+settles what a stopped process left: journals (``journal.py``) and rows still "recording".
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +26,11 @@ from liveshow.clock import utcnow
 from liveshow.db import Database
 from liveshow.errors import Conflict, Forbidden, NotFound
 from liveshow.media.frames import MediaSink
-from liveshow.media.recorder import Recorder, RecordingInfo, RecordingListener
+from liveshow.media.recorder import Recorder
 from liveshow.media.replay_files import CorruptRecording, repair
+from liveshow.replay import journal
+from liveshow.replay.bookkeeping import RecordingBook, settle_cut_file, store
+from liveshow.replay.journal import FileLock
 from liveshow.replay.models import Recording
 from liveshow.settings import Settings
 from liveshow.shows.models import Show
@@ -31,68 +38,10 @@ from liveshow.shows.models import Show
 log = logging.getLogger(__name__)
 
 CLEANUP_EVERY = 3600.0
-
-
-def wall(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
-class _RowWriter(RecordingListener):
-    """Keeps one recording's row up to date from the writer thread."""
-
-    def __init__(self, service: RecordingService, show_id: int) -> None:
-        self.service = service
-        self.show_id = show_id
-        self.row_id: int | None = None
-
-    def started(self, info: RecordingInfo) -> None:
-        with self.service.db.session() as session:
-            row = Recording(
-                show_id=self.show_id,
-                path=info.path.name,
-                container=info.container,
-                codecs=info.codecs,
-                started_at=wall(info.started_wall_ms),
-                anchors=json.dumps(info.anchors),
-            )
-            session.add(row)
-            session.commit()
-            self.row_id = row.id
-        log.info("recording show %s to %s", self.show_id, info.path.name)
-
-    def progress(self, info: RecordingInfo) -> None:
-        self._update(info, status=None)
-
-    def finished(self, info: RecordingInfo) -> None:
-        self._update(info, status="complete")
-        self.service.forget(self.show_id)
-        log.info("recording of show %s complete: %d ms, %d bytes", self.show_id, info.duration_ms, info.bytes)
-
-    def failed(self, info: RecordingInfo | None, error: BaseException) -> None:
-        self.service.forget(self.show_id)
-        if info is None or self.row_id is None:
-            return
-        try:
-            probed = repair(info.path)
-            info.duration_ms, info.bytes = probed.duration_ms, info.path.stat().st_size
-            self._update(info, status="complete")
-        except CorruptRecording:
-            info.path.unlink(missing_ok=True)
-            self._update(info, status="deleted")
-
-    def _update(self, info: RecordingInfo, status: str | None) -> None:
-        if self.row_id is None:
-            return
-        with self.service.db.session() as session:
-            row = session.get(Recording, self.row_id)
-            if row is None:
-                return
-            row.duration_ms, row.bytes, row.anchors = info.duration_ms, info.bytes, json.dumps(info.anchors)
-            if status is not None and row.status == "recording":
-                row.status = status
-                row.finished_at = utcnow()
-            session.add(row)
-            session.commit()
+# Seconds between tries to write rows the database refused, and between sweeps for what a stopped
+# process left behind (journals, rows still "recording").
+RETRY_EVERY = 1.0
+SWEEP_EVERY = 30.0
 
 
 class RecordingService:
@@ -111,7 +60,12 @@ class RecordingService:
         self.active: dict[int, Recorder] = {}
         # Shows that air a recording are not recorded again.
         self.not_recorded: set[int] = set()
+        # Books whose row is not final yet, by file name (touched from writer threads too).
+        self.books: dict[str, RecordingBook] = {}
+        self._books_lock = threading.Lock()
         self._tasks: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
 
     # ------------------------------------------------------------ the relay's sink factory
 
@@ -119,18 +73,51 @@ class RecordingService:
         if show_id in self.not_recorded or show_id in self.active:
             return None
         stem = self.directory / f"show-{show_id}-{secrets.token_hex(4)}"
-        recorder = Recorder(stem, _RowWriter(self, show_id))
+        recorder = Recorder(stem, RecordingBook(self, show_id))
         self.active[show_id] = recorder
         return recorder
 
+    # ------------------------------------------------------------ what a book asks of its service
+
     def forget(self, show_id: int) -> None:
         self.active.pop(show_id, None)
+
+    def enlist(self, book: RecordingBook) -> None:
+        assert book.entry is not None
+        with self._books_lock:
+            self.books[book.entry.path] = book
+
+    def retire(self, book: RecordingBook) -> None:
+        if book.entry is not None:
+            with self._books_lock:
+                if self.books.get(book.entry.path) is book:
+                    del self.books[book.entry.path]
+
+    def wake(self) -> None:
+        """A book changed: have the bookkeeping task write it (from any thread)."""
+        loop, event = self._loop, self._wake
+        if loop is None or event is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closing: stop() writes what is left
+            loop.call_soon_threadsafe(event.set)
+
+    def sync_books(self) -> bool:
+        """Write every changed book's row; False when the database refused one of them."""
+        with self._books_lock:
+            books = list(self.books.values())
+        return all([book.sync() for book in books if book.dirty])
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        await run_in_threadpool(self.recover_interrupted)
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        try:
+            await run_in_threadpool(self.recover_interrupted)
+        except Exception as exc:
+            # The database may be down as we start: the bookkeeping task's sweeps try again.
+            log.warning("recordings not recovered yet (%s: %s)", type(exc).__name__, exc)
+        self._tasks.append(asyncio.create_task(self._bookkeeping_forever(), name="recordings-rows"))
         self._tasks.append(asyncio.create_task(self._cleanup_forever(), name="recordings-cleanup"))
         if self.keyframe_interval > 0 and self.keyframe_request is not None:
             self._tasks.append(asyncio.create_task(self._keyframes_forever(), name="recordings-keyframes"))
@@ -146,6 +133,37 @@ class RecordingService:
             recorder.close()
         for recorder in recorders:
             await run_in_threadpool(recorder.wait, 15.0)
+        self._loop = self._wake = None
+        # A last try; what the database does not take stays in the journals for the next start.
+        await run_in_threadpool(self.sync_books)
+        with self._books_lock:
+            books = list(self.books.values())
+            self.books.clear()
+        for book in books:
+            book.release()
+
+    async def _bookkeeping_forever(self) -> None:
+        assert self._wake is not None
+        wake = self._wake
+        next_sweep = time.monotonic() + SWEEP_EVERY
+        behind = False
+        while True:
+            if behind:
+                # The database refused: try again in a while, however often the books change meanwhile.
+                await asyncio.sleep(RETRY_EVERY)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), SWEEP_EVERY)
+            wake.clear()
+            behind = not await run_in_threadpool(self.sync_books)
+            if time.monotonic() >= next_sweep:
+                try:
+                    await run_in_threadpool(self.recover_interrupted, True)
+                    next_sweep = time.monotonic() + SWEEP_EVERY
+                except Exception as exc:
+                    log.warning("recordings not recovered yet (%s: %s)", type(exc).__name__, exc)
+                    next_sweep = time.monotonic() + RETRY_EVERY
+                    behind = True
 
     async def _cleanup_forever(self) -> None:
         while True:
@@ -165,31 +183,92 @@ class RecordingService:
                 except Exception:
                     log.exception("keyframe request for show %s failed", show_id)
 
-    def recover_interrupted(self) -> int:
-        """Recordings left "recording" by a killed server: keep what is playable, mark them complete."""
+    def recover_interrupted(self, sweep: bool = False) -> int:
+        """Settle what a stopped process left: its journals, then rows still "recording" without one.
+
+        A file another process still writes (it holds the file's lock) is left alone. A file that was
+        cut keeps what is playable and becomes complete. Returns how many recordings were completed.
+        ``sweep`` (the periodic pass while running): a row whose file is not in this directory is left
+        alone, as it may be recorded on another machine; only start-up marks such a row deleted.
+        """
+        return self._recover_journals() + self._recover_rows(missing_is_lost=not sweep)
+
+    def _recover_journals(self) -> int:
+        fixed = 0
+        for path in journal.pending(self.directory):
+            media = journal.media_of(path)
+            with self._books_lock:
+                mine = media.name in self.books
+            if mine:
+                continue
+            with self._claimed(media) as ours:
+                # Read under the lock: its writer may have settled it just before letting go.
+                entry = journal.read(path) if ours else None
+                if entry is None:
+                    continue
+                if not media.is_file():
+                    entry.status = "deleted"
+                elif not entry.final:
+                    settle_cut_file(self.directory, entry)
+                    journal.write(self.directory, entry)
+                store(self.db, entry)
+                journal.remove(self.directory, entry)
+                fixed += entry.status == "complete"
+                log.info("recording %s of show %s settled: %s", entry.path, entry.show_id, entry.status)
+        return fixed
+
+    def _recover_rows(self, missing_is_lost: bool) -> int:
         fixed = 0
         with self.db.session() as session:
             rows = session.exec(select(Recording).where(Recording.status == "recording")).all()
             for row in rows:
-                if row.show_id in self.active:
-                    continue
                 path = self.directory / row.path
-                try:
-                    probed = repair(path)
-                    row.duration_ms, row.bytes, row.status = (
-                        probed.duration_ms,
-                        path.stat().st_size,
-                        "complete",
-                    )
-                    fixed += 1
-                except CorruptRecording as exc:
-                    log.warning("recording %s unrecoverable: %s", row.path, exc)
-                    path.unlink(missing_ok=True)
-                    row.status = "deleted"
-                row.finished_at = utcnow()
-                session.add(row)
-            session.commit()
+                with self._books_lock:
+                    mine = row.path in self.books
+                if mine or row.show_id in self.active or journal.journal_of(path).exists():
+                    continue
+                if not missing_is_lost and not path.exists():
+                    continue
+                with self._claimed(path) as ours:
+                    if not ours:
+                        continue
+                    session.refresh(row)  # under the lock: its writer may have just finished it
+                    if row.status != "recording":
+                        continue
+                    try:
+                        probed = repair(path)
+                        row.duration_ms, row.bytes, row.status = (
+                            probed.duration_ms,
+                            path.stat().st_size,
+                            "complete",
+                        )
+                        fixed += 1
+                    except CorruptRecording as exc:
+                        log.warning("recording %s unrecoverable: %s", row.path, exc)
+                        path.unlink(missing_ok=True)
+                        row.status = "deleted"
+                    row.finished_at = utcnow()
+                    session.add(row)
+                    session.commit()
         return fixed
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _claimed(path: Path) -> Iterator[bool]:
+        """True while this process may settle the file (its lock held, or no file at all); False when
+        another process holds the lock: it is still recording there."""
+        try:
+            lock = FileLock.try_acquire(path)
+        except FileNotFoundError:
+            yield True
+            return
+        if lock is None:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            lock.release()
 
     def cleanup_expired(self, now: datetime | None = None) -> int:
         if self.retention_days <= 0:

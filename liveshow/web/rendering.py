@@ -32,7 +32,8 @@ def format_cents(cents: int | None) -> str:
 
 
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    context.setdefault("user", current_user(request))
+    if "user" not in context:  # (not setdefault: that would ask the database even when given)
+        context["user"] = current_user(request)
     return ctx(request).templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
