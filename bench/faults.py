@@ -209,7 +209,7 @@ class Suite:
         self.workdir = workdir
         self.rng = random.Random(args.seed)
         self.redis = PrivateRedis(workdir / "redis")
-        self.pg = PrivatePostgres(workdir / "pg")
+        self.pg: PrivatePostgres | None = None
         self.servers: list[Server] = []
         self.decided: list[float] = []
         self.recovery: dict[str, list[float]] = {"kill": [], "redis": [], "pg": [], "restart": []}
@@ -223,9 +223,8 @@ class Suite:
     async def run(self) -> int:
         args = self.args
         self.redis.start()
-        self.pg.init()
-        self.pg.start()
-        db_url = self.pg.create_database("faults").replace("postgresql://", "postgresql+psycopg://")
+        self.pg = pg = PrivatePostgres.create()
+        db_url = pg.new_database()
         world = setup(db_url, args.buyers, args.listings)
         secret = secrets.token_hex(16)
         env = {
@@ -333,10 +332,12 @@ class Suite:
         return time.monotonic() - t0
 
     async def fault_pg(self, show_id: int, sender: Room, _receiver: Room, _secret: str) -> float | None:
-        crash = self.recovery["pg"].__len__() % 2 == 1
-        await asyncio.to_thread(self.pg.crash if crash else self.pg.stop)
+        pg = self.pg
+        assert pg is not None
+        crash = len(self.recovery["pg"]) % 2 == 1
+        await asyncio.to_thread(pg.crash if crash else pg.stop)
         await asyncio.sleep(self.rng.uniform(1.0, 3.0))
-        await asyncio.to_thread(self.pg.start)
+        await asyncio.to_thread(pg.start)
         return await self.probe_decision(sender, time.monotonic())
 
     async def fault_restart(self, show_id: int, _sender: Room, _receiver: Room, _secret: str) -> float | None:
@@ -398,7 +399,8 @@ class Suite:
             server.kill()
             server.log.close()
         self.redis.close()
-        self.pg.close()
+        if self.pg is not None:
+            self.pg.close()
 
 
 async def until(condition: Callable[[], bool], timeout: float) -> bool:
@@ -438,7 +440,6 @@ def main() -> int:
 
     print(machine.describe(), flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="liveshow-faults-"))
-    workdir.chmod(0o755)  # the private PostgreSQL runs as the postgres user inside it
     suite = Suite(args, workdir)
     try:
         return asyncio.run(suite.run())

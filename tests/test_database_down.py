@@ -14,12 +14,12 @@ from sqlalchemy import exc as sa
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from bench.services import PrivatePostgres
 from liveshow.accounts.service import create_user, issue_token
 from liveshow.app import create_app
 from liveshow.web.unavailable import RETRY_AFTER_S, is_database_down
 from tests.conftest import make_settings, signup
 from tests.helpers import form_csrf
-from tests.pg_private import PrivatePostgres
 
 
 @pytest.fixture

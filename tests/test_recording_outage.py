@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
+from bench.services import PrivatePostgres
 from liveshow.accounts.service import create_user
 from liveshow.clock import utcnow
 from liveshow.db import Database
@@ -28,7 +29,6 @@ from liveshow.replay.models import Recording
 from liveshow.replay.service import RecordingService
 from liveshow.shows.models import Show
 from tests.conftest import make_settings
-from tests.pg_private import PrivatePostgres
 
 SECONDS = 6
 

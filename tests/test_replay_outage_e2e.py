@@ -15,12 +15,12 @@ import httpx
 import pytest
 from sqlmodel import select
 
+from bench.services import PrivatePostgres
 from liveshow.accounts.service import create_user, issue_token
 from liveshow.app import create_app
 from liveshow.replay.models import Recording
 from liveshow.shows.models import Show
 from tests.conftest import LiveServer, make_settings
-from tests.pg_private import PrivatePostgres
 
 pytest.importorskip("liveshow.media.service")
 client_mod = pytest.importorskip("liveshow.signaling.client")
