@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
 from bench.wsclient import RawSocket, open_socket  # noqa: E402
+from liveshow.ratelimit.service import UNLIMITED  # noqa: E402
 
 REDIS_URL = os.environ.get("LIVESHOW_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -249,6 +250,7 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "LIVESHOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "LIVESHOW_BUS_URL": "memory://" if mode == "memory" else REDIS_URL,
         "LIVESHOW_BUS_PREFIX": f"bench:{secrets.token_hex(4)}",
+        **{f"LIVESHOW_{k.upper()}": v for k, v in UNLIMITED.items()},
     }
     ports = [free_port() for _ in range(servers)]
     server_procs = [start_server(env, port, args.ws, args.deflate) for port in ports]

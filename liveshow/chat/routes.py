@@ -30,13 +30,14 @@ from liveshow.chat.protocol import (
 from liveshow.chat.room import Connection, Room
 from liveshow.chat.service import RoomService
 from liveshow.context import AppContext
-from liveshow.errors import DomainError, NotFound, ValidationFailed
+from liveshow.errors import DomainError, NotFound, RateLimited, ValidationFailed
 from liveshow.settings import Settings
 from liveshow.web.auth import ctx, current_user
 
 log = logging.getLogger(__name__)
 
 HELLO_WAIT = 1.0
+CLOSE_TRY_LATER = 1013  # RFC 6455: try again later (rate limited, or too many sockets of this user)
 
 
 def origin_allowed(websocket: WebSocket, settings: Settings) -> bool:
@@ -85,6 +86,8 @@ async def room_socket(websocket: WebSocket) -> None:
         return
     user = await run_in_threadpool(current_user, websocket)
     await websocket.accept()
+    if not await _connect_allowed(service, websocket, user.id if user else None):
+        return
     try:
         room = await service.room_for(show_id)
     except NotFound:
@@ -101,6 +104,13 @@ async def room_socket(websocket: WebSocket) -> None:
                 return
             if first is not None:
                 pending.append(first)
+        cap = context.settings.max_room_sockets_per_user
+        if cap > 0 and user is not None and user.id is not None and len(room.sockets_of(user.id)) >= cap:
+            # Checked with no await before attach adds it, so parallel connects cannot all slip in.
+            reason = f"At most {cap} open connections per account to a show; close another tab first."
+            await websocket.send_json({"type": "error", "code": "too_many_sockets", "reason": reason})
+            await websocket.close(CLOSE_TRY_LATER, "too many sockets")
+            return
         await service.attach(room, conn, last_seq)
         if query_error:
             conn.send(ValidationFailed(query_error).frame())
@@ -118,6 +128,19 @@ async def room_socket(websocket: WebSocket) -> None:
 
 
 _GONE = object()
+
+
+async def _connect_allowed(service: RoomService, websocket: WebSocket, user_id: int | None) -> bool:
+    """Count the connect per address (and account); a refused one hears why and when, then closes."""
+    try:
+        await service.limits.check("socket.address", service.limits.address(websocket))
+        if user_id is not None:
+            await service.limits.check("socket.account", user_id)
+    except RateLimited as exc:
+        await websocket.send_json(exc.frame())
+        await websocket.close(CLOSE_TRY_LATER, "rate limited")
+        return False
+    return True
 
 
 async def _await_hello(websocket: WebSocket, conn: Connection) -> tuple[int | None, Any]:

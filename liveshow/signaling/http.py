@@ -21,7 +21,10 @@ from starlette.routing import BaseRoute, Route
 from liveshow.errors import DomainError, NotAuthenticated, NotFound
 from liveshow.media.errors import BadSdp, IceRestartUnsupported, ServedElsewhere
 from liveshow.media.service import MediaService
+from liveshow.ratelimit import retry_after_header
+from liveshow.settings import Settings
 from liveshow.signaling import sdp
+from liveshow.signaling.caps import WhepCaps
 from liveshow.web.auth import bearer_token, check_csrf, ctx, current_user
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,9 @@ def with_cors(handler: Handler) -> Handler:
         except DomainError as exc:
             log.info("refused %s %s: %s (%s)", request.method, request.url.path, exc.message, exc.code)
             response = JSONResponse(
-                {"error": exc.code, "reason": exc.message, **exc.details}, status_code=exc.status
+                {"error": exc.code, "reason": exc.message, **exc.details},
+                status_code=exc.status,
+                headers=retry_after_header(exc.details),
             )
         response.headers.update(CORS)
         return response
@@ -102,26 +107,52 @@ async def whip_post(request: Request) -> Response:
     key = bearer_token(request)
     if key is None:
         raise NotAuthenticated("Send the stream key as Authorization: Bearer <key>.")
+    await limit(request, "whip.address")
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=True)
     session_id, answer = await media(request).publish(show_id, key, body.decode(), kinds)
     return created(request, "whip", session_id, answer)
 
 
-async def whep_post(request: Request) -> Response:
-    show_id = show_id_of(request)
-    body = await read_offer(request)
-    kinds = sdp.validate_offer(body, sending=False)
-    user = current_user(request)
-    try:
-        session_id, answer = await media(request).watch(
-            show_id, body.decode(), kinds, user.id if user else None
-        )
-    except ServedElsewhere as moved:
-        # Another server process holds the show's publisher: 307 keeps the method and the offer
-        # (RFC 9725 section 4.5), so WHEP clients and fetch() re-POST there.
-        return Response(status_code=307, headers={"Location": moved.url})
-    return created(request, "whep", session_id, answer)
+async def limit(request: Request, rule: str) -> None:
+    limits = ctx(request).limits
+    assert limits is not None
+    await limits.check(rule, limits.address(request))
+
+
+def whep_post_with(caps: WhepCaps) -> Handler:
+    async def whep_post(request: Request) -> Response:
+        show_id = show_id_of(request)
+        await limit(request, "whep.address")
+        body = await read_offer(request)
+        kinds = sdp.validate_offer(body, sending=False)
+        user = current_user(request)
+        service = media(request)
+        limits = ctx(request).limits
+        assert limits is not None
+
+        def alive(session_id: str) -> bool:
+            try:
+                service.viewer(show_id, session_id)
+            except NotFound:
+                return False
+            return True
+
+        slot = caps.reserve(show_id, limits.address(request), alive)
+        try:
+            session_id, answer = await service.watch(show_id, body.decode(), kinds, user.id if user else None)
+        except ServedElsewhere as moved:
+            caps.release(show_id, slot)
+            # Another server process holds the show's publisher: 307 keeps the method and the offer
+            # (RFC 9725 section 4.5), so WHEP clients and fetch() re-POST there.
+            return Response(status_code=307, headers={"Location": moved.url})
+        except BaseException:
+            caps.release(show_id, slot)
+            raise
+        caps.confirm(show_id, slot, session_id)
+        return created(request, "whep", session_id, answer)
+
+    return whep_post
 
 
 async def patch_session(request: Request) -> Response:
@@ -182,8 +213,9 @@ async def media_status(request: Request) -> Response:
     return JSONResponse({"id": show_id, "state": state, "viewers": service.viewer_count(show_id)})
 
 
-def routes() -> list[BaseRoute]:
+def routes(settings: Settings) -> list[BaseRoute]:
     session_methods = ["PATCH", "DELETE", "OPTIONS"]
+    whep_post = whep_post_with(WhepCaps(settings.max_whep_per_show, settings.max_whep_per_address))
     return [
         Route("/whip/{show_id:int}", with_cors(whip_post), methods=["POST"]),
         Route("/whip/{show_id:int}", with_cors(options), methods=["OPTIONS"]),
