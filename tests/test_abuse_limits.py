@@ -223,6 +223,21 @@ def test_room_connects_are_rate_limited_per_address(tmp_path: Path, sqlite_url: 
             assert info.value.code == 1013
 
 
+def test_room_connects_are_rate_limited_per_account(tmp_path: Path, sqlite_url: str) -> None:
+    with limited_client(tmp_path, sqlite_url, limit_socket_account="1/60") as client:
+        app: Any = client.app
+        show_id = _live_show(app)
+        url = f"/ws/shows/{show_id}?last_seq="
+        act_as(client, make_user(app, "ann"))
+        with client.websocket_connect(url) as ws:
+            assert _first_frame(ws)["type"] == "snapshot"
+        with client.websocket_connect(url) as ws:
+            assert _first_frame(ws)["code"] == "rate_limited"
+        act_as(client, make_user(app, "bob"))  # same address, another account
+        with client.websocket_connect(url) as ws:
+            assert _first_frame(ws)["type"] == "snapshot"
+
+
 def test_reactions_are_counted_per_account_not_per_socket(tmp_path: Path, sqlite_url: str) -> None:
     with limited_client(tmp_path, sqlite_url, limit_reaction_sender="3/60") as client:
         app: Any = client.app

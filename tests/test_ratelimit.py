@@ -25,8 +25,9 @@ from liveshow.ratelimit import (
     refusal,
     retry_after_header,
 )
+from liveshow.ratelimit.adapters import LimiterUnavailable
 from liveshow.ratelimit.address import budget_key, client_address, parse_proxies
-from tests.conftest import REDIS_URL, make_settings
+from tests.conftest import REDIS_URL, free_port, make_settings
 from tests.helpers import form_csrf
 
 # ---------------------------------------------------------------- pure rules
@@ -162,6 +163,17 @@ async def test_concurrent_hits_never_exceed_the_limit(limiter: Limiter) -> None:
     rule = Rule("test.burst", 10, 60.0)
     verdicts = await asyncio.gather(*(limiter.hit(rule, "same") for _ in range(40)))
     assert sum(v.allowed for v in verdicts) == 10
+
+
+async def test_redis_down_is_answered_503_not_500() -> None:
+    limiter = RedisLimiter(f"redis://127.0.0.1:{free_port()}/0", "nobody-listens")
+    try:
+        with pytest.raises(LimiterUnavailable) as info:
+            await check(limiter, Rule("test.down", 3, 1.0), "a")
+    finally:
+        await limiter.close()
+    assert info.value.status == 503 and info.value.code == "unavailable"
+    assert retry_after_header(info.value.details) == {"Retry-After": "2"}
 
 
 def test_memory_limiter_forgets_idle_keys() -> None:

@@ -30,7 +30,7 @@ from liveshow.chat.protocol import (
 from liveshow.chat.room import Connection, Room
 from liveshow.chat.service import RoomService
 from liveshow.context import AppContext
-from liveshow.errors import DomainError, NotFound, RateLimited, ValidationFailed
+from liveshow.errors import DomainError, NotFound, ValidationFailed
 from liveshow.settings import Settings
 from liveshow.web.auth import ctx, current_user
 
@@ -136,7 +136,7 @@ async def _connect_allowed(service: RoomService, websocket: WebSocket, user_id: 
         await service.limits.check("socket.address", service.limits.address(websocket))
         if user_id is not None:
             await service.limits.check("socket.account", user_id)
-    except RateLimited as exc:
+    except DomainError as exc:  # rate_limited, or unavailable when Redis cannot count
         await websocket.send_json(exc.frame())
         await websocket.close(CLOSE_TRY_LATER, "rate limited")
         return False

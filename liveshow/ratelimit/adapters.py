@@ -12,12 +12,26 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from redis.exceptions import RedisError
+
 from liveshow.bus import is_redis_url
+from liveshow.errors import DomainError
 from liveshow.ratelimit.rules import ALLOWED, Rule, SlidingLog, Verdict, refusal
 from liveshow.redisconn import connect
 
 # Keys idle this long are dropped from the in-memory table (longer than any sensible window).
 IDLE_SECONDS = 3600.0
+
+
+class LimiterUnavailable(DomainError):
+    """Redis cannot count: refuse (503 + Retry-After, an ``unavailable`` frame) rather than let a
+    Redis outage switch every limit off, or answer 500."""
+
+    code = "unavailable"
+    status = 503
+
+
+RETRY_UNAVAILABLE_MS = 2000
 
 
 class Limiter(Protocol):
@@ -108,7 +122,13 @@ class RedisLimiter:
         base = f"{self.prefix}:limit:{rule.name}:{key}"
         keys = [base, base + ":last"] if rule.spaced or slow > 0 else [base]
         args: list[Any] = [int(rule.window * 1000), max(rule.limit, 0), int(slow * 1000), next(self._members)]
-        verdict, wait_ms = await self._check(keys=keys, args=args)
+        try:
+            verdict, wait_ms = await self._check(keys=keys, args=args)
+        except (RedisError, OSError) as exc:
+            raise LimiterUnavailable(
+                "Rate limits cannot be checked right now; try again shortly.",
+                retry_after_ms=RETRY_UNAVAILABLE_MS,
+            ) from exc
         if verdict == 0:
             return ALLOWED
         return Verdict(False, int(wait_ms) / 1000, slow=verdict == 1)
