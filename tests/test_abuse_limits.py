@@ -280,6 +280,20 @@ def test_whep_caps_reserve_and_reclaim() -> None:
     assert WhepCaps(0, 0).reserve(1, "a", lambda s: True)  # 0: no cap
 
 
+def test_a_whep_slot_is_given_back_unless_confirmed() -> None:
+    caps = WhepCaps(per_show=1, per_address=1)
+    with pytest.raises(RuntimeError), caps.slot(1, "a", lambda s: True):
+        raise RuntimeError("the offer failed")
+    with caps.slot(1, "a", lambda s: True):
+        pass  # answered elsewhere (307): nothing kept
+    assert caps.count(1) == 0
+    with caps.slot(1, "a", lambda s: True) as slot:
+        slot.confirm("s1")
+    assert caps.count(1) == 1
+    with pytest.raises(ShowFull):
+        caps.reserve(1, "b", lambda s: True)
+
+
 @pytest.fixture
 def capped_stage(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[LiveServer, Show]]:
     settings = make_settings(tmp_path, sqlite_url, max_whep_per_address=2, max_whep_per_show=3)

@@ -8,8 +8,9 @@ have since closed are reclaimed on the next check, asking ``alive`` (the media s
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from liveshow.errors import DomainError, RateLimited
 
@@ -64,3 +65,23 @@ class WhepCaps:
 
     def count(self, show_id: int) -> int:
         return len(self._open.get(show_id, {}))
+
+    @contextlib.contextmanager
+    def slot(self, show_id: int, address: str, alive: Callable[[str], bool]) -> Iterator[Slot]:
+        """A reserved slot for the length of the block: kept if ``confirm``ed, else given back."""
+        slot = Slot(self, show_id, self.reserve(show_id, address, alive))
+        try:
+            yield slot
+        finally:
+            if not slot.confirmed:
+                self.release(show_id, slot.token)
+
+
+class Slot:
+    def __init__(self, caps: WhepCaps, show_id: int, token: str) -> None:
+        self.caps, self.show_id, self.token = caps, show_id, token
+        self.confirmed = False
+
+    def confirm(self, session_id: str) -> None:
+        self.caps.confirm(self.show_id, self.token, session_id)
+        self.confirmed = True

@@ -10,6 +10,7 @@ Every response carries CORS headers so OBS-style and browser clients on other or
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -114,45 +115,43 @@ async def whip_post(request: Request) -> Response:
     return created(request, "whip", session_id, answer)
 
 
-async def limit(request: Request, rule: str) -> None:
-    limits = ctx(request).limits
-    assert limits is not None
-    await limits.check(rule, limits.address(request))
-
-
-def whep_post_with(caps: WhepCaps) -> Handler:
-    async def whep_post(request: Request) -> Response:
-        show_id = show_id_of(request)
-        await limit(request, "whep.address")
-        body = await read_offer(request)
-        kinds = sdp.validate_offer(body, sending=False)
-        user = current_user(request)
-        service = media(request)
-        limits = ctx(request).limits
-        assert limits is not None
-
-        def alive(session_id: str) -> bool:
-            try:
-                service.viewer(show_id, session_id)
-            except NotFound:
-                return False
-            return True
-
-        slot = caps.reserve(show_id, limits.address(request), alive)
+async def whep_post(request: Request, caps: WhepCaps) -> Response:
+    show_id = show_id_of(request)
+    address = await limit(request, "whep.address")
+    body = await read_offer(request)
+    kinds = sdp.validate_offer(body, sending=False)
+    user = current_user(request)
+    with caps.slot(show_id, address, viewer_alive(media(request), show_id)) as slot:
         try:
-            session_id, answer = await service.watch(show_id, body.decode(), kinds, user.id if user else None)
+            session_id, answer = await media(request).watch(
+                show_id, body.decode(), kinds, user.id if user else None
+            )
         except ServedElsewhere as moved:
-            caps.release(show_id, slot)
             # Another server process holds the show's publisher: 307 keeps the method and the offer
             # (RFC 9725 section 4.5), so WHEP clients and fetch() re-POST there.
             return Response(status_code=307, headers={"Location": moved.url})
-        except BaseException:
-            caps.release(show_id, slot)
-            raise
-        caps.confirm(show_id, slot, session_id)
-        return created(request, "whep", session_id, answer)
+        slot.confirm(session_id)
+    return created(request, "whep", session_id, answer)
 
-    return whep_post
+
+async def limit(request: Request, rule: str) -> str:
+    """Count this request against ``rule`` for its client address (429 when over); the address."""
+    limits = ctx(request).limits
+    assert limits is not None
+    address = limits.address(request)
+    await limits.check(rule, address)
+    return address
+
+
+def viewer_alive(service: MediaService, show_id: int) -> Callable[[str], bool]:
+    def alive(session_id: str) -> bool:
+        try:
+            service.viewer(show_id, session_id)
+        except NotFound:
+            return False
+        return True
+
+    return alive
 
 
 async def patch_session(request: Request) -> Response:
@@ -215,11 +214,11 @@ async def media_status(request: Request) -> Response:
 
 def routes(settings: Settings) -> list[BaseRoute]:
     session_methods = ["PATCH", "DELETE", "OPTIONS"]
-    whep_post = whep_post_with(WhepCaps(settings.max_whep_per_show, settings.max_whep_per_address))
+    caps = WhepCaps(settings.max_whep_per_show, settings.max_whep_per_address)
     return [
         Route("/whip/{show_id:int}", with_cors(whip_post), methods=["POST"]),
         Route("/whip/{show_id:int}", with_cors(options), methods=["OPTIONS"]),
-        Route("/whep/{show_id:int}", with_cors(whep_post), methods=["POST"]),
+        Route("/whep/{show_id:int}", with_cors(functools.partial(whep_post, caps=caps)), methods=["POST"]),
         Route("/whep/{show_id:int}", with_cors(options), methods=["OPTIONS"]),
         Route("/whip/{show_id:int}/{session_id}", with_cors(session_dispatch), methods=session_methods),
         Route("/whep/{show_id:int}/{session_id}", with_cors(session_dispatch), methods=session_methods),
