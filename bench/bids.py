@@ -37,6 +37,7 @@ from bench import machine  # noqa: E402
 from bench.bids_clients import Result, client_proc, listener_proc, ws_client_proc  # noqa: E402
 from bench.server_metrics import StepScraper, writer_report  # noqa: E402
 from bench.tally import ACCEPTED, Sighting, bid_step, pct, ramp_verdict, seen_by_everyone  # noqa: E402
+from liveshow.ratelimit.service import UNLIMITED  # noqa: E402
 
 PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -257,6 +258,7 @@ def main() -> int:
             LIVESHOW_BUS_PREFIX=prefix,
             LIVESHOW_SECRET_KEY="bench",
             LIVESHOW_LOG_LEVEL="WARNING",
+            **{f"LIVESHOW_{k.upper()}": v for k, v in UNLIMITED.items()},
         )
         addrs = []
         for n in range(2):

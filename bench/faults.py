@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))
 from bench.fault_check import ClientRecord, check, pct  # noqa: E402
 from bench.fault_clients import Lots, Room, buyer, host, key  # noqa: E402
 from bench.services import PrivatePostgres, PrivateRedis, free_port  # noqa: E402
+from liveshow.ratelimit.service import UNLIMITED  # noqa: E402
 
 KILL_TARGET_S = 3.0
 CHAT_TARGET_S = 5.0
@@ -233,6 +234,8 @@ class Suite:
             "LIVESHOW_SECRET_KEY": secret,
             "LIVESHOW_DATA_DIR": str(self.workdir / "data"),
             "LIVESHOW_LOG_LEVEL": "WARNING",
+            # Every client here is one address: only the per-account chat limit stays, as in production.
+            **{f"LIVESHOW_{k.upper()}": v for k, v in UNLIMITED.items()},
         }
         (self.workdir / "data").mkdir(parents=True, exist_ok=True)
         self.servers = [Server(env, "a"), Server(env, "b")]

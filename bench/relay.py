@@ -337,15 +337,15 @@ def serve_ours(port: int, workdir: Path, record: bool) -> None:
 
     url = f"sqlite:///{workdir / 'bench.db'}"
     migrate(url)
-    app = create_app(
-        Settings(
-            data_dir=workdir,
-            database_url=url,
-            secret_key="bench",
-            log_level="WARNING",
-            ice_interfaces=("127.0.0.1",),  # media on loopback, as in the tests
-        )
+    settings = Settings(
+        data_dir=workdir,
+        database_url=url,
+        secret_key="bench",
+        log_level="WARNING",
+        ice_interfaces=("127.0.0.1",),  # media on loopback, as in the tests
     )
+    unlimited = settings.with_overrides(max_whep_per_show=0, max_whep_per_address=0, limit_whep_address="off")
+    app = create_app(unlimited)
     with app.state.ctx.db.session() as session:
         user = create_user(session, "bench", "correct horse battery")
         show = Show(seller_id=user.id or 0, title="bench", stream_key=secrets.token_urlsafe(16))

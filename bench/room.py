@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench import machine  # noqa: E402
 from bench.tally import connect_failure_kind, room_failures  # noqa: E402
 from bench.wsclient import RawSocket, open_socket  # noqa: E402
+from liveshow.ratelimit.service import UNLIMITED  # noqa: E402
 from liveshow.settings import Settings  # noqa: E402
 
 REDIS_URL = os.environ.get("LIVESHOW_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -272,6 +273,7 @@ def run(mode: str, args: argparse.Namespace) -> dict[str, Any]:
         "LIVESHOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "LIVESHOW_BUS_URL": "memory://" if mode == "memory" else REDIS_URL,
         "LIVESHOW_BUS_PREFIX": f"bench:{secrets.token_hex(4)}",
+        **{f"LIVESHOW_{k.upper()}": v for k, v in UNLIMITED.items()},
     }
     ports = [free_port() for _ in range(servers)]
     server_procs = [start_server(env, port, args.ws, args.deflate, args.backlog) for port in ports]

@@ -24,6 +24,7 @@ from liveshow.logs import setup_logging
 from liveshow.looplag import measure_lag_forever
 from liveshow.media import install as media_install
 from liveshow.metrics import Metrics
+from liveshow.ratelimit.service import Limits
 from liveshow.replay import install as replay_install
 from liveshow.seqstore import SeqStore
 from liveshow.settings import Settings, load_settings
@@ -50,6 +51,7 @@ def build_context(settings: Settings) -> AppContext:
         templates=make_templates(),
         metrics=Metrics(),
         showlog=ShowLog(bus, db),
+        limits=Limits(settings),
     )
 
 
@@ -79,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 except Exception:
                     log.exception("shutdown hook failed")
             await context.showlog.stop()
+            if context.limits is not None:
+                await context.limits.close()
             await context.bus.close()
             context.db.close()
 

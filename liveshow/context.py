@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from liveshow.auction.service import AuctionService
     from liveshow.chat.service import RoomService
     from liveshow.media.service import MediaService
+    from liveshow.ratelimit.service import Limits
     from liveshow.replay.service import RecordingService
     from liveshow.social.service import SocialService
 
@@ -42,6 +43,8 @@ class AppContext:
     metrics: Metrics
     # Publish show events through this (not the bare bus) so they are archived for replay.
     showlog: ShowLog
+    # Rate limits (liveshow.ratelimit), built in build_context; None only in a bare context.
+    limits: Limits | None = None
     room_handlers: dict[str, RoomHandler] = field(default_factory=dict)
     chat_hooks: list[ChatHook] = field(default_factory=list)
     # Services register their own start and stop hooks; lifespan runs them in order (stop reversed).

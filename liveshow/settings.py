@@ -62,6 +62,24 @@ class Settings:
     room_flush_ms: int = 40
     # ... stretched up to this under load (many sockets in one room): fewer writes per socket per second.
     room_flush_max_ms: int = 60
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client; none: the socket peer is.
+    trusted_proxies: tuple[str, ...] = ()
+    # Rate limits, "COUNT/SECONDS" or "off", shared by all processes on a Redis bus (docs/security.md).
+    limit_signin_address: str = "20/300"
+    limit_signin_account: str = "10/900"
+    limit_signup_address: str = "5/3600"
+    limit_chat_account: str = "5/10"
+    limit_reaction_sender: str = "20/1"
+    limit_bid_account: str = "20/10"
+    limit_whip_address: str = "10/60"
+    limit_whep_address: str = "30/60"
+    limit_socket_address: str = "60/60"
+    limit_socket_account: str = "30/60"
+    # Caps on what is open at once (0: no cap): WHEP sessions per show and per address and show, and
+    # room sockets per signed-in user and show.
+    max_whep_per_show: int = 500
+    max_whep_per_address: int = 10
+    max_room_sockets_per_user: int = 5
     # Freeze what exists after startup and make full garbage collections rarer (see liveshow/gctune.py).
     gc_tuning: bool = True
 

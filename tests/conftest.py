@@ -22,6 +22,7 @@ from bench.services import PrivatePostgres, PrivateRedis
 from bench.services import Unavailable as ServiceUnavailable
 from liveshow.app import create_app
 from liveshow.db import migrate
+from liveshow.ratelimit.service import UNLIMITED
 from liveshow.settings import Settings
 
 PG_ADMIN_URL = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -153,7 +154,12 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
         gc_tuning=False,  # tests/test_gctune.py checks it; here it would freeze every earlier test's objects
         ice_interfaces=("127.0.0.1",),  # the server's media stays on loopback, as `make bench` does
     )
-    return base.with_overrides(**overrides)
+    # Tests make many users, sockets and viewers from one address; tests of the limits set small ones.
+    # Chat and reactions keep their defaults (the room's tests of them predate the other limits).
+    unlimited = {
+        k: int(v) if k.startswith("max_") else v for k, v in UNLIMITED.items() if k != "limit_reaction_sender"
+    }
+    return base.with_overrides(**{**unlimited, **overrides})
 
 
 @pytest.fixture

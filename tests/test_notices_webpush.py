@@ -127,6 +127,9 @@ def test_subscription_bad_input(client: TestClient) -> None:
     _key, p256dh, auth = browser_keys()
     keys = {"p256dh": p256dh, "auth": b64url(auth)}
     h = act_as(client, ann)
+    # No DNS here: names resolve as they would on the internet.
+    names = {"push.example.com": ["93.184.215.14"], "localhost": ["127.0.0.1", "::1"]}
+    app_ctx(app).social.push.resolve = lambda host, port: names[host]  # type: ignore[union-attr]
     bad = [
         {"endpoint": "http://push.example.com/x", "keys": keys},  # not https
         {"endpoint": "https://127.0.0.1/x", "keys": keys},  # our own network

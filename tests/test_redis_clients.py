@@ -12,7 +12,7 @@ import asyncio
 import pytest
 
 from liveshow.chat.presence import RedisPresence
-from liveshow.chat.ratelimit import RedisSlidingWindow
+from liveshow.ratelimit import RedisLimiter, check, parse_rule
 from liveshow.redisconn import MAX_CONNECTIONS, connect
 from tests.conftest import REDIS_URL
 
@@ -32,10 +32,13 @@ async def test_a_join_storm_larger_than_the_pool_succeeds_and_counts_everyone(re
 
 
 async def test_a_burst_of_chat_limit_checks_larger_than_the_pool_is_decided(redis_prefix: str) -> None:
-    limit = RedisSlidingWindow(REDIS_URL, redis_prefix, limit=5, window=10.0)
+    limit = RedisLimiter(REDIS_URL, redis_prefix)
+    rule = parse_rule("chat.account", "5/10")
     try:
         users = 3 * MAX_CONNECTIONS
-        outcomes = await asyncio.gather(*(limit.check((1, n)) for n in range(users)), return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(check(limit, rule, f"1:{n}") for n in range(users)), return_exceptions=True
+        )
         assert outcomes == [None] * users
     finally:
         await limit.close()

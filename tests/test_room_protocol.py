@@ -11,8 +11,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from liveshow.chat.protocol import MAX_FRAME_BYTES, FrameTooBig, decode, encode_batch
-from liveshow.chat.ratelimit import SlidingWindow
-from liveshow.errors import RateLimited, ValidationFailed
+from liveshow.errors import ValidationFailed
 from liveshow.settings import Settings
 from tests.conftest import LiveServer
 from tests.roomkit import Peer, RoomEnv, ws_url
@@ -61,25 +60,6 @@ def test_batch_encoding_joins_frames() -> None:
         "type": "batch",
         "events": [{"a": 1}, {"b": 2}],
     }
-
-
-def test_sliding_window_and_slow_mode() -> None:
-    now = [0.0]
-    limit = SlidingWindow(5, 10.0, clock=lambda: now[0])
-    for _ in range(5):
-        limit.check("u")
-    with pytest.raises(RateLimited):
-        limit.check("u")
-    limit.check("other")  # per key
-    now[0] = 10.5
-    limit.check("u")  # the window slid
-    with pytest.raises(RateLimited, match="Slow mode"):
-        limit.check("u", slow_mode_seconds=30)
-    now[0] = 41.0
-    limit.check("u", slow_mode_seconds=30)  # longer than the window still counts from the last message
-    now[0] = 2000.0
-    limit.forget_idle()
-    assert not limit._hits and not limit._last
 
 
 # ---------------------------------------------------------------- handshake

@@ -25,6 +25,7 @@ from liveshow.auction import rules
 from liveshow.auction.models import AuctionBid
 from liveshow.db import Database
 from liveshow.orders.models import Order
+from liveshow.ratelimit.service import UNLIMITED
 from tests.auction_fixtures import make_world
 from tests.conftest import REDIS_URL, free_port
 
@@ -45,6 +46,8 @@ class Server:
             LIVESHOW_SECRET_KEY="cluster-test-secret",
             LIVESHOW_LOG_LEVEL="WARNING",
         )
+        # 200 claimants and retried bids from one address: the limits have tests of their own.
+        env.update({f"LIVESHOW_{k.upper()}": v for k, v in UNLIMITED.items()})
         self.log = open(tmp / f"{name}.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "liveshow.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],

@@ -68,7 +68,9 @@ def make_endpoint(users: TokenUsers) -> Callable[[Request], Awaitable[Response]]
         if service is None:
             raise NotFound("The auction is not running.")
         user = await users.user(request)
-        reply = await service.on_message(int(request.path_params["show_id"]), user, message)
+        # The registered room handler: the same limits as a frame in the room.
+        handler = ctx(request).room_handlers[message["type"]]
+        reply = await handler(int(request.path_params["show_id"]), user, message)
         return JSONResponse(reply)
 
     return command

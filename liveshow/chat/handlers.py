@@ -62,7 +62,8 @@ async def chat_send(
     staff = role in ("seller", "moderator")
     if role != "seller":
         state.check_words(text)
-    await service.chat_limit.check((room.show_id, user.id), 0 if staff else state.slow_mode_seconds)
+    slow = 0 if staff else state.slow_mode_seconds
+    await service.limits.check("chat.account", f"{room.show_id}:{user.id}", slow)
     if service.chat_db is not None:
         view = await messages.save_on_loop(service.chat_db, room.show_id, user, text, role)
     else:
@@ -86,7 +87,9 @@ async def reaction(
         raise ValidationFailed(f"Unknown reaction; use one of {', '.join(REACTION_KINDS)}.", field="kind")
     if conn.user_id is not None and conn.user_id in room.state.banned:
         raise moderation.Banned("You are banned from this seller's shows.")
-    service.reaction_limit.check(conn.key)
+    # Per account, or per address when anonymous: a new socket does not get a new budget.
+    sender = conn.user_id if conn.user_id is not None else service.limits.address(conn.websocket)
+    await service.limits.check("reaction.sender", f"{room.show_id}:{sender}")
     room.reactions[kind] += 1  # published as one reaction.burst per reaction tick
     return {"type": "reaction.ok"} if "id" in msg else None
 

@@ -92,6 +92,8 @@ async def room_socket(websocket: WebSocket) -> None:
     try:
         user = await run_in_threadpool(current_user, websocket)
         await websocket.accept()
+        if not await _connect_allowed(service, websocket, user.id if user else None):
+            return
         room = await service.room_for(show_id)
     except NotFound:
         await websocket.send_json({"type": "error", "code": "not_found", "reason": "No such show."})
@@ -112,6 +114,13 @@ async def room_socket(websocket: WebSocket) -> None:
                 return
             if first is not None:
                 pending.append(first)
+        cap = context.settings.max_room_sockets_per_user
+        if cap > 0 and user is not None and user.id is not None and len(room.sockets_of(user.id)) >= cap:
+            # Checked with no await before attach adds it, so parallel connects cannot all slip in.
+            reason = f"At most {cap} open connections per account to a show; close another tab first."
+            await websocket.send_json({"type": "error", "code": "too_many_sockets", "reason": reason})
+            await websocket.close(CLOSE_TRY_LATER, "too many sockets")
+            return
         try:
             await service.attach(room, conn, last_seq)
         except Exception as exc:
@@ -147,6 +156,19 @@ async def _refuse_join(websocket: WebSocket, exc: BaseException) -> None:
             await websocket.accept()
         await websocket.send_json(unavailable(dependency).frame())
         await websocket.close(CLOSE_TRY_LATER, f"{dependency} unavailable")
+
+
+async def _connect_allowed(service: RoomService, websocket: WebSocket, user_id: int | None) -> bool:
+    """Count the connect per address (and account); a refused one hears why and when, then closes."""
+    try:
+        await service.limits.check("socket.address", service.limits.address(websocket))
+        if user_id is not None:
+            await service.limits.check("socket.account", user_id)
+    except DomainError as exc:  # rate_limited, or unavailable when Redis cannot count
+        await websocket.send_json(exc.frame())
+        await websocket.close(CLOSE_TRY_LATER, "rate limited")
+        return False
+    return True
 
 
 async def _await_hello(websocket: WebSocket, conn: Connection) -> tuple[int | None, Any]:

@@ -20,7 +20,6 @@ from liveshow.bus import Event
 from liveshow.chat import messages
 from liveshow.chat.moderation import ModState, load_state
 from liveshow.chat.presence import HEARTBEAT_SECONDS, Presence
-from liveshow.chat.ratelimit import SlidingWindow, make_chat_limit
 from liveshow.chat.room import Connection, Room
 from liveshow.clock import wall_ms
 from liveshow.db import loop_connection
@@ -60,8 +59,9 @@ class RoomService:
         self.rooms: dict[int, Room] = {}
         self.snapshot_providers: list[SnapshotProvider] = []
         self.process_id = secrets.token_hex(6)
-        self.chat_limit = make_chat_limit(context.settings.bus_url, context.settings.bus_prefix)
-        self.reaction_limit = SlidingWindow(20, 1.0)
+        assert context.limits is not None
+        # Chat, reactions and socket connects are counted here (and across processes on Redis).
+        self.limits = context.limits
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
         self._janitor: asyncio.Task[None] | None = None
@@ -88,15 +88,13 @@ class RoomService:
             await room.stop()
         if self.chat_db is not None:
             await self.chat_db.close()
-        await self.chat_limit.close()
         self.rooms.clear()
         await self.presence.close()
 
     async def _forget_idle_forever(self) -> None:
         while True:
             await asyncio.sleep(60)
-            self.chat_limit.forget_idle()
-            self.reaction_limit.forget_idle()
+            self.limits.forget_idle()
 
     # ------------------------------------------------------------ rooms
 

@@ -14,4 +14,4 @@ def install(context: AppContext) -> list[BaseRoute]:
     context.media = service
     context.on_startup.append(service.start)
     context.on_shutdown.append(service.stop)
-    return http.routes()
+    return http.routes(context.settings)

@@ -11,6 +11,7 @@ Every response carries CORS headers so OBS-style and browser clients on other or
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import time
@@ -25,7 +26,10 @@ from liveshow.errors import DomainError, NotAuthenticated, NotFound
 from liveshow.media import iceservers as ice_servers
 from liveshow.media.errors import BadSdp, IceRestartUnsupported, ServedElsewhere
 from liveshow.media.service import MediaService
+from liveshow.ratelimit import retry_after_header
+from liveshow.settings import Settings
 from liveshow.signaling import sdp
+from liveshow.signaling.caps import WhepCaps
 from liveshow.web.auth import bearer_token, check_csrf, ctx, current_user
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,9 @@ def with_cors(handler: Handler) -> Handler:
         except DomainError as exc:
             log.info("refused %s %s: %s (%s)", request.method, request.url.path, exc.message, exc.code)
             response = JSONResponse(
-                {"error": exc.code, "reason": exc.message, **exc.details}, status_code=exc.status
+                {"error": exc.code, "reason": exc.message, **exc.details},
+                status_code=exc.status,
+                headers=retry_after_header(exc.details),
             )
         response.headers.update(CORS)
         return response
@@ -106,26 +112,50 @@ async def whip_post(request: Request) -> Response:
     key = bearer_token(request)
     if key is None:
         raise NotAuthenticated("Send the stream key as Authorization: Bearer <key>.")
+    await limit(request, "whip.address")
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=True)
     session_id, answer = await media(request).publish(show_id, key, body.decode(), kinds)
     return created(request, "whip", session_id, answer)
 
 
-async def whep_post(request: Request) -> Response:
+async def whep_post(request: Request, caps: WhepCaps) -> Response:
     show_id = show_id_of(request)
+    address = await limit(request, "whep.address")
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=False)
     user = current_user(request)
-    try:
-        session_id, answer = await media(request).watch(
-            show_id, body.decode(), kinds, user.id if user else None
-        )
-    except ServedElsewhere as moved:
-        # Another server process holds the show's publisher: 307 keeps the method and the offer
-        # (RFC 9725 section 4.5), so WHEP clients and fetch() re-POST there.
-        return Response(status_code=307, headers={"Location": moved.url})
+    with caps.slot(show_id, address, viewer_alive(media(request), show_id)) as slot:
+        try:
+            session_id, answer = await media(request).watch(
+                show_id, body.decode(), kinds, user.id if user else None
+            )
+        except ServedElsewhere as moved:
+            # Another server process holds the show's publisher: 307 keeps the method and the offer
+            # (RFC 9725 section 4.5), so WHEP clients and fetch() re-POST there.
+            return Response(status_code=307, headers={"Location": moved.url})
+        slot.confirm(session_id)
     return created(request, "whep", session_id, answer)
+
+
+async def limit(request: Request, rule: str) -> str:
+    """Count this request against ``rule`` for its client address (429 when over); the address."""
+    limits = ctx(request).limits
+    assert limits is not None
+    address = limits.address(request)
+    await limits.check(rule, address)
+    return address
+
+
+def viewer_alive(service: MediaService, show_id: int) -> Callable[[str], bool]:
+    def alive(session_id: str) -> bool:
+        try:
+            service.viewer(show_id, session_id)
+        except NotFound:
+            return False
+        return True
+
+    return alive
 
 
 async def patch_session(request: Request) -> Response:
@@ -186,12 +216,13 @@ async def media_status(request: Request) -> Response:
     return JSONResponse({"id": show_id, "state": state, "viewers": service.viewer_count(show_id)})
 
 
-def routes() -> list[BaseRoute]:
+def routes(settings: Settings) -> list[BaseRoute]:
     session_methods = ["PATCH", "DELETE", "OPTIONS"]
+    caps = WhepCaps(settings.max_whep_per_show, settings.max_whep_per_address)
     return [
         Route("/whip/{show_id:int}", with_cors(whip_post), methods=["POST"]),
         Route("/whip/{show_id:int}", with_cors(options), methods=["OPTIONS"]),
-        Route("/whep/{show_id:int}", with_cors(whep_post), methods=["POST"]),
+        Route("/whep/{show_id:int}", with_cors(functools.partial(whep_post, caps=caps)), methods=["POST"]),
         Route("/whep/{show_id:int}", with_cors(options), methods=["OPTIONS"]),
         Route("/whip/{show_id:int}/{session_id}", with_cors(session_dispatch), methods=session_methods),
         Route("/whep/{show_id:int}/{session_id}", with_cors(session_dispatch), methods=session_methods),

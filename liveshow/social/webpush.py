@@ -7,7 +7,6 @@ push service (the browser vendor's) delivers them to the service worker ``/stati
 from __future__ import annotations
 
 import base64
-import ipaddress
 import json
 import logging
 from pathlib import Path
@@ -22,6 +21,7 @@ from sqlmodel import Session, col, select
 from liveshow.db import Database
 from liveshow.errors import ValidationFailed
 from liveshow.social.models import PushSubscription
+from liveshow.social.pushnet import Resolver, checked_address, pinned_session, system_resolve
 
 log = logging.getLogger(__name__)
 KEY_FILE = "vapid_private.pem"
@@ -58,12 +58,20 @@ def _decode_key(value: object, name: str, length: int) -> str:
 
 
 class WebPush:
-    def __init__(self, data_dir: Path, db: Database, subject: str, allow_http: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        db: Database,
+        subject: str,
+        allow_http: bool = False,
+        resolve: Resolver = system_resolve,
+    ) -> None:
         self.vapid = load_or_create_vapid(data_dir)
         self.db = db
         self.subject = subject
-        # Only tests (a loopback push service) may use http; real push services are https.
+        # Only tests (a loopback push service) may use http and loopback; real push services are https.
         self.allow_http = allow_http
+        self.resolve = resolve
 
     @property
     def public_key(self) -> str:
@@ -77,17 +85,8 @@ class WebPush:
         parts = urlsplit(endpoint)
         if parts.scheme != "https" and not (self.allow_http and parts.scheme == "http"):
             raise ValidationFailed("endpoint must be an https URL.")
-        host = parts.hostname or ""
-        if not host:
-            raise ValidationFailed("endpoint has no host.")
-        if not self.allow_http:
-            # A push endpoint is the browser vendor's service; never let one point us at our own network.
-            try:
-                addr = ipaddress.ip_address(host)
-            except ValueError:
-                addr = None
-            if host == "localhost" or (addr is not None and not addr.is_global):
-                raise ValidationFailed("endpoint must be a public push service.")
+        # Resolved now for a clear 400, and again at each send (the name may point elsewhere by then).
+        checked_address(endpoint, self.resolve, allow_loopback=self.allow_http)
         return endpoint
 
     def subscribe(self, session: Session, user_id: int, data: dict[str, Any]) -> PushSubscription:
@@ -136,6 +135,12 @@ class WebPush:
         body = json.dumps(payload, separators=(",", ":"))
         for sub in subs:
             try:
+                address = checked_address(sub.endpoint, self.resolve, allow_loopback=self.allow_http)
+            except ValidationFailed as exc:
+                log.warning("web push to %s refused: %s", urlsplit(sub.endpoint).hostname, exc.message)
+                continue
+            http = pinned_session(sub.endpoint, address)
+            try:
                 webpush(
                     {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}},
                     data=body,
@@ -143,6 +148,7 @@ class WebPush:
                     vapid_claims={"sub": self.subject},
                     ttl=3600,
                     timeout=5,
+                    requests_session=http,
                 )
                 sent += 1
             except WebPushException as exc:
@@ -153,6 +159,8 @@ class WebPush:
                     log.warning("web push to %s failed: %s", urlsplit(sub.endpoint).hostname, status)
             except Exception as exc:  # network errors must not stop the other sends
                 log.warning("web push to %s failed: %s", urlsplit(sub.endpoint).hostname, exc)
+            finally:
+                http.close()
         if gone:
             with self.db.session() as session:
                 for sub_id in gone:

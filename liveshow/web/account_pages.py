@@ -13,7 +13,8 @@ from starlette.routing import BaseRoute, Route
 from liveshow.accounts import service as accounts
 from liveshow.accounts.models import ApiToken, User
 from liveshow.closet import fields
-from liveshow.errors import DomainError
+from liveshow.errors import DomainError, RateLimited
+from liveshow.ratelimit import retry_after_header
 from liveshow.web.auth import ctx, current_user, require_user, sign_in, sign_out
 from liveshow.web.forms import read_form, redirect, safe_next
 from liveshow.web.rendering import render
@@ -33,6 +34,14 @@ async def signup(request: Request) -> Response:
     password = str(form.get("password") or "")
     display_name = str(form.get("display_name") or "")
     target = safe_next(str(form.get("next") or ""))
+    values = {"username": username, "display_name": display_name}
+    limits = ctx(request).limits
+    assert limits is not None
+    try:
+        # Before the password is hashed: a refused sign-up costs no argon2 run.
+        await limits.check("signup.address", limits.address(request))
+    except RateLimited as exc:
+        return _refused(request, "signup.html", exc, values=values, next=target)
 
     def create() -> User:
         with ctx(request).db.session() as session:
@@ -44,7 +53,6 @@ async def signup(request: Request) -> Response:
         user = await run_in_threadpool(create)
     except DomainError as exc:
         log.info("signup refused: %s", exc.message)
-        values = {"username": username, "display_name": display_name}
         return render(
             request, "signup.html", status_code=exc.status, error=exc.message, values=values, next=target
         )
@@ -63,6 +71,16 @@ async def signin(request: Request) -> Response:
     username = str(form.get("username") or "")
     password = str(form.get("password") or "")
     target = safe_next(str(form.get("next") or ""))
+    limits = ctx(request).limits
+    assert limits is not None
+    try:
+        # Both budgets are spent before the argon2 hash is computed, and a success refunds neither:
+        # an attacker signing in to an account of their own does not win back guesses at others.
+        await limits.check("signin.address", limits.address(request))
+        await limits.check("signin.account", username.strip().lower()[:64])
+    except RateLimited as exc:
+        log.info("signin throttled for %r", username[:64])
+        return _refused(request, "signin.html", exc, values={"username": username}, next=target)
 
     def check() -> User | None:
         if len(username) > 64 or len(password) > accounts.MAX_PASSWORD:
@@ -83,6 +101,13 @@ async def signin(request: Request) -> Response:
         )
     sign_in(request, user)
     return redirect(target)
+
+
+def _refused(request: Request, template: str, exc: RateLimited, **context: object) -> Response:
+    """The form again with the reason (which says when to try again), as 429 with Retry-After."""
+    response = render(request, template, status_code=exc.status, error=exc.message, **context)
+    response.headers.update(retry_after_header(exc.details))
+    return response
 
 
 async def signout(request: Request) -> Response:

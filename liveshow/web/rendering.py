@@ -11,6 +11,7 @@ from starlette.templating import Jinja2Templates
 
 from liveshow.context import WEB_DIR
 from liveshow.errors import DomainError
+from liveshow.ratelimit import retry_after_header
 from liveshow.web.auth import csrf_token, ctx, current_user
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ def wants_json(request: Request) -> bool:
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     log.info("refused %s %s: %s (%s)", request.method, request.url.path, exc.message, exc.code)
+    headers = retry_after_header(exc.details)  # a 429 says when to come back
     if wants_json(request):
-        return JSONResponse({"error": exc.code, "reason": exc.message, **exc.details}, status_code=exc.status)
-    return render(request, "error.html", status_code=exc.status, message=exc.message, status=exc.status)
+        body = {"error": exc.code, "reason": exc.message, **exc.details}
+        return JSONResponse(body, status_code=exc.status, headers=headers)
+    response = render(request, "error.html", status_code=exc.status, message=exc.message, status=exc.status)
+    response.headers.update(headers)
+    return response
