@@ -80,9 +80,13 @@ def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: lis
         for lot, _unit in c.claims:
             claimed[(c.user_id, listing_of.get(lot, -1))] += 1
     counts["claims acknowledged"] = sum(claimed.values())
-    claim_orders = Counter(
-        (int(o["buyer_id"]), int(o["listing_id"])) for o in orders if o["source"] == "claim"
-    )
+
+    def per_buyer(rows: list[dict[str, Any]], source: str) -> Counter[tuple[int, int]]:
+        return Counter((int(o["buyer_id"]), int(o["listing_id"])) for o in rows if o["source"] == source)
+
+    # An acknowledged win needs an order, whatever became of it since (cancelled, refunded); an order
+    # still standing needs an acknowledged win.
+    claim_orders, live_claim_orders = per_buyer(orders, "claim"), per_buyer(live, "claim")
     counts["claims acknowledged, no order"] = sum(max(0, n - claim_orders[k]) for k, n in claimed.items())
     won: Counter[tuple[int, int]] = Counter(
         (int(e["winner_id"]), listing_of.get(int(e["lot_no"]), -1))
@@ -90,13 +94,11 @@ def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: lis
         if e.get("type") == "lot.closed" and e.get("outcome") == "sold" and e.get("winner_id") is not None
     )
     counts["auctions won"] = sum(won.values())
-    auction_orders = Counter(
-        (int(o["buyer_id"]), int(o["listing_id"])) for o in orders if o["source"] == "auction"
-    )
+    auction_orders, live_auction_orders = per_buyer(orders, "auction"), per_buyer(live, "auction")
     counts["auctions won, no order"] = sum(max(0, n - auction_orders[k]) for k, n in won.items())
     counts["orders without an acknowledged win"] = sum(
-        max(0, n - claimed[k]) for k, n in claim_orders.items()
-    ) + sum(max(0, n - won[k]) for k, n in auction_orders.items())
+        max(0, n - claimed[k]) for k, n in live_claim_orders.items()
+    ) + sum(max(0, n - won[k]) for k, n in live_auction_orders.items())
 
     # What the clients saw: numbering never backwards; every public event seen live is in the log
     # (the replay is complete); every chat message of the span a client was in reached it.

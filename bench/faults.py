@@ -182,25 +182,34 @@ def get_json(url: str, cookie_value: str | None = None) -> Any:
 
 
 def read_log(base: str, show_id: int) -> list[dict[str, Any]]:
+    """Every event of the show's durable log, through its public reader (paged)."""
     events: list[dict[str, Any]] = []
     after = 0
     while True:
-        page = get_json(f"{base}/api/shows/{show_id}/events?after_seq={after}&limit=500")
+        page = get_json(f"{base}/api/shows/{show_id}/events?after_seq={after}&limit=1000")
         events.extend(page["events"])
-        nxt = page.get("next_after_seq")
-        if not page["events"] or nxt is None:
+        after = int(page["next_after_seq"])
+        if not page.get("more"):
             return events
-        after = int(nxt)
 
 
-def read_orders(base: str, seller_cookie: str) -> list[dict[str, Any]]:
+def read_orders(base: str, seller_cookie: str, user_ids: dict[str, int]) -> list[dict[str, Any]]:
+    """The seller's orders through GET /api/orders (paged), as the verdict's plain records."""
     orders: list[dict[str, Any]] = []
     url: str | None = f"{base}/api/orders?role=seller&limit=100"
     while url is not None:
         page = get_json(url, seller_cookie)
-        orders.extend(page["orders"])
-        cursor = page.get("next")
-        url = None if not cursor else (cursor if cursor.startswith("http") else base + cursor)
+        for row in page["orders"]:
+            orders.append(
+                {
+                    "listing_id": row["listing"]["id"],
+                    "unit_no": row["unit"],
+                    "buyer_id": user_ids.get(row["buyer"], -1),
+                    "source": row["source"],
+                    "status": row["status"],
+                }
+            )
+        url = base + page["next"] if page.get("next") else None
     return orders
 
 
@@ -290,7 +299,8 @@ class Suite:
             await room.close()
         base = self.urls()[0]
         events = await asyncio.to_thread(read_log, base, show_id)
-        orders = await asyncio.to_thread(read_orders, base, seller_cookie)
+        names = {f"fault-buyer-{i}": uid for i, uid in enumerate(world["buyers"])}
+        orders = await asyncio.to_thread(read_orders, base, seller_cookie, names)
         verdict = check(self.records + self.viewer_records, events, orders)
         return self.report(verdict.counts, verdict.violations, rooms)
 
