@@ -26,16 +26,25 @@ class Unavailable(DomainError):
         super().__init__(message, retry_after_ms=retry_after_ms)
 
 
+def is_database_down(exc: BaseException) -> bool:
+    """True for the errors of a database that cannot be reached or dropped the connection; any other
+    database error (a constraint, bad SQL) is a bug, not an outage."""
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(
+            exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError
+        )
+    if isinstance(exc, sqlalchemy.exc.TimeoutError):
+        return True  # the pool had no connection to give: every one of them is stuck on the database
+    # The chat's one-statement path talks to psycopg directly (db.LoopConnection).
+    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
+
+
 def dependency_down(exc: BaseException) -> str | None:
     """"bus", "database" or None: whether ``exc`` is a dependency being unreachable."""
     if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         return "bus"  # includes BusyLoadingError: a Redis still loading its data
-    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+    if is_database_down(exc):
         return "database"
-    if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
-        return "database"
-    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
-        return "database"  # the chat's one-statement path talks to psycopg directly (db.LoopConnection)
     if isinstance(exc, ConnectionError | TimeoutError):
         return "bus"  # our own adapters raise these (e.g. the bus when it cannot number events)
     return None

@@ -17,7 +17,8 @@ from starlette.testclient import TestClient
 from bench.services import PrivatePostgres
 from liveshow.accounts.service import create_user, issue_token
 from liveshow.app import create_app
-from liveshow.web.unavailable import RETRY_AFTER_S, is_database_down
+from liveshow.outage import is_database_down
+from liveshow.web.unavailable import RETRY_AFTER_S
 from tests.conftest import make_settings, signup
 from tests.helpers import form_csrf
 

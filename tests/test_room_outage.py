@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from bench.services import PrivateRedis
+from bench.services import PrivatePostgres, PrivateRedis
 from liveshow.app import create_app
 from liveshow.settings import Settings
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_settings
 from tests.roomkit import Peer, RoomEnv
 
 pytestmark = pytest.mark.postgres
@@ -81,3 +82,46 @@ async def test_a_join_while_redis_is_down_is_told_why_and_asked_to_come_back(
     with pytest.raises(ConnectionClosed) as closed:
         await peer.next(timeout=15)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+
+
+@pytest.fixture
+def pg_room(
+    tmp_path: Path, private_pg: PrivatePostgres
+) -> Iterator[tuple[PrivatePostgres, RoomEnv, LiveServer]]:
+    settings = make_settings(tmp_path, private_pg.new_database())
+    server = LiveServer(create_app(settings)).start()
+    env = RoomEnv(settings, server.url)
+    try:
+        yield private_pg, env, server
+    finally:
+        server.stop()
+        env.db.close()
+
+
+async def test_while_the_database_is_down_commands_are_answered_and_joins_told_why(
+    pg_room: tuple[PrivatePostgres, RoomEnv, LiveServer],
+) -> None:
+    """Found with PostgreSQL restarts: chat got a closed socket (1006) with no reply, signed-in
+    handshakes answered 500, anonymous viewers were accepted and then dropped without a snapshot."""
+    pg, env, server = pg_room
+    alice = await Peer.connect(server.url, env.show_id, env.cookie(env.alice))
+    await alice.until("snapshot")
+    pg.crash()
+    answer = await alice.request({"type": "chat.send", "text": "during"}, timeout=15)
+    assert answer["type"] == "error" and answer["code"] == "unavailable" and answer["retry_after_ms"] > 0
+    for cookie in (env.cookie(env.bob), None):  # signed in (who is it?) and anonymous (the snapshot)
+        peer = await Peer.connect(server.url, env.show_id, cookie)
+        frame = await peer.next(timeout=15)
+        assert frame["type"] == "error" and frame["code"] == "unavailable", frame
+        with pytest.raises(ConnectionClosed) as closed:
+            await peer.next(timeout=15)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+    pg.start()
+    deadline = time.monotonic() + 20
+    while True:  # the same socket, still open: chat goes through once the database is back
+        answer = await alice.request({"type": "chat.send", "text": "after"}, timeout=15)
+        if answer["type"] == "chat.sent":
+            break
+        assert answer["code"] == "unavailable" and time.monotonic() < deadline, answer
+        await asyncio.sleep(0.3)
+    await alice.close()

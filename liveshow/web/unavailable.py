@@ -15,6 +15,7 @@ from sqlalchemy import exc as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from liveshow.outage import is_database_down
 from liveshow.web.rendering import render, wants_json
 
 log = logging.getLogger(__name__)
@@ -25,15 +26,6 @@ REASON = "The database is not answering right now; try again in a few seconds."
 
 # What create_app registers the handler for (it re-raises what is not an outage).
 HANDLED: tuple[type[Exception], ...] = (sa.DBAPIError, sa.TimeoutError, psycopg.Error)
-
-
-def is_database_down(exc: BaseException) -> bool:
-    """True for the errors of a database that cannot be reached or dropped the connection."""
-    if isinstance(exc, sa.DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, sa.OperationalError | sa.InterfaceError)
-    if isinstance(exc, sa.TimeoutError):
-        return True  # the pool had no connection to give: every one of them is stuck on the database
-    return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError)
 
 
 async def database_down_handler(request: Request, exc: Exception) -> Response:
