@@ -8,8 +8,8 @@ from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from liveshow.clock import utcnow
+from liveshow.orders.states import STATUSES  # noqa: F401  (re-exported: the one list of statuses)
 
-STATUSES = ("awaiting_payment", "paid", "shipped", "delivered", "cancelled")
 LIVE_WHERE = "status != 'cancelled'"
 
 
@@ -45,6 +45,12 @@ class Order(SQLModel, table=True):
     delivered_at: datetime | None = None
     cancelled_at: datetime | None = None
     cancel_reason: str = Field(default="", max_length=40)
+    # A cancelled order the buyer had paid for: "" (nothing to give back) | pending | refunded | failed.
+    refund_status: str = Field(default="", max_length=12)
+    refunded_cents: int = 0
+    refund_ref: str = Field(default="", max_length=80)
+    carrier: str = Field(default="", max_length=40)
+    tracking_number: str = Field(default="", max_length=80)
 
 
 class SecondChanceOffer(SQLModel, table=True):

@@ -16,7 +16,9 @@ class PaymentProvider(Protocol):
         """Take the order's price from the buyer; return the provider's reference. Raise to refuse."""
         ...
 
-    def refund(self, order: Order) -> None: ...
+    def refund(self, order: Order) -> str:
+        """Give the order's price back; return the provider's reference. Raise to refuse."""
+        ...
 
 
 class InAppProvider:
@@ -25,5 +27,5 @@ class InAppProvider:
     def charge(self, order: Order) -> str:
         return f"inapp_{order.id}_{secrets.token_hex(6)}"
 
-    def refund(self, order: Order) -> None:
-        return None
+    def refund(self, order: Order) -> str:
+        return f"inapp_refund_{order.id}"
