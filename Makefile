@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/liveshow migrate
 	$(BIN)/liveshow demo
-	$(BIN)/liveshow serve --host 127.0.0.1 --port 8000
+	# The demo pays with the test provider: its button says no money moves (see README, Payments).
+	LIVESHOW_PAYMENT_PROVIDER=test LIVESHOW_ALLOW_TEST_PAYMENTS=true $(BIN)/liveshow serve --host 127.0.0.1 --port 8000
 
 browser:
 	bash scripts/ensure-chromium.sh

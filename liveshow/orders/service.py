@@ -15,7 +15,7 @@ from liveshow.closet.models import Listing
 from liveshow.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from liveshow.orders import states
 from liveshow.orders.models import Order, SecondChanceOffer
-from liveshow.orders.payments import PaymentProvider
+from liveshow.orders.providers import PaymentProvider
 
 SOURCES = ("claim", "auction", "second_chance", "offer", "giveaway", "replay")
 

@@ -13,10 +13,10 @@ from starlette.routing import BaseRoute, Route
 
 from liveshow.accounts.models import User
 from liveshow.closet.models import Listing
-from liveshow.errors import NotFound
+from liveshow.errors import Conflict, NotFound
 from liveshow.orders import service
 from liveshow.orders.models import Order, SecondChanceOffer
-from liveshow.orders.payments import InAppProvider
+from liveshow.orders.providers import ManualProvider, PaymentProvider
 from liveshow.shows.models import Show
 from liveshow.web.auth import check_csrf, ctx, require_user
 from liveshow.web.rendering import render
@@ -70,32 +70,43 @@ def _rows(request: Request, user: User) -> dict[str, Any]:
     }
 
 
+def provider(request: Request) -> PaymentProvider:
+    return ctx(request).payments or ManualProvider()
+
+
 async def orders_page(request: Request) -> Response:
     user = await run_in_threadpool(require_user, request)
     rows = await run_in_threadpool(_rows, request, user)
-    return render(request, "orders.html", user=user, **rows)
+    return render(request, "orders.html", user=user, payments=provider(request), **rows)
 
 
 async def order_action(request: Request) -> Response:
     user = await run_in_threadpool(require_user, request)
     await check_csrf(request)
+    form = await request.form()
     action = request.path_params["action"]
     target = int(request.path_params["order_id"])
     context = ctx(request)
     assert user.id is not None
     uid = user.id
+    payments = provider(request)
+    carrier, tracking = str(form.get("carrier") or ""), str(form.get("tracking_number") or "")
 
     def run() -> None:
         with context.db.session() as s:
             window = context.settings.payment_window_minutes
             if action == "pay":
-                service.pay(s, target, uid, InAppProvider())
+                service.pay(s, target, uid, payments)
+            elif action == "confirm-paid":
+                if payments.name != "manual":
+                    raise Conflict(f"Payments go through {payments.name}; it confirms them.")
+                service.confirm_paid(s, target, uid)
             elif action == "ship":
-                service.mark_shipped(s, target, uid)
+                service.mark_shipped(s, target, uid, carrier=carrier, tracking_number=tracking)
             elif action == "deliver":
                 service.mark_delivered(s, target, uid)
             elif action == "cancel":
-                service.cancel(s, target, uid, InAppProvider())
+                service.cancel(s, target, uid, payments)
             elif action == "accept-offer":
                 service.accept_second_chance(s, target, uid, window_minutes=window)
             elif action == "decline-offer":
