@@ -6,6 +6,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from liveshow.context import AppContext
+from liveshow.orders import api
 from liveshow.orders.providers import ManualProvider, PaymentProvider, TestProvider, check_settings
 from liveshow.settings import Settings
 
@@ -19,4 +20,4 @@ def build_provider(settings: Settings) -> PaymentProvider:
 
 def install(context: AppContext) -> list[BaseRoute]:
     context.payments = build_provider(context.settings)
-    return []
+    return api.routes()

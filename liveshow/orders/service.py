@@ -13,7 +13,7 @@ from liveshow.auction.errors import SoldOut
 from liveshow.clock import utcnow
 from liveshow.closet.models import Listing
 from liveshow.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from liveshow.orders import states
+from liveshow.orders import money, states
 from liveshow.orders.models import Order, SecondChanceOffer
 from liveshow.orders.providers import PaymentProvider
 
@@ -142,7 +142,12 @@ def _move(
 
 
 def pay(
-    session: Session, order_id: int, user_id: int, provider: PaymentProvider, now: datetime | None = None
+    session: Session,
+    order_id: int,
+    user_id: int,
+    provider: PaymentProvider,
+    now: datetime | None = None,
+    fee_bps: int = 0,
 ) -> Order:
     """Charge through a synchronous provider. The order moves to "paying" first, so of two clicks only
     one reaches the provider; a refused charge puts it back to awaiting payment."""
@@ -160,7 +165,8 @@ def pay(
     except Exception:
         _move(session, order, "charge_failed", "system")
         raise
-    return _move(session, order, "charged", "system", paid_at=now, payment_ref=ref[:80])
+    fee = money.fee_cents(order.price_cents, fee_bps)
+    return _move(session, order, "charged", "system", paid_at=now, payment_ref=ref[:80], fee_cents=fee)
 
 
 def confirm_paid(

@@ -96,7 +96,7 @@ async def order_action(request: Request) -> Response:
         with context.db.session() as s:
             window = context.settings.payment_window_minutes
             if action == "pay":
-                service.pay(s, target, uid, payments)
+                service.pay(s, target, uid, payments, fee_bps=context.settings.platform_fee_bps)
             elif action == "confirm-paid":
                 if payments.name != "manual":
                     raise Conflict(f"Payments go through {payments.name}; it confirms them.")
