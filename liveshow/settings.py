@@ -42,6 +42,8 @@ class Settings:
     stripe_publishable_key: str = ""
     # Where the stripe library sends its requests; empty is Stripe's own (tests point it at a stand-in).
     stripe_api_base: str = ""
+    # ISO currency of card payments (lower case, as Stripe writes it).
+    currency: str = "usd"
     # The platform's share of each sale, in basis points (100 = 1 %), kept back from the seller.
     platform_fee_bps: int = 0
     # Recordings older than this many days are deleted (0 keeps them forever).

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from liveshow.context import AppContext
-from liveshow.orders import api
+from liveshow.orders import api, checkout_web
 from liveshow.orders.providers import ManualProvider, PaymentProvider, TestProvider, check_settings
 from liveshow.settings import Settings
 
@@ -15,9 +15,14 @@ def build_provider(settings: Settings) -> PaymentProvider:
     name = check_settings(settings)
     if name == "test":
         return TestProvider()
+    if name == "stripe":
+        # Imported here: the stripe library is needed only when Stripe is configured.
+        from liveshow.orders.stripe_provider import StripeProvider
+
+        return StripeProvider(settings)
     return ManualProvider()
 
 
 def install(context: AppContext) -> list[BaseRoute]:
     context.payments = build_provider(context.settings)
-    return api.routes()
+    return [*api.routes(), *checkout_web.routes()]

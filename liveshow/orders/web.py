@@ -49,6 +49,10 @@ def _rows(request: Request, user: User) -> dict[str, Any]:
             if show_ids
             else {}
         )
+    unpaid: dict[tuple[int, int | None], list[Order]] = defaultdict(list)
+    for order in bought:
+        if order.status == "awaiting_payment":
+            unpaid[(order.seller_id, order.show_id)].append(order)
     bundles: dict[tuple[int, int | None], list[Order]] = defaultdict(list)
     for order in sold:
         bundles[(order.buyer_id, order.show_id)].append(order)
@@ -58,6 +62,18 @@ def _rows(request: Request, user: User) -> dict[str, Any]:
         "listings": listings,
         "users": users,
         "shows": shows,
+        # A card checkout pays a whole bundle (a seller's wins in one show) at once.
+        "to_pay": [
+            {
+                "seller_id": seller_id,
+                "seller": users.get(seller_id),
+                "show_id": show_id,
+                "show": shows.get(show_id) if show_id else None,
+                "orders": orders,
+                "total_cents": sum(o.price_cents for o in orders),
+            }
+            for (seller_id, show_id), orders in unpaid.items()
+        ],
         "bundles": [
             {
                 "buyer": users.get(buyer),
