@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from liveshow.context import AppContext
-from liveshow.orders import api, checkout_web
+from liveshow.orders import api, checkout_web, money_web
 from liveshow.orders.providers import ManualProvider, PaymentProvider, TestProvider, check_settings
 from liveshow.settings import Settings
 
@@ -25,4 +25,4 @@ def build_provider(settings: Settings) -> PaymentProvider:
 
 def install(context: AppContext) -> list[BaseRoute]:
     context.payments = build_provider(context.settings)
-    return [*api.routes(), *checkout_web.routes()]
+    return [*api.routes(), *checkout_web.routes(), *money_web.routes()]
