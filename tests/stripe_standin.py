@@ -50,6 +50,8 @@ class StripeStandIn:
     requests: list[Request] = field(default_factory=list)
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     refunds: list[dict[str, Any]] = field(default_factory=list)
+    # While set, every refund is refused (as Stripe does when the platform balance cannot cover it).
+    refuse_refunds: bool = False
     _replies: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -144,6 +146,14 @@ class StripeStandIn:
         intent = self.intents.get(params.get("payment_intent", ""))
         if intent is None:
             return 404, {"error": {"type": "invalid_request_error", "message": "No such payment_intent."}}
+        if self.refuse_refunds:
+            return 400, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "balance_insufficient",
+                    "message": "You have insufficient funds in your Stripe account for this refund.",
+                }
+            }
         amount = int(params.get("amount", intent["amount_received"]))
         given = sum(r["amount"] for r in self.refunds if r["payment_intent"] == intent["id"])
         if intent["status"] != "succeeded" or given + amount > intent["amount_received"]:

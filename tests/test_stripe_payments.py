@@ -238,3 +238,29 @@ def test_stripe_is_not_imported_unless_configured(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_failed_refund_is_shown_and_retried_once_with_a_new_key(shop: Shop) -> None:
+    payment = shop.checkout()
+    assert payment.intent_id
+    assert shop.deliver(shop.stripe.confirm(payment.intent_id))["outcome"] == "paid"
+    sign_in(shop.client, shop.app, shop.seller)
+    shop.stripe.refuse_refunds = True
+    order_id = shop.orders[0].id
+    r = shop.client.post(f"/orders/{order_id}/cancel", data={"csrf_token": CSRF})
+    assert r.status_code == 502 and "insufficient funds" in r.text  # a reason, not a crash
+    assert shop.statuses()[0] == ("cancelled", "failed", 0)
+    assert "Retry refund" in shop.client.get("/orders").text
+    shop.stripe.refuse_refunds = False
+    r = shop.client.post(
+        f"/orders/{order_id}/retry-refund", data={"csrf_token": CSRF}, follow_redirects=False
+    )
+    assert r.status_code == 303
+    assert shop.client.post(f"/orders/{order_id}/retry-refund", data={"csrf_token": CSRF}).status_code == 409
+    assert shop.statuses()[0] == ("cancelled", "refunded", 2100)
+    keys = [p.idempotency_key for p in shop.stripe.posts("/v1/refunds")]
+    assert keys == [f"liveshow-refund-order-{order_id}", f"liveshow-refund-order-{order_id}-retry1"]
+    assert [x["amount"] for x in shop.stripe.refunds] == [2100]
+    # the buyer may not retry anything
+    sign_in(shop.client, shop.app, shop.buyer)
+    assert shop.client.post(f"/orders/{order_id}/retry-refund", data={"csrf_token": CSRF}).status_code == 403

@@ -18,6 +18,7 @@ from liveshow.clock import utcnow
 from liveshow.errors import Conflict, Forbidden, NotFound
 from liveshow.orders import money, states
 from liveshow.orders.models import Order, Payment, ProcessorEvent, SellerPayments
+from liveshow.orders.stripe_provider import refund_key
 
 
 class CardProcessor(Protocol):
@@ -290,7 +291,7 @@ def refund_late_order(
     session: Session, processor: CardProcessor, order: Order, intent_id: str, amount: int
 ) -> None:
     try:
-        ref = processor.refund_amount(intent_id, amount, f"liveshow-refund-order-{order.id}")
+        ref = processor.refund_amount(intent_id, amount, refund_key(order))
     except Exception:
         status, values = "failed", {}
     else:

@@ -49,6 +49,9 @@ class Order(SQLModel, table=True):
     refund_status: str = Field(default="", max_length=12)
     refunded_cents: int = 0
     refund_ref: str = Field(default="", max_length=80)
+    # Retries of a failed refund; each gets a fresh idempotency key (a processor answers a repeated key
+    # with the first, failed, answer).
+    refund_attempts: int = 0
     # The platform's fee on this order, set when it is paid (0 when paid outside liveshow).
     fee_cents: int = 0
     # The checkout that paid it (one per buyer, seller and show: the bundle), when paid through one.

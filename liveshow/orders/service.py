@@ -251,6 +251,25 @@ def settle_refund(session: Session, order: Order, provider: PaymentProvider) -> 
     return _set_refund(session, order, "refunded", refunded_cents=order.price_cents, refund_ref=ref[:80])
 
 
+def retry_refund(session: Session, order_id: int, user_id: int, provider: PaymentProvider) -> Order:
+    """The seller asks again for a refund that failed; failed -> pending is the one conditional update
+    that lets a single click reach the provider."""
+    order = _order_for(session, order_id)
+    if order.seller_id != user_id:
+        raise Forbidden("Only the seller retries a refund.")
+    result = session.execute(
+        update(Order)
+        .where(col(Order.id) == order.id, col(Order.refund_status) == "failed")
+        .values(refund_status="pending", refund_attempts=col(Order.refund_attempts) + 1)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict("There is no failed refund to retry on this order.")
+    session.commit()
+    session.refresh(order)
+    return settle_refund(session, order, provider)
+
+
 def _set_refund(session: Session, order: Order, status: str, **values: object) -> Order:
     session.execute(
         update(Order)

@@ -50,7 +50,7 @@ class StripeProvider:
         """Give one order's price back (a partial refund of its bundle's charge)."""
         if not order.payment_ref.startswith("pi_"):
             raise Conflict("This order was not paid through Stripe.")
-        return self.refund_amount(order.payment_ref, order.price_cents, f"liveshow-refund-order-{order.id}")
+        return self.refund_amount(order.payment_ref, order.price_cents, refund_key(order))
 
     # ---- card payments
 
@@ -91,8 +91,22 @@ class StripeProvider:
         try:
             return create(params, {"idempotency_key": key})
         except self._stripe.StripeError as exc:
-            message = getattr(exc, "user_message", None) or "The card processor refused the request."
-            raise ProcessorError(str(message)) from exc
+            # Stripe's own message says what to do (a declined card, a balance too low for a refund).
+            detail = getattr(exc, "user_message", None) or getattr(
+                getattr(exc, "error", None), "message", None
+            )
+            reason = (
+                f"The card processor refused the request: {detail}"
+                if detail
+                else "The card processor refused the request."
+            )
+            raise ProcessorError(reason[:300]) from exc
+
+
+def refund_key(order: Order) -> str:
+    """One key per refund attempt of an order: a replayed request is answered, never paid twice."""
+    base = f"liveshow-refund-order-{order.id}"
+    return f"{base}-retry{order.refund_attempts}" if order.refund_attempts else base
 
 
 def verify_event(payload: bytes, header: str | None, secret: str, tolerance: int = 300) -> None:

@@ -123,6 +123,8 @@ async def order_action(request: Request) -> Response:
                 service.mark_delivered(s, target, uid)
             elif action == "cancel":
                 service.cancel(s, target, uid, payments)
+            elif action == "retry-refund":
+                service.retry_refund(s, target, uid, payments)
             elif action == "accept-offer":
                 service.accept_second_chance(s, target, uid, window_minutes=window)
             elif action == "decline-offer":

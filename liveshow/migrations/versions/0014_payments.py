@@ -70,6 +70,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('refund_status', sqlmodel.sql.sqltypes.AutoString(length=12), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('refunded_cents', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('refund_ref', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False, server_default=''))
+        batch_op.add_column(sa.Column('refund_attempts', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('carrier', sqlmodel.sql.sqltypes.AutoString(length=40), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('tracking_number', sqlmodel.sql.sqltypes.AutoString(length=80), nullable=False, server_default=''))
 
@@ -78,7 +79,7 @@ def downgrade() -> None:
     with op.batch_alter_table('orders', schema=None) as batch_op:
         batch_op.drop_constraint('fk_orders_payment_id', type_='foreignkey')
         batch_op.drop_index(batch_op.f('ix_orders_payment_id'))
-        for name in ('payment_id', 'fee_cents', 'tracking_number', 'carrier', 'refund_ref', 'refunded_cents', 'refund_status'):
+        for name in ('payment_id', 'fee_cents', 'tracking_number', 'carrier', 'refund_ref', 'refund_attempts', 'refunded_cents', 'refund_status'):
             batch_op.drop_column(name)
     op.drop_table('seller_payments')
     op.drop_table('processor_events')
