@@ -264,3 +264,27 @@ def test_failed_refund_is_shown_and_retried_once_with_a_new_key(shop: Shop) -> N
     # the buyer may not retry anything
     sign_in(shop.client, shop.app, shop.buyer)
     assert shop.client.post(f"/orders/{order_id}/retry-refund", data={"csrf_token": CSRF}).status_code == 403
+
+
+def test_buyer_cancels_one_item_mid_checkout_then_pays(shop: Shop) -> None:
+    payment = shop.checkout()
+    assert payment.intent_id
+    r = shop.client.post(
+        f"/orders/{shop.orders[1].id}/cancel", data={"csrf_token": CSRF}, follow_redirects=False
+    )
+    assert r.status_code == 303 and shop.stripe.refunds == []  # nothing was paid yet
+    # the PaymentIntent still asks for the whole bundle; when it is paid, the cancelled item goes back
+    assert shop.deliver(shop.stripe.confirm(payment.intent_id))["outcome"] == "paid"
+    assert shop.statuses() == [("paid", "", 0), ("cancelled", "refunded", 1500)]
+    assert [x["amount"] for x in shop.stripe.refunds] == [1500]
+
+
+def test_a_success_for_another_amount_marks_nothing_paid(shop: Shop) -> None:
+    payment = shop.checkout()
+    assert payment.intent_id
+    shop.stripe.intents[payment.intent_id]["amount"] = 100  # not what we asked for
+    assert shop.deliver(shop.stripe.confirm(payment.intent_id))["outcome"] == "mismatch"
+    assert shop.statuses() == [("awaiting_payment", "", 0)] * 2
+    with shop.db.session() as s:
+        stored = s.get(Payment, payment.id)
+        assert stored is not None and (stored.status, stored.last_error) == ("open", "amount mismatch")
