@@ -109,6 +109,26 @@ class StripeStandIn:
                 reply = self._create_intent(params)
             elif path == "/v1/refunds":
                 reply = self._create_refund(params)
+            elif path == "/v1/accounts":
+                reply = (
+                    200,
+                    {
+                        "id": "acct_" + secrets.token_hex(8),
+                        "object": "account",
+                        "type": params.get("type"),
+                        "metadata": params.get("metadata", {}),
+                        "charges_enabled": False,
+                    },
+                )
+            elif path == "/v1/account_links":
+                reply = (
+                    200,
+                    {
+                        "object": "account_link",
+                        "url": f"https://connect.stripe.test/setup/{params['account']}",
+                        "expires_at": int(time.time()) + 300,
+                    },
+                )
             else:
                 reply = (
                     404,

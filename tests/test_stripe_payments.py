@@ -288,3 +288,28 @@ def test_a_success_for_another_amount_marks_nothing_paid(shop: Shop) -> None:
     with shop.db.session() as s:
         stored = s.get(Payment, payment.id)
         assert stored is not None and (stored.status, stored.last_error) == ("open", "amount mismatch")
+
+
+def test_seller_connects_a_stripe_account_once(shop: Shop) -> None:
+    newcomer = shop.world.viewers[2].id or 0  # sells nothing yet, has no connected account
+    sign_in(shop.client, shop.app, newcomer)
+    page = shop.client.get("/orders/money").text
+    assert "Connect with Stripe" in page
+    links = []
+    for _ in range(2):
+        r = shop.client.post(
+            "/orders/money/stripe-connect", data={"csrf_token": CSRF}, follow_redirects=False
+        )
+        assert r.status_code == 303
+        links.append(r.headers["location"])
+    with shop.db.session() as s:
+        row = s.get(SellerPayments, newcomer)
+        assert row is not None and row.stripe_account.startswith("acct_")
+    assert links == [f"https://connect.stripe.test/setup/{row.stripe_account}"] * 2
+    [created] = shop.stripe.posts("/v1/accounts")  # the second visit reuses the account
+    assert created.idempotency_key == f"liveshow-account-{newcomer}"
+    assert created.params["type"] == "express"
+    assert created.params["metadata"] == {"liveshow_seller_id": str(newcomer)}
+    link = shop.stripe.posts("/v1/account_links")[0].params
+    assert link["type"] == "account_onboarding" and link["return_url"].endswith("/orders/money")
+    assert shop.client.post("/orders/money/stripe-connect", data={}).status_code == 403  # no CSRF

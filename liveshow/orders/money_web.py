@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from liveshow.clock import utcnow
-from liveshow.errors import ValidationFailed
+from liveshow.errors import NotFound, ValidationFailed
 from liveshow.orders.models import Order, Payment, SellerPayments
 from liveshow.orders.money import PAID, Line, ShowFigures, figures_by_show, total
 from liveshow.shows.models import Show
@@ -122,9 +122,42 @@ async def money_settings(request: Request) -> Response:
     return RedirectResponse("/orders/money", status_code=303)
 
 
+async def stripe_connect(request: Request) -> Response:
+    """Send the seller to Stripe's onboarding for their connected account, creating it the first time."""
+    from liveshow.orders.stripe_provider import StripeProvider
+
+    user = await run_in_threadpool(require_user, request)
+    await check_csrf(request)
+    provider = ctx(request).payments
+    if not isinstance(provider, StripeProvider):
+        raise NotFound("Card payments are not configured on this server.")
+    assert user.id is not None
+    uid = user.id
+    back = (ctx(request).settings.public_url or str(request.base_url)).rstrip("/") + "/orders/money"
+
+    def run() -> str:
+        with ctx(request).db.session() as s:
+            row = s.get(SellerPayments, uid)
+            if row is not None and row.stripe_account:
+                return row.stripe_account
+        account = provider.create_account(uid)  # outside the session: a network call
+        with ctx(request).db.session() as s:
+            row = s.get(SellerPayments, uid) or SellerPayments(seller_id=uid)
+            if not row.stripe_account:
+                row.stripe_account, row.updated_at = account, utcnow()
+                s.add(row)
+                s.commit()
+            return row.stripe_account
+
+    account = await run_in_threadpool(run)
+    url = await run_in_threadpool(provider.onboarding_link, account, back)
+    return RedirectResponse(url, status_code=303)
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/orders/money", money_page, name="money"),
         Route("/orders/money.csv", money_csv, name="money_csv"),
         Route("/orders/money/settings", money_settings, methods=["POST"], name="money_settings"),
+        Route("/orders/money/stripe-connect", stripe_connect, methods=["POST"], name="stripe_connect"),
     ]

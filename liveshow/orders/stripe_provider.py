@@ -87,6 +87,32 @@ class StripeProvider:
         refund = self._call(self.client.v1.refunds.create, params, key)
         return str(refund["id"])
 
+    # ---- sellers' connected accounts (Connect Express onboarding)
+
+    def create_account(self, seller_id: int) -> str:
+        """A connected account for a seller; the key is the seller's id, so a retry gets the same one."""
+        params: dict[str, Any] = {
+            "type": "express",
+            "capabilities": {"card_payments": {"requested": True}, "transfers": {"requested": True}},
+            "metadata": {"liveshow_seller_id": str(seller_id)},
+        }
+        account = self._call(self.client.v1.accounts.create, params, f"liveshow-account-{seller_id}")
+        return str(account["id"])
+
+    def onboarding_link(self, account_id: str, back_url: str) -> str:
+        """Stripe's hosted onboarding page for the account; it sends the seller back to ``back_url``."""
+        params = {
+            "account": account_id,
+            "refresh_url": back_url,
+            "return_url": back_url,
+            "type": "account_onboarding",
+        }
+        try:
+            link = self.client.v1.account_links.create(params)  # type: ignore[arg-type]
+        except self._stripe.StripeError as exc:
+            raise ProcessorError("The card processor could not start onboarding; try again.") from exc
+        return str(link["url"])
+
     def _call(self, create: Any, params: dict[str, Any], key: str) -> Any:
         try:
             return create(params, {"idempotency_key": key})
