@@ -24,8 +24,16 @@ def test_startup_refuses_the_test_provider_unless_allowed(tmp_path: Path, sqlite
         create_app(make_settings(tmp_path, sqlite_url, payment_provider="test"))
     with pytest.raises(SettingsError, match="use one of"):
         create_app(make_settings(tmp_path, sqlite_url, payment_provider="paypal"))
-    with pytest.raises(SettingsError, match="LIVESHOW_STRIPE_WEBHOOK_SECRET"):
+    with pytest.raises(
+        SettingsError, match="LIVESHOW_STRIPE_WEBHOOK_SECRET, LIVESHOW_STRIPE_PUBLISHABLE_KEY"
+    ):
         create_app(make_settings(tmp_path, sqlite_url, stripe_secret_key="sk_test_x"))
+    with pytest.raises(SettingsError, match=r"needs LIVESHOW_STRIPE_PUBLISHABLE_KEY\.$"):
+        create_app(
+            make_settings(
+                tmp_path, sqlite_url, stripe_secret_key="sk_test_x", stripe_webhook_secret="whsec_x"
+            )
+        )
     allowed = make_settings(tmp_path, sqlite_url, payment_provider="test", allow_test_payments=True)
     assert check_settings(allowed) == "test"
     # nothing configured: manual, never a make-believe charge

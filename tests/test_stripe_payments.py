@@ -164,6 +164,10 @@ def test_bundle_paid_once_by_webhook_then_one_item_refunded(shop: Shop) -> None:
     assert refund_posts[0].params["reverse_transfer"] == "true"
     assert shop.statuses() == [("paid", "", 0), ("cancelled", "refunded", 1500)]
     assert shop.deliver(event)["outcome"] == "duplicate"
+    refunded = next(
+        o for o in shop.client.get("/api/orders?role=seller").json()["orders"] if o["id"] == shop.orders[1].id
+    )
+    assert (refunded["status"], refunded["refunded_cents"], refunded["net_cents"]) == ("cancelled", 1500, 0)
     # the money page: sales 21.00, fee 2.10, shipping 5.00, payout 23.90, refunded 15.00
     rows = shop.client.get("/orders/money.csv").text.splitlines()
     assert rows[1] == f"{shop.world.show_id},Closet clear-out,2,21.00,2.10,5.00,23.90,15.00,0.00"

@@ -15,6 +15,7 @@ from liveshow.accounts.models import User
 from liveshow.closet.models import Listing
 from liveshow.errors import ValidationFailed
 from liveshow.orders.models import Order, Payment
+from liveshow.orders.money import PAID
 from liveshow.shows.models import Show
 from liveshow.web.auth import ctx, require_user
 
@@ -70,7 +71,7 @@ def order_json(
     }
     if role == "seller":  # the platform's fee is between it and the seller
         row["fee_cents"] = order.fee_cents
-        row["net_cents"] = order.price_cents - order.fee_cents if order.paid_at else 0
+        row["net_cents"] = order.price_cents - order.fee_cents if order.status in PAID else 0
     return row
 
 

@@ -78,9 +78,17 @@ def check_settings(settings: Settings) -> str:
             "The test payment provider moves no money; set LIVESHOW_ALLOW_TEST_PAYMENTS=true to use it "
             "(demo only), or choose manual or stripe."
         )
-    if name == "stripe" and not (settings.stripe_secret_key and settings.stripe_webhook_secret):
-        raise SettingsError(
-            "Stripe needs LIVESHOW_STRIPE_SECRET_KEY and LIVESHOW_STRIPE_WEBHOOK_SECRET (orders are "
-            "marked paid only by its signed webhook)."
-        )
+    if name == "stripe":
+        missing = [
+            f"LIVESHOW_STRIPE_{key.upper()}"
+            for key, value in (
+                ("secret_key", settings.stripe_secret_key),
+                # Orders are marked paid only by the signed webhook; the browser needs the public key.
+                ("webhook_secret", settings.stripe_webhook_secret),
+                ("publishable_key", settings.stripe_publishable_key),
+            )
+            if not value
+        ]
+        if missing:
+            raise SettingsError(f"Stripe needs {', '.join(missing)}.")
     return name
