@@ -26,7 +26,8 @@ $(STAMP): $(SERVER_STAMP)
 run: install-server
 	$(BIN)/liveshow migrate
 	$(BIN)/liveshow demo
-	$(BIN)/liveshow serve --host 127.0.0.1 --port 8000
+	# The demo pays with the test provider: its button says no money moves (see README, Payments).
+	LIVESHOW_PAYMENT_PROVIDER=test LIVESHOW_ALLOW_TEST_PAYMENTS=true $(BIN)/liveshow serve --host 127.0.0.1 --port 8000
 
 browser:
 	bash scripts/ensure-chromium.sh

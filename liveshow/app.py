@@ -24,6 +24,7 @@ from liveshow.logs import setup_logging
 from liveshow.looplag import measure_lag_forever
 from liveshow.media import install as media_install
 from liveshow.metrics import Metrics
+from liveshow.orders import install as orders_install
 from liveshow.ratelimit.service import Limits
 from liveshow.replay import install as replay_install
 from liveshow.seqstore import SeqStore
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *social_routes.install(context),
         *media_install.install(context),
         *replay_install.install(context),
+        *orders_install.install(context),
         *auction_install(context),
         *room_routes.install(context),
         Mount("/static", app=StaticFiles(directory=str(WEB_DIR / "static")), name="static"),

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from liveshow.auction.service import AuctionService
     from liveshow.chat.service import RoomService
     from liveshow.media.service import MediaService
+    from liveshow.orders.providers import PaymentProvider
     from liveshow.ratelimit.service import Limits
     from liveshow.replay.service import RecordingService
     from liveshow.social.service import SocialService
@@ -58,5 +59,7 @@ class AppContext:
     recordings: RecordingService | None = None
     # Claims, bids and orders (liveshow.auction.install).
     auction: AuctionService | None = None
+    # How buyers pay (liveshow.orders.install): manual, test or stripe.
+    payments: PaymentProvider | None = None
     # The show room (chat, reactions, presence); its snapshot_providers let features add to snapshots.
     room: RoomService | None = None

@@ -50,6 +50,19 @@ class Settings:
     # Seconds a process's claim on a show's publisher lives unless refreshed (it refreshes every ttl/4).
     media_owner_ttl_seconds: float = 8.0
     payment_window_minutes: int = 15
+    # manual | test | stripe; empty: stripe when stripe_secret_key is set, else manual (orders.providers).
+    payment_provider: str = ""
+    # The test provider moves no money: the server refuses it unless this says it is a demo.
+    allow_test_payments: bool = False
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_publishable_key: str = ""
+    # Where the stripe library sends its requests; empty is Stripe's own (tests point it at a stand-in).
+    stripe_api_base: str = ""
+    # ISO currency of card payments (lower case, as Stripe writes it).
+    currency: str = "usd"
+    # The platform's share of each sale, in basis points (100 = 1 %), kept back from the seller.
+    platform_fee_bps: int = 0
     # Recordings older than this many days are deleted (0 keeps them forever).
     recording_retention_days: int = 30
     # Seconds between keyframe requests while recording, so a replay can seek (0 disables).

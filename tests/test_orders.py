@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlmodel import col, select
-from starlette.testclient import TestClient
 
 from liveshow.auction.errors import SoldOut
 from liveshow.auction.models import AuctionBid, AuctionLot
@@ -16,11 +16,11 @@ from liveshow.db import Database
 from liveshow.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from liveshow.orders import service
 from liveshow.orders.models import Order, SecondChanceOffer
-from liveshow.orders.payments import InAppProvider
-from liveshow.web.auth import SESSION_CSRF, SESSION_USER
+from liveshow.orders.providers import TestProvider
 from tests.auction_fixtures import make_world
+from tests.order_helpers import CSRF, orders_app, sign_in
 
-PAY = InAppProvider()
+PAY = TestProvider()
 
 
 def test_create_order_respects_units_and_statuses(database_url: str) -> None:
@@ -44,7 +44,7 @@ def test_create_order_respects_units_and_statuses(database_url: str) -> None:
         with pytest.raises(Forbidden):
             service.pay(s, first.id, other, PAY)
         paid = service.pay(s, first.id, buyer, PAY)
-        assert paid.status == "paid" and paid.payment_ref.startswith("inapp_")
+        assert paid.status == "paid" and paid.payment_ref.startswith("test_")
         with pytest.raises(Conflict):
             service.mark_delivered(s, first.id, buyer)
         with pytest.raises(Forbidden):
@@ -169,44 +169,29 @@ def test_second_chance_offer_expires(database_url: str) -> None:
     db.close()
 
 
-def test_orders_page_and_actions_with_csrf(client: TestClient, app: object) -> None:
-    db = app.state.ctx.db  # type: ignore[attr-defined]
-    w = make_world(db, quantities=(1,))
-    with db.session() as s:
-        order = service.create_order(
-            s, w.viewers[0].id or 0, w.listings[0].id or 0, 1500, "claim", show_id=w.show_id
-        )
-
-    def sign_in(user_id: int) -> None:
-        client.cookies.clear()
-        import base64
-        import json as _json
-
-        from itsdangerous import TimestampSigner
-
-        payload = base64.b64encode(_json.dumps({SESSION_USER: user_id, SESSION_CSRF: "tok-123"}).encode())
-        signer = TimestampSigner(str(app.state.ctx.settings.secret_key))  # type: ignore[attr-defined]
-        client.cookies.set("liveshow_session", signer.sign(payload).decode())
-
-    assert client.get("/orders", follow_redirects=False).status_code == 401
-    sign_in(w.viewers[0].id or 0)
-    page = client.get("/orders")
-    assert page.status_code == 200 and "Item 0" in page.text and "awaiting payment" in page.text
-    assert client.post(f"/orders/{order.id}/pay", data={}).status_code == 403  # no CSRF token
-    assert (
-        client.post(
-            f"/orders/{order.id}/pay", data={"csrf_token": "tok-123"}, follow_redirects=False
-        ).status_code
-        == 303
-    )
-    sign_in(w.seller.id or 0)
-    sales = client.get("/orders")
-    assert w.viewers[0].username in sales.text and "ship together" in sales.text
-    r = client.post(f"/orders/{order.id}/ship", data={"csrf_token": "tok-123"}, follow_redirects=False)
-    assert r.status_code == 303
-    assert client.post(f"/orders/{order.id}/ship", data={"csrf_token": "tok-123"}).status_code == 409
-    with db.session() as s:
-        assert s.get(Order, order.id).status == "shipped"  # type: ignore[union-attr]
+def test_orders_page_and_actions_with_csrf(tmp_path: Path, database_url: str) -> None:
+    with orders_app(tmp_path, database_url, "test") as (app, client):
+        db = app.state.ctx.db
+        w = make_world(db, quantities=(1,))
+        with db.session() as s:
+            order = service.create_order(
+                s, w.viewers[0].id or 0, w.listings[0].id or 0, 1500, "claim", show_id=w.show_id
+            )
+        assert client.get("/orders", follow_redirects=False).status_code == 401
+        sign_in(client, app, w.viewers[0].id or 0)
+        page = client.get("/orders")
+        assert page.status_code == 200 and "Item 0" in page.text and "awaiting payment" in page.text
+        assert client.post(f"/orders/{order.id}/pay", data={}).status_code == 403  # no CSRF token
+        r = client.post(f"/orders/{order.id}/pay", data={"csrf_token": CSRF}, follow_redirects=False)
+        assert r.status_code == 303
+        sign_in(client, app, w.seller.id or 0)
+        sales = client.get("/orders")
+        assert w.viewers[0].username in sales.text and "ship together" in sales.text
+        r = client.post(f"/orders/{order.id}/ship", data={"csrf_token": CSRF}, follow_redirects=False)
+        assert r.status_code == 303
+        assert client.post(f"/orders/{order.id}/ship", data={"csrf_token": CSRF}).status_code == 409
+        with db.session() as s:
+            assert s.get(Order, order.id).status == "shipped"  # type: ignore[union-attr]
 
 
 def test_second_chance_passes_on_when_declined_or_lapsed(database_url: str) -> None:

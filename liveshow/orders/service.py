@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -13,8 +13,9 @@ from liveshow.auction.errors import SoldOut
 from liveshow.clock import utcnow
 from liveshow.closet.models import Listing
 from liveshow.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from liveshow.orders import money, states
 from liveshow.orders.models import Order, SecondChanceOffer
-from liveshow.orders.payments import PaymentProvider
+from liveshow.orders.providers import PaymentProvider
 
 SOURCES = ("claim", "auction", "second_chance", "offer", "giveaway", "replay")
 
@@ -114,10 +115,23 @@ def _order_for(session: Session, order_id: int) -> Order:
     return order
 
 
-def _transition(session: Session, order: Order, from_status: tuple[str, ...], **values: object) -> Order:
-    # Conditional update: a sweeper or a second tab acting at the same moment cannot both win.
+def _move(
+    session: Session,
+    order: Order,
+    action: str,
+    role: states.Role,
+    *,
+    also: tuple[ColumnElement[bool], ...] = (),
+    **values: object,
+) -> Order:
+    """One conditional update from the status this caller read: a sweeper, a second tab or a webhook
+    acting at the same moment finds the row changed and gets a Conflict instead of acting twice.
+    Made (and committed) before any processor call that depends on it."""
+    move = states.check(action, role, order.status)
     result = session.execute(
-        update(Order).where(col(Order.id) == order.id, col(Order.status).in_(from_status)).values(**values)
+        update(Order)
+        .where(col(Order.id) == order.id, col(Order.status) == order.status, *also)
+        .values(status=move.to, **values)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
@@ -128,58 +142,142 @@ def _transition(session: Session, order: Order, from_status: tuple[str, ...], **
 
 
 def pay(
-    session: Session, order_id: int, user_id: int, provider: PaymentProvider, now: datetime | None = None
+    session: Session,
+    order_id: int,
+    user_id: int,
+    provider: PaymentProvider,
+    now: datetime | None = None,
+    fee_bps: int = 0,
 ) -> Order:
+    """Charge through a synchronous provider. The order moves to "paying" first, so of two clicks only
+    one reaches the provider; a refused charge puts it back to awaiting payment."""
     now = now or utcnow()
     order = _order_for(session, order_id)
     if order.buyer_id != user_id:
         raise Forbidden("Only the buyer pays for an order.")
-    if order.status != "awaiting_payment":
-        raise Conflict(f"This order is {order.status.replace('_', ' ')}.")
+    states.check("pay", "buyer", order.status)
     if now > order.pay_by:
         raise Conflict("The payment window has closed.")
-    ref = provider.charge(order)
-    return _transition(
-        session, order, ("awaiting_payment",), status="paid", paid_at=now, payment_ref=ref[:80]
-    )
+    # The window is part of the condition: the sweeper may cancel the order between our read and now.
+    _move(session, order, "pay", "buyer", also=(col(Order.pay_by) >= now,))
+    try:
+        ref = provider.charge(order)
+    except Exception:
+        _move(session, order, "charge_failed", "system")
+        raise
+    fee = money.fee_cents(order.price_cents, fee_bps)
+    return _move(session, order, "charged", "system", paid_at=now, payment_ref=ref[:80], fee_cents=fee)
 
 
-def mark_shipped(session: Session, order_id: int, user_id: int, now: datetime | None = None) -> Order:
+def confirm_paid(
+    session: Session, order_id: int, user_id: int, ref: str = "manual", now: datetime | None = None
+) -> Order:
+    """The seller says they were paid outside liveshow (the manual provider: cash at pickup...)."""
+    order = _order_for(session, order_id)
+    if order.seller_id != user_id:
+        raise Forbidden("Only the seller confirms a payment they received.")
+    return _move(session, order, "confirm_paid", "seller", paid_at=now or utcnow(), payment_ref=ref[:80])
+
+
+def mark_shipped(
+    session: Session,
+    order_id: int,
+    user_id: int,
+    now: datetime | None = None,
+    carrier: str = "",
+    tracking_number: str = "",
+) -> Order:
     order = _order_for(session, order_id)
     if order.seller_id != user_id:
         raise Forbidden("Only the seller ships an order.")
-    if order.status != "paid":
-        raise Conflict("Only a paid order can be shipped.")
-    return _transition(session, order, ("paid",), status="shipped", shipped_at=now or utcnow())
+    carrier, tracking_number = carrier.strip(), tracking_number.strip()
+    if len(carrier) > 40 or len(tracking_number) > 80:
+        raise ValidationFailed("Carrier (40 characters) or tracking number (80) too long.")
+    return _move(
+        session,
+        order,
+        "ship",
+        "seller",
+        shipped_at=now or utcnow(),
+        carrier=carrier,
+        tracking_number=tracking_number,
+    )
 
 
 def mark_delivered(session: Session, order_id: int, user_id: int, now: datetime | None = None) -> Order:
     order = _order_for(session, order_id)
     if user_id not in (order.buyer_id, order.seller_id):
         raise Forbidden("Not your order.")
-    if order.status != "shipped":
-        raise Conflict("Only a shipped order can be delivered.")
-    return _transition(session, order, ("shipped",), status="delivered", delivered_at=now or utcnow())
+    role: states.Role = "seller" if user_id == order.seller_id else "buyer"
+    return _move(session, order, "deliver", role, delivered_at=now or utcnow())
 
 
 def cancel(
     session: Session, order_id: int, user_id: int, provider: PaymentProvider, now: datetime | None = None
 ) -> Order:
-    """The buyer may cancel before paying; the seller before shipping (a paid order is refunded)."""
+    """The buyer may cancel before paying; the seller before shipping (a paid order is refunded).
+
+    The order is cancelled with its refund "pending" in one conditional update before the provider is
+    asked, so a second click or tab finds it cancelled and refunds nothing."""
     order = _order_for(session, order_id)
     if user_id not in (order.buyer_id, order.seller_id):
         raise Forbidden("Not your order.")
-    allowed = ("awaiting_payment", "paid") if user_id == order.seller_id else ("awaiting_payment",)
-    if order.status not in allowed:
-        raise Conflict(f"A {order.status.replace('_', ' ')} order cannot be cancelled by you.")
-    if order.status == "paid":
-        provider.refund(order)
-    reason = "seller" if user_id == order.seller_id else "buyer"
-    order = _transition(
-        session, order, allowed, status="cancelled", cancelled_at=now or utcnow(), cancel_reason=reason
+    role: states.Role = "seller" if user_id == order.seller_id else "buyer"
+    refund = states.refund_due(order.status, "cancelled")
+    _move(
+        session,
+        order,
+        "cancel",
+        role,
+        cancelled_at=now or utcnow(),
+        cancel_reason=role,
+        refund_status="pending" if refund else "",
     )
     refresh_sold_count(session, order.listing_id)
     session.commit()
+    if refund:
+        settle_refund(session, order, provider)
+    return order
+
+
+def settle_refund(session: Session, order: Order, provider: PaymentProvider) -> Order:
+    """Ask the provider to refund an order whose refund is pending; the outcome is recorded either way
+    (a failed refund stays visible to the seller rather than vanishing)."""
+    try:
+        ref = provider.refund(order)
+    except Exception:
+        _set_refund(session, order, "failed")
+        raise
+    return _set_refund(session, order, "refunded", refunded_cents=order.price_cents, refund_ref=ref[:80])
+
+
+def retry_refund(session: Session, order_id: int, user_id: int, provider: PaymentProvider) -> Order:
+    """The seller asks again for a refund that failed; failed -> pending is the one conditional update
+    that lets a single click reach the provider."""
+    order = _order_for(session, order_id)
+    if order.seller_id != user_id:
+        raise Forbidden("Only the seller retries a refund.")
+    result = session.execute(
+        update(Order)
+        .where(col(Order.id) == order.id, col(Order.refund_status) == "failed")
+        .values(refund_status="pending", refund_attempts=col(Order.refund_attempts) + 1)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise Conflict("There is no failed refund to retry on this order.")
+    session.commit()
+    session.refresh(order)
+    return settle_refund(session, order, provider)
+
+
+def _set_refund(session: Session, order: Order, status: str, **values: object) -> Order:
+    session.execute(
+        update(Order)
+        .where(col(Order.id) == order.id, col(Order.refund_status) == "pending")
+        .values(refund_status=status, **values)
+    )
+    session.commit()
+    session.refresh(order)
     return order
 
 

@@ -13,10 +13,10 @@ from starlette.routing import BaseRoute, Route
 
 from liveshow.accounts.models import User
 from liveshow.closet.models import Listing
-from liveshow.errors import NotFound
+from liveshow.errors import Conflict, NotFound
 from liveshow.orders import service
 from liveshow.orders.models import Order, SecondChanceOffer
-from liveshow.orders.payments import InAppProvider
+from liveshow.orders.providers import ManualProvider, PaymentProvider
 from liveshow.shows.models import Show
 from liveshow.web.auth import check_csrf, ctx, require_user
 from liveshow.web.rendering import render
@@ -49,6 +49,10 @@ def _rows(request: Request, user: User) -> dict[str, Any]:
             if show_ids
             else {}
         )
+    unpaid: dict[tuple[int, int | None], list[Order]] = defaultdict(list)
+    for order in bought:
+        if order.status == "awaiting_payment":
+            unpaid[(order.seller_id, order.show_id)].append(order)
     bundles: dict[tuple[int, int | None], list[Order]] = defaultdict(list)
     for order in sold:
         bundles[(order.buyer_id, order.show_id)].append(order)
@@ -58,6 +62,18 @@ def _rows(request: Request, user: User) -> dict[str, Any]:
         "listings": listings,
         "users": users,
         "shows": shows,
+        # A card checkout pays a whole bundle (a seller's wins in one show) at once.
+        "to_pay": [
+            {
+                "seller_id": seller_id,
+                "seller": users.get(seller_id),
+                "show_id": show_id,
+                "show": shows.get(show_id) if show_id else None,
+                "orders": orders,
+                "total_cents": sum(o.price_cents for o in orders),
+            }
+            for (seller_id, show_id), orders in unpaid.items()
+        ],
         "bundles": [
             {
                 "buyer": users.get(buyer),
@@ -70,32 +86,45 @@ def _rows(request: Request, user: User) -> dict[str, Any]:
     }
 
 
+def provider(request: Request) -> PaymentProvider:
+    return ctx(request).payments or ManualProvider()
+
+
 async def orders_page(request: Request) -> Response:
     user = await run_in_threadpool(require_user, request)
     rows = await run_in_threadpool(_rows, request, user)
-    return render(request, "orders.html", user=user, **rows)
+    return render(request, "orders.html", user=user, payments=provider(request), **rows)
 
 
 async def order_action(request: Request) -> Response:
     user = await run_in_threadpool(require_user, request)
     await check_csrf(request)
+    form = await request.form()
     action = request.path_params["action"]
     target = int(request.path_params["order_id"])
     context = ctx(request)
     assert user.id is not None
     uid = user.id
+    payments = provider(request)
+    carrier, tracking = str(form.get("carrier") or ""), str(form.get("tracking_number") or "")
 
     def run() -> None:
         with context.db.session() as s:
             window = context.settings.payment_window_minutes
             if action == "pay":
-                service.pay(s, target, uid, InAppProvider())
+                service.pay(s, target, uid, payments, fee_bps=context.settings.platform_fee_bps)
+            elif action == "confirm-paid":
+                if payments.name != "manual":
+                    raise Conflict(f"Payments go through {payments.name}; it confirms them.")
+                service.confirm_paid(s, target, uid)
             elif action == "ship":
-                service.mark_shipped(s, target, uid)
+                service.mark_shipped(s, target, uid, carrier=carrier, tracking_number=tracking)
             elif action == "deliver":
                 service.mark_delivered(s, target, uid)
             elif action == "cancel":
-                service.cancel(s, target, uid, InAppProvider())
+                service.cancel(s, target, uid, payments)
+            elif action == "retry-refund":
+                service.retry_refund(s, target, uid, payments)
             elif action == "accept-offer":
                 service.accept_second_chance(s, target, uid, window_minutes=window)
             elif action == "decline-offer":
