@@ -14,7 +14,7 @@ from liveshow.accounts.models import User
 from liveshow.chat import messages, moderation
 from liveshow.chat.models import MAX_CHAT_CHARS
 from liveshow.chat.moderation import ModState
-from liveshow.chat.protocol import get_int, get_optional_int, get_str, get_str_list
+from liveshow.chat.protocol import get_int, get_optional_int, get_optional_key, get_str, get_str_list
 from liveshow.chat.room import Connection, Room
 from liveshow.chat.service import REACTION_KINDS, RoomService
 from liveshow.clock import wall_ms
@@ -56,21 +56,58 @@ async def chat_send(
     text = _CONTROL.sub(" ", get_str(msg, "text", max_chars=MAX_CHAT_CHARS)).strip()
     if not text:
         raise ValidationFailed("Field text is empty.", field="text")
+    key = get_optional_key(msg)
     state = room.state
-    state.check_can_write(user.id)
-    role = state.role_of(user.id)
-    staff = role in ("seller", "moderator")
-    if role != "seller":
-        state.check_words(text)
-    await service.chat_limit.check((room.show_id, user.id), 0 if staff else state.slow_mode_seconds)
+    try:
+        state.check_can_write(user.id)
+        role = state.role_of(user.id)
+        staff = role in ("seller", "moderator")
+        if role != "seller":
+            state.check_words(text)
+        await service.chat_limit.check((room.show_id, user.id), 0 if staff else state.slow_mode_seconds)
+    except DomainError:
+        # A retry of a message already accepted is answered as it was, even if the sender has since
+        # been muted or has used up the rate limit with other messages (or with this retry itself).
+        earlier = await _db(messages.by_key, service, room.show_id, user, key) if key else None
+        if earlier is None:
+            raise
+        return await _answer_again(service, room, conn, user, earlier, text)
     if service.chat_db is not None:
-        view = await messages.save_on_loop(service.chat_db, room.show_id, user, text, role)
+        stored = await messages.save_on_loop(service.chat_db, room.show_id, user, text, role, key)
     else:
-        view = await _db(messages.save, service, room.show_id, user, text, role)
+        stored = await _db(messages.save, service, room.show_id, user, text, role, key)
+    if not stored.fresh:
+        return await _answer_again(service, room, conn, user, stored, text)
+    return await _announce(service, room, conn, user, stored.view, key is not None)
+
+
+async def _answer_again(
+    service: RoomService, room: Room, conn: Connection, user: User, earlier: messages.Stored, text: str
+) -> dict[str, Any]:
+    """The answer to a send whose key is stored already: the first answer, once the message is out."""
+    earlier.check_same(text)
+    if earlier.published_seq is not None or earlier.deleted:
+        return {"type": "chat.sent", "message_id": earlier.view["id"], "seq": earlier.published_seq}
+    # Stored, but the first attempt failed before its event went out (the bus was away): send it now.
+    return await _announce(service, room, conn, user, earlier.view, keyed=True)
+
+
+async def _announce(
+    service: RoomService, room: Room, conn: Connection, user: User, view: dict[str, Any], keyed: bool
+) -> dict[str, Any]:
     event = await service.publish(room.show_id, "chat.message", view)
+    if keyed:
+        try:
+            if service.chat_db is not None:
+                await messages.mark_published_on_loop(service.chat_db, view["id"], event.seq)
+            else:
+                await _db(messages.mark_published, service, view["id"], event.seq)
+        except Exception:
+            # The message is out; a retry would publish it once more, which pages show once (by id).
+            log.exception("recording that chat message %s went out as seq %s failed", view["id"], event.seq)
     for hook in service.context.chat_hooks:
         try:
-            await hook(room.show_id, user, text)
+            await hook(room.show_id, user, view["text"])
         except DomainError as exc:
             conn.send(exc.frame())
         except Exception:
