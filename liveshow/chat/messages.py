@@ -8,7 +8,6 @@ answer finds the stored row (``Stored.fresh`` False) instead of writing a second
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -17,7 +16,7 @@ from sqlmodel import Session, col, select
 from liveshow.accounts.models import User
 from liveshow.chat.models import ChatMessage, RoomSettings
 from liveshow.chat.moderation import ModState, log_action
-from liveshow.clock import utcnow
+from liveshow.clock import epoch_ms, utcnow
 from liveshow.db import LoopConnection
 from liveshow.errors import Conflict, NotFound
 
@@ -42,12 +41,6 @@ class Stored:
         """A key names one message: the same key with other text is a client bug, not a retry."""
         if self.view["text"] != text:
             raise KeyReused("That key was already used for a different message.", field="key")
-
-
-def epoch_ms(moment: datetime) -> int:
-    # Drivers hand back naive datetimes for UTC columns (SQLite, timestamp without time zone).
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-    return round(aware.timestamp() * 1000)
 
 
 def view(message: ChatMessage, author: User) -> dict[str, Any]:
