@@ -23,7 +23,9 @@
     }, 50);
   }
 
-  // Send with an idempotency key; a lost reply is retried with the SAME key (never a second order).
+  // Send with an idempotency key; a lost reply is retried with the SAME key (never a second order):
+  // room.send itself resends a keyed command while the server answers "unavailable" or the socket
+  // drops before the answer (showing "reconnecting…"); a busy writer is asked again here.
   async function sendOnce(room, msg, attempts) {
     msg.key = msg.key || newKey();
     for (let i = 0; ; i++) {
@@ -119,10 +121,15 @@
       else if (e.reason) notice(e.reason);
     });
 
+    // One claim at a time from this card: a second tap while the first is still being (re)sent would
+    // carry a new key, and so claim a second piece.
+    let claiming = false;
     $(".claim-button").addEventListener("click", () => {
-      if (!lot) return;
+      if (!lot || claiming) return;
+      claiming = true;
       sendOnce(room, { type: "claim", lot_no: lot.lot_no, quantity: 1 })
-        .then((r) => notice("Claimed for " + money(r.price_cents) + "!", "/orders", "Pay in your orders")).catch(fail);
+        .then((r) => notice("Claimed for " + money(r.price_cents) + "!", "/orders", "Pay in your orders")).catch(fail)
+        .finally(() => { claiming = false; });
     });
     $(".bid-button").addEventListener("click", (ev) => {
       if (!lot) return;
