@@ -11,7 +11,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from liveshow.accounts.models import User
-from liveshow.chat import messages, moderation
+from liveshow.chat import answers, messages, moderation
 from liveshow.chat.models import MAX_CHAT_CHARS
 from liveshow.chat.moderation import ModState
 from liveshow.chat.protocol import get_int, get_optional_int, get_optional_key, get_str, get_str_list
@@ -284,19 +284,45 @@ async def late_hello(
     raise ValidationFailed("hello is only accepted as the first frame; reconnect with last_seq to resume.")
 
 
+def answered_once(handler: Handler) -> Handler:
+    """A state-changing command with a client key is answered once per key: a retry after a lost
+    answer gets the stored answer (see answers.py). Without a key it runs as before (older pages)."""
+
+    async def run(
+        service: RoomService, room: Room, conn: Connection, msg: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        key = get_optional_key(msg)
+        user_id = conn.user_id
+        if key is None or user_id is None:
+            return await handler(service, room, conn, msg)
+        fingerprint = answers.fingerprint(msg)
+        earlier: answers.Answer | None = await _db(answers.find, service, room.show_id, user_id, key)
+        if earlier is not None:
+            return earlier.for_retry(fingerprint)
+        reply = await handler(service, room, conn, msg)
+        if reply is None:
+            return None
+        stored: answers.Answer = await _db(
+            answers.remember, service, room.show_id, user_id, key, fingerprint, reply
+        )
+        return stored.for_retry(fingerprint)
+
+    return run
+
+
 HANDLERS: dict[str, Handler] = {
     "chat.send": chat_send,
     "reaction": reaction,
-    "chat.delete": chat_delete,
-    "chat.pin": chat_pin,
-    "mod.mute": mod_mute,
-    "mod.unmute": mod_mute,
-    "mod.ban": mod_ban,
-    "mod.unban": mod_ban,
-    "mod.appoint": mod_appoint,
-    "mod.revoke": mod_appoint,
-    "mod.blocked_words": mod_blocked_words,
-    "mod.slow_mode": mod_slow_mode,
+    "chat.delete": answered_once(chat_delete),
+    "chat.pin": answered_once(chat_pin),
+    "mod.mute": answered_once(mod_mute),
+    "mod.unmute": answered_once(mod_mute),
+    "mod.ban": answered_once(mod_ban),
+    "mod.unban": answered_once(mod_ban),
+    "mod.appoint": answered_once(mod_appoint),
+    "mod.revoke": answered_once(mod_appoint),
+    "mod.blocked_words": answered_once(mod_blocked_words),
+    "mod.slow_mode": answered_once(mod_slow_mode),
     "mod.log": mod_log,
     "presence.list": presence_list,
     "time": time_sync,

@@ -110,3 +110,21 @@ class ModerationAction(SQLModel, table=True):
     message_id: int | None = Field(default=None, foreign_key="chat_messages.id")
     detail: str = Field(default="", max_length=500)
     at: datetime = Field(default_factory=utcnow)
+
+
+class RoomCommandAnswer(SQLModel, table=True):
+    """The answer given to a keyed room command (moderation, delete, pin), kept so that the same
+    command sent again after a lost answer gets this answer instead of acting twice."""
+
+    __tablename__ = "room_command_answers"
+    __table_args__ = (
+        UniqueConstraint("show_id", "user_id", "client_key", name="uq_room_command_answers_show_user_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    show_id: int = Field(foreign_key="shows.id", index=True)
+    user_id: int = Field(foreign_key="users.id")
+    client_key: str = Field(max_length=MAX_KEY_CHARS)
+    fingerprint: str = Field(max_length=64)  # of what the command asked: a reused key must ask the same
+    reply: str  # JSON
+    created_at: datetime = Field(default_factory=utcnow)

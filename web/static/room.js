@@ -396,7 +396,7 @@
     send({type: "mod.blocked_words"}).then(function (current) {
       var remove = current.words.filter(function (w) { return wanted.indexOf(w) < 0; });
       var add = wanted.filter(function (w) { return current.words.indexOf(w) < 0; });
-      return send({type: "mod.blocked_words", add: add, remove: remove});
+      return send({type: "mod.blocked_words", add: add, remove: remove, key: newKey()});
     }).catch(function (err) { showError(err.reason); });
   });
   viewersButton.addEventListener("click", function () {
