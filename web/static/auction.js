@@ -182,11 +182,13 @@
       }
       return msg;
     }
-    const act = (msg) => { error(null); return room.send(msg).catch(error); };
+    // Host commands carry a key too: a "Put up" resent after a lost answer must not open a second lot.
+    const keyed = (msg) => Object.assign({ key: newKey() }, msg);
+    const act = (msg) => { error(null); return room.send(keyed(msg)).catch(error); };
     form.addEventListener("submit", (ev) => { ev.preventDefault(); act(lotMessage("lot.open")); });
     $(".host-next").addEventListener("click", async () => {
       error(null);
-      try { await room.send({ type: "lot.close" }); } catch (_) { /* nothing open, or an auction still running */ }
+      try { await room.send(keyed({ type: "lot.close" })); } catch (_) { /* nothing open, or an auction still running */ }
       act(lotMessage("lot.next"));
     });
     $(".host-close").addEventListener("click", () => act({ type: "lot.close" }));
