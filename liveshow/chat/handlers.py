@@ -107,7 +107,7 @@ async def _announce(
             log.exception("recording that chat message %s went out as seq %s failed", view["id"], event.seq)
     for hook in service.context.chat_hooks:
         try:
-            await hook(room.show_id, user, view["text"])
+            await hook(room.show_id, user, view["text"], view["id"])
         except DomainError as exc:
             conn.send(exc.frame())
         except Exception:
