@@ -158,3 +158,18 @@ async def test_concurrent_sends_of_one_key_store_one_message(env: RoomEnv) -> No
     assert len(stored(env)) == 1
     for peer in peers:
         await peer.close()
+
+
+async def test_a_marked_resend_of_a_stored_message_uses_no_rate_limit(env: RoomEnv) -> None:
+    alice, _ = await env.join_snapshot(env.alice)
+    for i in range(4):
+        sent = await alice.request({"type": "chat.send", "text": f"#{i}", "key": f"chat-k-rs-{i}"})
+        assert sent["type"] == "chat.sent"
+    for _ in range(2):
+        again = await alice.request({"type": "chat.send", "text": "#3", "key": "chat-k-rs-3", "resend": True})
+        assert (again["type"], again["message_id"]) == ("chat.sent", sent["message_id"])
+    # Five in ten seconds: the fifth new message still fits, the resends did not count.
+    fifth = await alice.request({"type": "chat.send", "text": "#4", "key": "chat-k-rs-4"})
+    assert fifth["type"] == "chat.sent"
+    assert len(stored(env)) == 5
+    await alice.close()

@@ -22,8 +22,8 @@ from liveshow import jsonwire
 from liveshow.chat.messages import KeyReused
 from liveshow.chat.models import RoomCommandAnswer
 
-# The fields that only carry a command, not what it asks.
-_ENVELOPE = frozenset({"id", "key"})
+# The fields that only carry a command, not what it asks (room.js marks a resent command "resend").
+_ENVELOPE = frozenset({"id", "key", "resend"})
 
 
 def fingerprint(message: dict[str, Any]) -> str:

@@ -57,6 +57,12 @@ async def chat_send(
     if not text:
         raise ValidationFailed("Field text is empty.", field="text")
     key = get_optional_key(msg)
+    if key is not None and msg.get("resend") is True:
+        # The page says it is sending this again (no answer came): look for it first, so that a send
+        # already stored is answered without using up the sender's rate limit a second time.
+        earlier = await _db(messages.by_key, service, room.show_id, user, key)
+        if earlier is not None:
+            return await _answer_again(service, room, conn, user, earlier, text)
     state = room.state
     try:
         state.check_can_write(user.id)

@@ -144,6 +144,8 @@
           resent += 1;
           // "disconnected": sendOnce waits for the reconnect itself; "unavailable" says how long to wait.
           var wait = err.code === "unavailable" ? Math.min(15000, Math.max(100, Number(err.retry_after_ms) || 1000)) : 0;
+          // Marked as a resend: the server then looks for the first attempt before anything else.
+          msg = Object.assign({}, msg, {resend: true});
           setTimeout(attempt, wait);
         });
       }
