@@ -103,7 +103,7 @@ def get_optional_key(message: dict[str, Any]) -> str | None:
     key = message.get("key")
     if key is None:
         return None
-    if not isinstance(key, str) or not KEY_RE.match(key):
+    if not isinstance(key, str) or not KEY_RE.fullmatch(key):  # not match: "$" allows a final newline
         raise ValidationFailed("Field key must be 8 to 80 letters, digits or -_.:", field="key")
     return key
 
