@@ -12,6 +12,8 @@ import httpx
 import pytest
 
 from liveshow import jsonwire
+from liveshow.accounts.models import User
+from liveshow.accounts.service import issue_token
 from liveshow.db import Database
 from liveshow.settings import Settings
 from liveshow.showlog import ShowEvent
@@ -131,6 +133,14 @@ def test_private_shows_are_the_sellers_alone_and_ended_shows_stay_readable(env: 
     archive(env.db, private, [(1, "chat.message", {"id": 1, "text": "secret"})])
     assert get(env, private).status_code == 404
     assert get(env, private, cookie=env.cookie(env.alice)).status_code == 404
+    with env.db.session() as session:
+        seller = session.get(User, env.seller.id)
+        assert seller is not None
+        token = issue_token(session, seller)
+    by_token = httpx.get(
+        f"{env.url}/api/shows/{private}/events", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    )
+    assert by_token.status_code == 200 and [e["text"] for e in by_token.json()["events"]] == ["secret"]
     own = get(env, private, cookie=env.cookie(env.seller))
     assert own.status_code == 200 and [e["text"] for e in own.json()["events"]] == ["secret"]
     assert own.json()["state"] == "ended"
