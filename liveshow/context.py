@@ -31,8 +31,9 @@ WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 # sender (None when anonymous) and the decoded message; returns the reply frame for the sender, or
 # None. Raise a DomainError to refuse: the room turns it into an error frame.
 RoomHandler = Callable[[int, User | None, dict[str, Any]], Awaitable[dict[str, Any] | None]]
-# Called for every accepted chat message (show id, author, text), e.g. to turn "claim 2" into a claim.
-ChatHook = Callable[[int, User, str], Awaitable[None]]
+# Called for every accepted chat message (show id, author, text, message id), e.g. to turn "claim 2" into
+# a claim. A message sent again after a lost answer may meet the hooks twice: act once per message id.
+ChatHook = Callable[[int, User, str, int], Awaitable[None]]
 
 
 @dataclass

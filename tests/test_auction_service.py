@@ -254,13 +254,13 @@ async def test_bad_input_refused_state_unchanged(harness: Harness) -> None:
 async def test_keyword_claim_in_chat(harness: Harness) -> None:
     w = harness.world
     await harness.send(w.seller, type="lot.open", listing_id=w.listings[1].id, mode="claim")
-    await harness.service.on_chat(w.show_id, w.viewers[0], "Claim 2")
-    await harness.service.on_chat(w.show_id, w.viewers[1], "I love it")  # not a claim
-    await harness.service.on_chat(w.show_id, w.viewers[1], "claim")
+    await harness.service.on_chat(w.show_id, w.viewers[0], "Claim 2", 1)
+    await harness.service.on_chat(w.show_id, w.viewers[1], "I love it", 2)  # not a claim
+    await harness.service.on_chat(w.show_id, w.viewers[1], "claim", 3)
     orders = harness.orders()
     assert [o.buyer_id for o in orders] == [w.viewers[0].id, w.viewers[0].id, w.viewers[1].id]
     sub = harness.showlog.bus.subscribe(show_topic(w.show_id))
-    await harness.service.on_chat(w.show_id, w.viewers[2], "claim")  # sold out: a private notice
+    await harness.service.on_chat(w.show_id, w.viewers[2], "claim", 4)  # sold out: a private notice
     event = await sub.get(timeout=5)
     assert (
         event.type == "notice" and event.data["to"] == [w.viewers[2].id] and event.data["code"] == "sold_out"

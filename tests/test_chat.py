@@ -105,7 +105,7 @@ async def test_accepted_messages_go_to_chat_hooks(env: RoomEnv, live_server: Liv
     context = live_server.app.state.ctx
     seen: list[tuple[int, str, str]] = []
 
-    async def hook(show_id: int, user: User, text: str) -> None:
+    async def hook(show_id: int, user: User, text: str, message_id: int) -> None:
         seen.append((show_id, user.username, text))
 
     context.chat_hooks.append(hook)

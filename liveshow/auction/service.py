@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import time
-import uuid
 from typing import Any, Protocol
 
 from sqlmodel import select
@@ -159,7 +158,7 @@ class AuctionService:
             result = await self.execute(cmds.Command(kind, show_id, user.id, key, payload, user.username))
         return {"type": f"{kind}.result", "ok": True, **result}
 
-    async def on_chat(self, show_id: int, user: User, text: str) -> None:
+    async def on_chat(self, show_id: int, user: User, text: str, message_id: int) -> None:
         """ "claim" or "claim 2" (the show's keyword) in chat claims like a tap on Claim."""
         _seller, keyword = await self._show(show_id)
         match = re.fullmatch(rf"\s*{re.escape(keyword.lower())}(?:\s+(\d{{1,3}}))?\s*[!.]*\s*", text.lower())
@@ -167,7 +166,8 @@ class AuctionService:
             return
         quantity = int(match.group(1) or 1)
         try:
-            await self.claim(show_id, user, max(quantity, 1), f"chat-{uuid.uuid4().hex}")
+            # Keyed by the message: the same message meeting this hook again (a retried send) claims once.
+            await self.claim(show_id, user, max(quantity, 1), f"chat-{show_id}-{message_id}")
         except DomainError as exc:
             assert user.id is not None
             await self.showlog.publish(

@@ -11,10 +11,10 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from liveshow.accounts.models import User
-from liveshow.chat import messages, moderation
+from liveshow.chat import answers, messages, moderation
 from liveshow.chat.models import MAX_CHAT_CHARS
 from liveshow.chat.moderation import ModState
-from liveshow.chat.protocol import get_int, get_optional_int, get_str, get_str_list
+from liveshow.chat.protocol import get_int, get_optional_int, get_optional_key, get_str, get_str_list
 from liveshow.chat.room import Connection, Room
 from liveshow.chat.service import REACTION_KINDS, RoomService
 from liveshow.clock import wall_ms
@@ -56,22 +56,65 @@ async def chat_send(
     text = _CONTROL.sub(" ", get_str(msg, "text", max_chars=MAX_CHAT_CHARS)).strip()
     if not text:
         raise ValidationFailed("Field text is empty.", field="text")
+    key = get_optional_key(msg)
+    if key is not None and msg.get("resend") is True:
+        # The page says it is sending this again (no answer came): look for it first, so that a send
+        # already stored is answered without using up the sender's rate limit a second time.
+        earlier = await _db(messages.by_key, service, room.show_id, user, key)
+        if earlier is not None:
+            return await _answer_again(service, room, conn, user, earlier, text)
     state = room.state
-    state.check_can_write(user.id)
-    role = state.role_of(user.id)
-    staff = role in ("seller", "moderator")
-    if role != "seller":
-        state.check_words(text)
-    slow = 0 if staff else state.slow_mode_seconds
-    await service.limits.check("chat.account", f"{room.show_id}:{user.id}", slow)
+    try:
+        state.check_can_write(user.id)
+        role = state.role_of(user.id)
+        staff = role in ("seller", "moderator")
+        if role != "seller":
+            state.check_words(text)
+        slow = 0 if staff else state.slow_mode_seconds
+        await service.limits.check("chat.account", f"{room.show_id}:{user.id}", slow)
+    except DomainError:
+        # A retry of a message already accepted is answered as it was, even if the sender has since
+        # been muted or has used up the rate limit with other messages (or with this retry itself).
+        earlier = await _db(messages.by_key, service, room.show_id, user, key) if key else None
+        if earlier is None:
+            raise
+        return await _answer_again(service, room, conn, user, earlier, text)
     if service.chat_db is not None:
-        view = await messages.save_on_loop(service.chat_db, room.show_id, user, text, role)
+        stored = await messages.save_on_loop(service.chat_db, room.show_id, user, text, role, key)
     else:
-        view = await _db(messages.save, service, room.show_id, user, text, role)
+        stored = await _db(messages.save, service, room.show_id, user, text, role, key)
+    if not stored.fresh:
+        return await _answer_again(service, room, conn, user, stored, text)
+    return await _announce(service, room, conn, user, stored.view, key is not None)
+
+
+async def _answer_again(
+    service: RoomService, room: Room, conn: Connection, user: User, earlier: messages.Stored, text: str
+) -> dict[str, Any]:
+    """The answer to a send whose key is stored already: the first answer, once the message is out."""
+    earlier.check_same(text)
+    if earlier.published_seq is not None or earlier.deleted:
+        return {"type": "chat.sent", "message_id": earlier.view["id"], "seq": earlier.published_seq}
+    # Stored, but the first attempt failed before its event went out (the bus was away): send it now.
+    return await _announce(service, room, conn, user, earlier.view, keyed=True)
+
+
+async def _announce(
+    service: RoomService, room: Room, conn: Connection, user: User, view: dict[str, Any], keyed: bool
+) -> dict[str, Any]:
     event = await service.publish(room.show_id, "chat.message", view)
+    if keyed:
+        try:
+            if service.chat_db is not None:
+                await messages.mark_published_on_loop(service.chat_db, view["id"], event.seq)
+            else:
+                await _db(messages.mark_published, service, view["id"], event.seq)
+        except Exception:
+            # The message is out; a retry would publish it once more, which pages show once (by id).
+            log.exception("recording that chat message %s went out as seq %s failed", view["id"], event.seq)
     for hook in service.context.chat_hooks:
         try:
-            await hook(room.show_id, user, text)
+            await hook(room.show_id, user, view["text"], view["id"])
         except DomainError as exc:
             conn.send(exc.frame())
         except Exception:
@@ -250,19 +293,45 @@ async def late_hello(
     raise ValidationFailed("hello is only accepted as the first frame; reconnect with last_seq to resume.")
 
 
+def answered_once(handler: Handler) -> Handler:
+    """A state-changing command with a client key is answered once per key: a retry after a lost
+    answer gets the stored answer (see answers.py). Without a key it runs as before (older pages)."""
+
+    async def run(
+        service: RoomService, room: Room, conn: Connection, msg: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        key = get_optional_key(msg)
+        user_id = conn.user_id
+        if key is None or user_id is None:
+            return await handler(service, room, conn, msg)
+        fingerprint = answers.fingerprint(msg)
+        earlier: answers.Answer | None = await _db(answers.find, service, room.show_id, user_id, key)
+        if earlier is not None:
+            return earlier.for_retry(fingerprint)
+        reply = await handler(service, room, conn, msg)
+        if reply is None:
+            return None
+        stored: answers.Answer = await _db(
+            answers.remember, service, room.show_id, user_id, key, fingerprint, reply
+        )
+        return stored.for_retry(fingerprint)
+
+    return run
+
+
 HANDLERS: dict[str, Handler] = {
     "chat.send": chat_send,
     "reaction": reaction,
-    "chat.delete": chat_delete,
-    "chat.pin": chat_pin,
-    "mod.mute": mod_mute,
-    "mod.unmute": mod_mute,
-    "mod.ban": mod_ban,
-    "mod.unban": mod_ban,
-    "mod.appoint": mod_appoint,
-    "mod.revoke": mod_appoint,
-    "mod.blocked_words": mod_blocked_words,
-    "mod.slow_mode": mod_slow_mode,
+    "chat.delete": answered_once(chat_delete),
+    "chat.pin": answered_once(chat_pin),
+    "mod.mute": answered_once(mod_mute),
+    "mod.unmute": answered_once(mod_mute),
+    "mod.ban": answered_once(mod_ban),
+    "mod.unban": answered_once(mod_ban),
+    "mod.appoint": answered_once(mod_appoint),
+    "mod.revoke": answered_once(mod_appoint),
+    "mod.blocked_words": answered_once(mod_blocked_words),
+    "mod.slow_mode": answered_once(mod_slow_mode),
     "mod.log": mod_log,
     "presence.list": presence_list,
     "time": time_sync,

@@ -11,10 +11,15 @@ from sqlmodel import Field, SQLModel
 from liveshow.clock import utcnow
 
 MAX_CHAT_CHARS = 500
+MAX_KEY_CHARS = 80
 
 
 class ChatMessage(SQLModel, table=True):
     __tablename__ = "chat_messages"
+    # One stored message per client key: a retry of a send whose answer was lost finds this row.
+    __table_args__ = (
+        UniqueConstraint("show_id", "user_id", "client_key", name="uq_chat_messages_show_user_key"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     show_id: int = Field(foreign_key="shows.id", index=True)
@@ -25,6 +30,11 @@ class ChatMessage(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     deleted_at: datetime | None = None
     deleted_by: int | None = Field(default=None, foreign_key="users.id")
+    # The sender's idempotency key (None from clients that send none), and the seq of the chat.message
+    # event once published: None while a keyed message is stored but not yet announced, so a retry
+    # knows to publish it rather than answer a seq nobody was sent.
+    client_key: str | None = Field(default=None, max_length=MAX_KEY_CHARS)
+    published_seq: int | None = None
 
 
 class Moderator(SQLModel, table=True):
@@ -100,3 +110,21 @@ class ModerationAction(SQLModel, table=True):
     message_id: int | None = Field(default=None, foreign_key="chat_messages.id")
     detail: str = Field(default="", max_length=500)
     at: datetime = Field(default_factory=utcnow)
+
+
+class RoomCommandAnswer(SQLModel, table=True):
+    """The answer given to a keyed room command (moderation, delete, pin), kept so that the same
+    command sent again after a lost answer gets this answer instead of acting twice."""
+
+    __tablename__ = "room_command_answers"
+    __table_args__ = (
+        UniqueConstraint("show_id", "user_id", "client_key", name="uq_room_command_answers_show_user_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    show_id: int = Field(foreign_key="shows.id", index=True)
+    user_id: int = Field(foreign_key="users.id")
+    client_key: str = Field(max_length=MAX_KEY_CHARS)
+    fingerprint: str = Field(max_length=64)  # of what the command asked: a reused key must ask the same
+    reply: str  # JSON
+    created_at: datetime = Field(default_factory=utcnow)

@@ -9,6 +9,7 @@ has ``seq`` and ``ts``). Replies, errors and time answers are sent at once as si
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from liveshow import jsonwire
@@ -22,6 +23,8 @@ CLOSE_TRY_LATER = 1013  # dropped for reading too slowly: reconnect and resume w
 CLOSE_NOT_FOUND = 4404
 
 MAX_ID_CHARS = 64
+# A client-made idempotency key: the same shape the claim and bid keys have.
+KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
 
 
 class FrameTooBig(Exception):
@@ -93,6 +96,16 @@ def get_str(message: dict[str, Any], name: str, *, max_chars: int, allow_empty: 
     if len(value) > max_chars:
         raise ValidationFailed(f"Field {name} is over {max_chars} characters.", field=name)
     return value
+
+
+def get_optional_key(message: dict[str, Any]) -> str | None:
+    """The command's idempotency key; None when the client sent none (older pages)."""
+    key = message.get("key")
+    if key is None:
+        return None
+    if not isinstance(key, str) or not KEY_RE.fullmatch(key):  # not match: "$" allows a final newline
+        raise ValidationFailed("Field key must be 8 to 80 letters, digits or -_.:", field="key")
+    return key
 
 
 def get_str_list(message: dict[str, Any], name: str, *, max_items: int, max_chars: int) -> list[str]:

@@ -13,7 +13,7 @@ from liveshow.accounts.models import User
 from liveshow.context import AppContext
 from liveshow.shows.models import LineupItem, Show
 from liveshow.shows.service import cover_url
-from liveshow.web import account_pages, api, closet_pages, show_pages
+from liveshow.web import account_pages, api, closet_pages, show_events, show_pages
 from liveshow.web.auth import ctx
 from liveshow.web.rendering import render
 
@@ -59,4 +59,5 @@ def routes(context: AppContext) -> list[BaseRoute]:
         *closet_pages.routes(),
         *show_pages.routes(),
         *api.routes(),
+        *show_events.routes(),
     ]

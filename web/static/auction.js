@@ -23,7 +23,9 @@
     }, 50);
   }
 
-  // Send with an idempotency key; a lost reply is retried with the SAME key (never a second order).
+  // Send with an idempotency key; a lost reply is retried with the SAME key (never a second order):
+  // room.send itself resends a keyed command while the server answers "unavailable" or the socket
+  // drops before the answer (showing "reconnecting…"); a busy writer is asked again here.
   async function sendOnce(room, msg, attempts) {
     msg.key = msg.key || newKey();
     for (let i = 0; ; i++) {
@@ -119,10 +121,15 @@
       else if (e.reason) notice(e.reason);
     });
 
+    // One claim at a time from this card: a second tap while the first is still being (re)sent would
+    // carry a new key, and so claim a second piece.
+    let claiming = false;
     $(".claim-button").addEventListener("click", () => {
-      if (!lot) return;
+      if (!lot || claiming) return;
+      claiming = true;
       sendOnce(room, { type: "claim", lot_no: lot.lot_no, quantity: 1 })
-        .then((r) => notice("Claimed for " + money(r.price_cents) + "!", "/orders", "Pay in your orders")).catch(fail);
+        .then((r) => notice("Claimed for " + money(r.price_cents) + "!", "/orders", "Pay in your orders")).catch(fail)
+        .finally(() => { claiming = false; });
     });
     $(".bid-button").addEventListener("click", (ev) => {
       if (!lot) return;
@@ -175,11 +182,13 @@
       }
       return msg;
     }
-    const act = (msg) => { error(null); return room.send(msg).catch(error); };
+    // Host commands carry a key too: a "Put up" resent after a lost answer must not open a second lot.
+    const keyed = (msg) => Object.assign({ key: newKey() }, msg);
+    const act = (msg) => { error(null); return room.send(keyed(msg)).catch(error); };
     form.addEventListener("submit", (ev) => { ev.preventDefault(); act(lotMessage("lot.open")); });
     $(".host-next").addEventListener("click", async () => {
       error(null);
-      try { await room.send({ type: "lot.close" }); } catch (_) { /* nothing open, or an auction still running */ }
+      try { await room.send(keyed({ type: "lot.close" })); } catch (_) { /* nothing open, or an auction still running */ }
       act(lotMessage("lot.next"));
     });
     $(".host-close").addEventListener("click", () => act({ type: "lot.close" }));

@@ -146,11 +146,24 @@
     sync();
   }
 
+  // A chat send retried after a lost answer may have published its stored message twice (two
+  // events, one message id): the replay shows it once, where it first appeared.
+  function onceById(events) {
+    const seen = new Set();
+    return events.filter((e) => {
+      const id = (e.data.message || e.data).id;
+      if (id === undefined || id === null) return true;
+      if (seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
+  }
+
   async function load() {
     const resp = await fetch(root.dataset.timelineUrl, { headers: { Accept: "application/json" } });
     if (!resp.ok) throw new Error("timeline: HTTP " + resp.status);
     const timeline = await resp.json();
-    chat = timeline.events.filter((e) => CHAT.has(e.type));
+    chat = onceById(timeline.events.filter((e) => CHAT.has(e.type)));
     sales = timeline.events.filter((e) => SALES.has(e.type));
     chapters = timeline.chapters;
     renderChapters();

@@ -2,7 +2,12 @@
  *
  * API (other features use only this):
  *   liveshowRoom.on(type, fn)      fn(frame) for every event of that type ("*" for all)
- *   liveshowRoom.send(msg)         Promise of the reply frame (rejects with the error frame)
+ *   liveshowRoom.send(msg)         Promise of the reply frame (rejects with the error frame). A command
+ *                                  with a "key" changes state and is answered once per key, so it is
+ *                                  sent again with the SAME key, a bounded number of times, when the
+ *                                  answer is "unavailable" (after its retry_after_ms) or never came (the
+ *                                  socket closed or the wait timed out: on reconnect).
+ *   liveshowRoom.newKey()          a fresh client key for such a command
  *   liveshowRoom.serverNow()       server clock estimate in ms (NTP-style sync over the socket)
  *
  * Wire: the server sends {"type":"batch","events":[...]} once per flush tick, plus single frames for
@@ -27,6 +32,8 @@
   var bestRtt = Infinity;
   var synced = false;
   var openWaiters = [];
+  var RESENDS = 5; // then the last error is the answer
+  var resending = 0; // keyed commands waiting to be sent again: the status says "reconnecting…"
 
   function localNow() { return performance.timeOrigin + performance.now(); }
 
@@ -101,7 +108,52 @@
     return new Promise(function (resolve) { openWaiters.push(resolve); });
   }
 
+  function newKey() {
+    var random = window.crypto && crypto.randomUUID ? crypto.randomUUID()
+      : Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+    return "c-" + random;
+  }
+
+  function socketStatus() {
+    return socket && socket.readyState === WebSocket.OPEN ? "open" : "reconnecting";
+  }
+
+  function resendWait(delta) {
+    resending += delta;
+    if (resending > 0) emit("status", {type: "status", state: "reconnecting", resending: resending});
+    else emit("status", {type: "status", state: socketStatus()});
+  }
+
+  // Worth sending again with the same key: the server could not take it now, or its answer was lost.
+  function answerLost(err) {
+    return !!err && (err.code === "unavailable" || err.code === "disconnected" || err.code === "timeout");
+  }
+
   function send(msg) {
+    if (!msg || typeof msg.key !== "string") return sendOnce(msg);
+    return new Promise(function (resolve, reject) {
+      var resent = 0;
+      function settle(fn, value) {
+        if (resent > 0) resendWait(-1);
+        fn(value);
+      }
+      function attempt() {
+        sendOnce(msg).then(function (reply) { settle(resolve, reply); }, function (err) {
+          if (!answerLost(err) || resent >= RESENDS) { settle(reject, err); return; }
+          if (resent === 0) resendWait(+1);
+          resent += 1;
+          // "disconnected": sendOnce waits for the reconnect itself; "unavailable" says how long to wait.
+          var wait = err.code === "unavailable" ? Math.min(15000, Math.max(100, Number(err.retry_after_ms) || 1000)) : 0;
+          // Marked as a resend: the server then looks for the first attempt before anything else.
+          msg = Object.assign({}, msg, {resend: true});
+          setTimeout(attempt, wait);
+        });
+      }
+      attempt();
+    });
+  }
+
+  function sendOnce(msg) {
     return whenOpen().then(function () {
       return new Promise(function (resolve, reject) {
         var id = "c" + (nextId++);
@@ -139,6 +191,7 @@
       handlers[type] = (handlers[type] || []).filter(function (f) { return f !== fn; });
     },
     send: send,
+    newKey: newKey,
     serverNow: function () { return localNow() + offsetMs; },
     lastSeq: function () { return lastSeq; },
     clockSynced: function () { return synced; },
@@ -160,6 +213,10 @@
   var viewersButton = document.getElementById("room-viewers-button");
   var viewerList = document.getElementById("room-viewer-list");
   var shown = new Map(); // message id -> <li>
+  // Ids of messages already shown, also those scrolled out: a send retried after a lost answer may
+  // publish its stored message a second time, and it must still appear once.
+  var seenIds = new Set();
+  var MAX_SEEN = 5000;
   var me = {user_id: root.dataset.userId ? Number(root.dataset.userId) : null, role: "anonymous"};
   var MAX_SHOWN = 200;
   var EMOJI = {heart: "❤️", fire: "🔥", clap: "👏", laugh: "😂", wow: "😮"};
@@ -181,7 +238,9 @@
   }
 
   function renderMessage(m) {
-    if (shown.has(m.id)) return;
+    if (shown.has(m.id) || seenIds.has(m.id)) return;
+    seenIds.add(m.id);
+    if (seenIds.size > MAX_SEEN) seenIds.delete(seenIds.values().next().value);
     var li = el("li", "room-msg room-role-" + m.role);
     li.dataset.messageId = m.id;
     li.dataset.userId = m.user_id;
@@ -204,7 +263,7 @@
   }
 
   function act(msg) {
-    send(msg).catch(function (err) { showError(err.reason || "That did not work."); });
+    send(Object.assign({key: newKey()}, msg)).catch(function (err) { showError(err.reason || "That did not work."); });
   }
 
   function modMenu(m, own) {
@@ -262,6 +321,7 @@
   }
 
   liveshowRoom.on("status", function (s) {
+    if (s.state === "open" && resending > 0) return; // still waiting to send a command again
     statusBox.dataset.state = s.state;
     statusBox.textContent = s.state === "open" ? "live chat" : s.state === "reconnecting" ? "reconnecting…" :
       s.state === "closed" ? "disconnected" : "connecting…";
@@ -270,6 +330,7 @@
     setRole(snap.you);
     chat.textContent = "";
     shown.clear();
+    seenIds.clear();
     (snap.messages || []).forEach(renderMessage);
     renderPinned(snap.pinned);
     viewerCount.textContent = snap.presence ? snap.presence.count : 0;
@@ -301,14 +362,25 @@
   });
   liveshowRoom.on("error", function (e) { showError(e.reason || "Something went wrong."); });
 
+  // The chat message on its way: its text stays in the input until the server acknowledges it, and
+  // pressing Send again for the same text reuses its key, so it can never be stored twice.
+  var outgoing = null; // {text, key, busy}
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
     var text = input.value.trim();
     if (!text) return;
-    send({type: "chat.send", text: text}).then(function () {
-      input.value = "";
+    if (!outgoing || outgoing.text !== text) outgoing = {text: text, key: newKey(), busy: false};
+    if (outgoing.busy) return; // already being sent (and resent until answered)
+    var sending = outgoing;
+    sending.busy = true;
+    send({type: "chat.send", text: text, key: sending.key}).then(function () {
+      if (outgoing === sending) outgoing = null;
+      if (input.value.trim() === text) input.value = "";
       showError("");
-    }, function (err) { showError(err.reason || "Your message was not sent."); });
+    }, function (err) {
+      sending.busy = false;
+      showError(err.reason || "Your message was not sent.");
+    });
   });
   document.querySelectorAll(".room-react").forEach(function (button) {
     button.addEventListener("click", function () {
@@ -326,7 +398,7 @@
     send({type: "mod.blocked_words"}).then(function (current) {
       var remove = current.words.filter(function (w) { return wanted.indexOf(w) < 0; });
       var add = wanted.filter(function (w) { return current.words.indexOf(w) < 0; });
-      return send({type: "mod.blocked_words", add: add, remove: remove});
+      return send({type: "mod.blocked_words", add: add, remove: remove, key: newKey()});
     }).catch(function (err) { showError(err.reason); });
   });
   viewersButton.addEventListener("click", function () {

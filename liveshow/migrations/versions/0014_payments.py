@@ -1,7 +1,7 @@
 """payments: checkouts (bundles), webhook events, sellers' payment settings, refunds, shipping
 
 Revision ID: 0014_payments
-Revises: 0010_seq_blocks
+Revises: 0011_chat_keys
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0014_payments'
-down_revision = '0010_seq_blocks'
+down_revision = '0011_chat_keys'
 branch_labels = None
 depends_on = None
 
