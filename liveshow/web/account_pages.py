@@ -14,7 +14,7 @@ from liveshow.accounts import service as accounts
 from liveshow.accounts.models import ApiToken, User
 from liveshow.closet import fields
 from liveshow.errors import DomainError
-from liveshow.web.auth import ctx, current_user, require_user, sign_in, sign_out
+from liveshow.web.auth import ctx, current_user, require_user_async, sign_in, sign_out
 from liveshow.web.forms import read_form, redirect, safe_next
 from liveshow.web.rendering import render
 
@@ -37,7 +37,7 @@ async def signup(request: Request) -> Response:
     def create() -> User:
         with ctx(request).db.session() as session:
             return accounts.create_user(
-                session, username, password, fields.text(display_name, "Display name", 64)
+                session, username, password, fields.text(display_name, "Display name", 64, name=True)
             )
 
     try:
@@ -45,8 +45,15 @@ async def signup(request: Request) -> Response:
     except DomainError as exc:
         log.info("signup refused: %s", exc.message)
         values = {"username": username, "display_name": display_name}
-        return render(
-            request, "signup.html", status_code=exc.status, error=exc.message, values=values, next=target
+        # render() reads the database (who is signed in): in a worker thread, off the event loop
+        return await run_in_threadpool(
+            render,
+            request,
+            "signup.html",
+            status_code=exc.status,
+            error=exc.message,
+            values=values,
+            next=target,
         )
     sign_in(request, user)
     return redirect(target if target != "/" else f"/closet/{user.username}")
@@ -110,13 +117,14 @@ def _render_settings(request: Request, user: User, status_code: int = 200, **ext
 
 async def update_profile(request: Request) -> Response:
     form = await read_form(request)
-    user = require_user(request)
+    user = await require_user_async(request)
 
     def save() -> User:
         with ctx(request).db.session() as session:
             row = session.get(User, user.id)
             assert row is not None
-            row.display_name = fields.text(form.get("display_name"), "Display name", 64) or row.username
+            name = fields.text(form.get("display_name"), "Display name", 64, name=True)
+            row.display_name = name or row.username
             row.bio = fields.text(form.get("bio"), "About", 500, multiline=True)
             session.add(row)
             session.commit()
@@ -132,7 +140,7 @@ async def update_profile(request: Request) -> Response:
 
 async def new_token(request: Request) -> Response:
     await read_form(request)
-    user = require_user(request)
+    user = await require_user_async(request)
 
     def issue() -> str:
         with ctx(request).db.session() as session:

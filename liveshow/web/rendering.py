@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
@@ -49,4 +50,8 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     log.info("refused %s %s: %s (%s)", request.method, request.url.path, exc.message, exc.code)
     if wants_json(request):
         return JSONResponse({"error": exc.code, "reason": exc.message, **exc.details}, status_code=exc.status)
-    return render(request, "error.html", status_code=exc.status, message=exc.message, status=exc.status)
+    # Rendering reads the database (who is signed in, their unread notices): in a worker thread, as
+    # this handler runs on the event loop.
+    return await run_in_threadpool(
+        render, request, "error.html", status_code=exc.status, message=exc.message, status=exc.status
+    )
