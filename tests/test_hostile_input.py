@@ -346,3 +346,16 @@ def test_bidi_overrides_never_reach_titles_or_display_names(
     with app_ctx(app).db.session() as session:
         user = session.exec(select(User).where(User.username == "mallory")).one()
         assert user.display_name == "Admin team"  # NFKC: full-width letters read as the plain ones
+
+
+def test_accounts_made_outside_the_form_get_clean_display_names_too(app: Starlette) -> None:
+    """`liveshow create-user` and the demo call create_user directly, not through the sign-up form."""
+    from liveshow.accounts.service import create_user
+
+    with app_ctx(app).db.session() as session:
+        user = create_user(session, "cli-user", "correct horse battery", display_name=" \u202eBoss\u200b\n")
+        assert user.display_name == "Boss"
+        assert (
+            create_user(session, "plain", "correct horse battery", display_name="\u2066").display_name
+            == "plain"
+        )
