@@ -359,3 +359,16 @@ def test_accounts_made_outside_the_form_get_clean_display_names_too(app: Starlet
             create_user(session, "plain", "correct horse battery", display_name="\u2066").display_name
             == "plain"
         )
+
+
+def test_a_malformed_form_is_answered_in_the_error_shape(
+    app: Starlette, client: TestClient, seller: Actor
+) -> None:
+    """Forms read only for their CSRF field answered a broken multipart body with Starlette's plain text."""
+    show = make_show(app, seller, state="ended")
+    act_as(client, seller)
+    for path in (f"/shows/{show.id}/reair", "/signup"):
+        resp = client.post(
+            path, content=b"xx", headers={"Content-Type": "multipart/form-data", "Accept": "application/json"}
+        )
+        assert "boundary" in refused(resp, 400, "invalid")["reason"]

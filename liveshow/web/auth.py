@@ -6,12 +6,13 @@ import hmac
 import secrets
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 
 from liveshow.accounts.models import User
 from liveshow.accounts.service import user_for_token
 from liveshow.context import AppContext
-from liveshow.errors import Forbidden, NotAuthenticated
+from liveshow.errors import Forbidden, NotAuthenticated, ValidationFailed
 from liveshow.jsonbody import limit_body
 
 SESSION_USER = "uid"
@@ -106,7 +107,10 @@ async def check_csrf(request: Request) -> None:
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
         limit_body(request, CSRF_FORM_BYTES)  # a token field needs no more; stops unbounded uploads
-        form = await request.form()
+        try:
+            form = await request.form()
+        except HTTPException as exc:  # a malformed multipart body: answered in our shape, not plain text
+            raise ValidationFailed(f"The form could not be read: {exc.detail}") from exc
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not expected or not sent or not hmac.compare_digest(str(expected), sent):
