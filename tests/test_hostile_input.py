@@ -292,7 +292,7 @@ async def _offer() -> str:
     return text
 
 
-def test_media_handlers_look_up_the_user_off_the_event_loop(
+def test_handlers_look_up_the_user_and_render_pages_off_the_event_loop(
     app: Starlette, client: TestClient, seller: Actor
 ) -> None:
     show = make_show(app, seller)
@@ -306,6 +306,12 @@ def test_media_handlers_look_up_the_user_off_the_event_loop(
         # an error page names who is signed in: an async handler's refusal rendered it on the loop
         forged = client.post("/listings/new", data={"title": "x"}, headers={"Accept": "text/html"})
         assert forged.status_code == 403 and "seller1" in forged.text
+        # ... and so did a form sent back with its errors
+        for path in ("/listings/new", "/shows/new", f"/shows/{show.id}/edit"):
+            again = client.post(
+                path, data={"csrf_token": seller.csrf, "title": ""}, headers={"Accept": "text/html"}
+            )
+            assert again.status_code == 400 and "seller1" in again.text, (path, again.status_code)
     assert on_loop == [], on_loop[0]
 
 

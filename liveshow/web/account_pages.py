@@ -16,7 +16,7 @@ from liveshow.closet import fields
 from liveshow.errors import DomainError
 from liveshow.web.auth import ctx, current_user, require_user_async, sign_in, sign_out
 from liveshow.web.forms import read_form, redirect, safe_next
-from liveshow.web.rendering import render
+from liveshow.web.rendering import render, render_async
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,8 @@ async def signup(request: Request) -> Response:
     except DomainError as exc:
         log.info("signup refused: %s", exc.message)
         values = {"username": username, "display_name": display_name}
-        # render() reads the database (who is signed in): in a worker thread, off the event loop
-        return await run_in_threadpool(
-            render,
-            request,
-            "signup.html",
-            status_code=exc.status,
-            error=exc.message,
-            values=values,
-            next=target,
+        return await render_async(
+            request, "signup.html", status_code=exc.status, error=exc.message, values=values, next=target
         )
     sign_in(request, user)
     return redirect(target if target != "/" else f"/closet/{user.username}")

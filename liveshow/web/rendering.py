@@ -37,6 +37,12 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return ctx(request).templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
+async def render_async(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    """render() for async handlers: a page reads the database as it renders (who is signed in, their
+    unread notices), so it renders in a worker thread rather than on the event loop."""
+    return await run_in_threadpool(render, request, template, status_code, **context)
+
+
 def wants_json(request: Request) -> bool:
     path = request.url.path
     if path.startswith(("/api/", "/whip/", "/whep/")):
@@ -50,8 +56,4 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     log.info("refused %s %s: %s (%s)", request.method, request.url.path, exc.message, exc.code)
     if wants_json(request):
         return JSONResponse({"error": exc.code, "reason": exc.message, **exc.details}, status_code=exc.status)
-    # Rendering reads the database (who is signed in, their unread notices): in a worker thread, as
-    # this handler runs on the event loop.
-    return await run_in_threadpool(
-        render, request, "error.html", status_code=exc.status, message=exc.message, status=exc.status
-    )
+    return await render_async(request, "error.html", exc.status, message=exc.message, status=exc.status)
