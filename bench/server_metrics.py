@@ -3,6 +3,7 @@ boundaries and differenced, so that a step's figures hold only that step's obser
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import defaultdict
@@ -14,10 +15,16 @@ from prometheus_client.parser import text_string_to_metric_families
 Snapshot = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+def _auth() -> dict[str, str]:
+    """The servers' LIVESHOW_METRICS_TOKEN when one is set; without it they answer loopback scrapes."""
+    token = os.environ.get("LIVESHOW_METRICS_TOKEN", "")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def scrape(addrs: list[tuple[str, int]]) -> Snapshot:
     sums: Snapshot = defaultdict(float)
     for host, port in addrs:
-        text = httpx.get(f"http://{host}:{port}/metrics", timeout=5).text
+        text = httpx.get(f"http://{host}:{port}/metrics", headers=_auth(), timeout=5).text
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
                 sums[(sample.name, tuple(sorted(sample.labels.items())))] += sample.value

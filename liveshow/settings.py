@@ -68,6 +68,8 @@ class Settings:
     # Seconds between keyframe requests while recording, so a replay can seek (0 disables).
     recording_keyframe_interval: float = 4.0
     log_level: str = "INFO"
+    # Bearer token /metrics asks for; without one, /metrics answers loopback clients only.
+    metrics_token: str = ""
     # Web Push: the VAPID "sub" contact; http push endpoints only for a loopback test push service.
     push_subject: str = "mailto:admin@localhost"
     push_allow_http: bool = False

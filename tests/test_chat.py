@@ -29,7 +29,7 @@ async def test_message_reaches_every_viewer_with_seq_and_role(env: RoomEnv) -> N
     assert sent["type"] == "chat.sent" and sent["seq"] >= 1
     for peer in (alice, anon, seller):
         got = await peer.until("chat.message")
-        assert got["text"] == "is the jacket  still there?"
+        assert got["text"] == "is the jacket still there?"  # trimmed, inner runs collapsed (usertext)
         assert (got["seq"], got["id"], got["role"], got["username"]) == (
             sent["seq"],
             sent["message_id"],

@@ -52,7 +52,7 @@ def test_collections_are_timed_into_metrics_while_the_app_runs(tmp_path: Path) -
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'gc.db'}")
     migrate(settings.database_url)
     callbacks = len(gc.callbacks)
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), client=("127.0.0.1", 50000)) as client:  # /metrics: loopback
         gc.collect(0)
         gc.collect(2)
         text = client.get("/metrics").text

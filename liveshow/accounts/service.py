@@ -8,6 +8,7 @@ import secrets
 
 from sqlmodel import Session, select
 
+from liveshow import usertext
 from liveshow.accounts.models import ApiToken, User
 from liveshow.accounts.passwords import hash_password, verify_password
 from liveshow.errors import Conflict, ValidationFailed
@@ -36,7 +37,9 @@ def create_user(session: Session, username: str, password: str, display_name: st
     if session.exec(select(User).where(User.username == name)).first() is not None:
         raise Conflict("That username is taken.")
     user = User(
-        username=name, display_name=(display_name.strip() or name)[:64], password_hash=hash_password(password)
+        username=name,
+        display_name=(usertext.clean(display_name, name=True) or name)[:64],
+        password_hash=hash_password(password),
     )
     session.add(user)
     session.commit()

@@ -4,12 +4,12 @@ work through the services, and returns the reply frame (or None). Refusals raise
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from liveshow import usertext
 from liveshow.accounts.models import User
 from liveshow.chat import answers, messages, moderation
 from liveshow.chat.models import MAX_CHAT_CHARS
@@ -23,9 +23,6 @@ from liveshow.errors import DomainError, NotAuthenticated, ValidationFailed
 log = logging.getLogger(__name__)
 
 Handler = Callable[[RoomService, Room, Connection, dict[str, Any]], Awaitable[dict[str, Any] | None]]
-
-# Control characters (other than none) never reach other people's screens; newlines become spaces.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _author(conn: Connection) -> User:
@@ -53,7 +50,8 @@ async def chat_send(
 ) -> dict[str, Any]:
     user = _author(conn)
     assert user.id is not None
-    text = _CONTROL.sub(" ", get_str(msg, "text", max_chars=MAX_CHAT_CHARS)).strip()
+    # The shared cleaner: no control or bidi characters reach other people's screens, newlines are spaces.
+    text = usertext.clean(get_str(msg, "text", max_chars=MAX_CHAT_CHARS))
     if not text:
         raise ValidationFailed("Field text is empty.", field="text")
     key = get_optional_key(msg)

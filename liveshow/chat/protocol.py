@@ -8,12 +8,12 @@ has ``seq`` and ``ts``). Replies, errors and time answers are sent at once as si
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from liveshow import jsonwire
 from liveshow.errors import ValidationFailed
+from liveshow.jsonbody import parse_object
 
 MAX_FRAME_BYTES = 64 * 1024
 # WebSocket close codes (RFC 6455 §7.4.1) and our own (4000-4999).
@@ -40,14 +40,8 @@ def decode(raw: str | bytes | None) -> dict[str, Any]:
         raise FrameTooBig(f"frame of {size} bytes is over {MAX_FRAME_BYTES}")
     if isinstance(raw, bytes):
         raise ValidationFailed("Binary frames are not accepted: send JSON text.")
-    try:
-        # The standard library, not jsonwire: a client's 10**30 must stay an integer (and be refused as
-        # an absurd amount), where orjson would read it as a float.
-        message = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise ValidationFailed("Malformed JSON.") from None
-    if not isinstance(message, dict):
-        raise ValidationFailed("A frame must be a JSON object.")
+    # The same reader as every HTTP body: depth and number checks, one set of reasons.
+    message = parse_object(raw)
     kind = message.get("type")
     if not isinstance(kind, str) or not kind or len(kind) > 40:
         raise ValidationFailed("Missing field: type (a string).")

@@ -12,28 +12,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from liveshow import usertext
 from liveshow.errors import ValidationFailed
 
 MAX_PRICE_CENTS = 10_000_000  # $100,000: beyond that a typo is likelier than a sale
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _PRICE = re.compile(r"^\$?\s*(\d{1,3}(,\d{3})+|\d+)(\.\d{0,2})?$")
 
 
-def text(raw: Any, label: str, max_len: int, *, required: bool = False, multiline: bool = False) -> str:
-    if raw is None:
-        raw = ""
-    if not isinstance(raw, str):
-        raise ValidationFailed(f"{label}: must be text.")
-    value = raw.replace("\r\n", "\n").strip()
-    if not multiline:
-        value = " ".join(value.split())
-    if _CONTROL.search(value):
-        raise ValidationFailed(f"{label}: contains control characters.")
-    if required and not value:
-        raise ValidationFailed(f"{label}: required.")
-    if len(value) > max_len:
-        raise ValidationFailed(f"{label}: at most {max_len} characters.")
-    return value
+def text(
+    raw: Any, label: str, max_len: int, *, required: bool = False, multiline: bool = False, name: bool = False
+) -> str:
+    """Cleaned by the one cleaner of user-visible text (liveshow.usertext): controls and bidi
+    overrides removed, normalised, whitespace collapsed, then checked against ``max_len``."""
+    return usertext.field(raw, label, max_len, required=required, multiline=multiline, name=name)
 
 
 def choice(raw: Any, label: str, options: Sequence[str], default: str | None = None) -> str:

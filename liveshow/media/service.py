@@ -102,6 +102,13 @@ class MediaService:
             raise NotFound("No such show.")
         return show
 
+    async def check_stream_key(self, show_id: int, stream_key: str | None) -> Show:
+        """The show, if ``stream_key`` is its key; WHIP asks this before it reads the offer."""
+        show = await self.require_show(show_id)
+        if not stream_key or not hmac.compare_digest(show.stream_key.encode(), stream_key.encode()):
+            raise NotAuthenticated("Wrong stream key.")
+        return show
+
     def _media(self, show: Show) -> ShowMedia:
         assert show.id is not None
         media = self.shows.get(show.id)
@@ -118,9 +125,7 @@ class MediaService:
     async def publish(
         self, show_id: int, stream_key: str | None, offer: str, kinds: list[str]
     ) -> tuple[str, str]:
-        show = await self.require_show(show_id)
-        if not stream_key or not hmac.compare_digest(show.stream_key.encode(), stream_key.encode()):
-            raise NotAuthenticated("Wrong stream key.")
+        show = await self.check_stream_key(show_id, stream_key)
         if show.state == "ended":
             raise ShowEnded("This show has ended; create a new show to go live again.")
         media = self._media(show)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlmodel import select
 from starlette.concurrency import run_in_threadpool
 
+from liveshow import usertext
 from liveshow.accounts.models import User
 from liveshow.auction.errors import LotStillOpen
 from liveshow.clock import utcnow
@@ -136,9 +137,11 @@ class ReAirService:
 
     async def schedule(self, source_show_id: int, user: User, body: dict[str, Any]) -> tuple[Show, ReAir]:
         starts_at = _parse_starts_at(body.get("starts_at"))
-        title = body.get("title")
-        if title is not None and (not isinstance(title, str) or not 0 < len(title.strip()) <= 120):
-            raise ValidationFailed("The title must be 1 to 120 characters.")
+        raw_title = body.get("title")
+        # Cleaned like every show title (no bidi overrides on the show list), then 1 to 120 characters.
+        title = None
+        if raw_title is not None:
+            title = usertext.field(raw_title, "Title", 120, required=True, key="title")
         show, row = await run_in_threadpool(self._create, source_show_id, user, starts_at, title)
         assert row.id is not None
         self._spawn(row.id)

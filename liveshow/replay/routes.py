@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -11,6 +9,7 @@ from starlette.routing import BaseRoute, Route
 
 from liveshow.accounts.models import User
 from liveshow.errors import NotFound, ValidationFailed
+from liveshow.jsonbody import read_json
 from liveshow.replay.access import ensure_playable, open_replay, parse_start, still_for_sale, timeline
 from liveshow.replay.reair import ReAirService
 from liveshow.replay.service import RecordingService
@@ -19,6 +18,9 @@ from liveshow.shows.models import Show
 from liveshow.web.auth import check_csrf, ctx, current_user, require_user
 from liveshow.web.forms import form_ids, read_form
 from liveshow.web.rendering import render
+
+# starts_at and a title: a few hundred bytes; the limit leaves room and no more.
+REAIR_BODY_BYTES = 4096
 
 
 def routes(service: RecordingService, reair: ReAirService) -> list[BaseRoute]:
@@ -87,15 +89,7 @@ def routes(service: RecordingService, reair: ReAirService) -> list[BaseRoute]:
     async def reair_api(request: Request) -> Response:
         user = await run_in_threadpool(require_user, request)
         await check_csrf(request)
-        body: dict[str, Any] = {}
-        if request.headers.get("content-type", "").startswith("application/json"):
-            try:
-                raw = await request.json()
-            except ValueError as exc:
-                raise ValidationFailed("The body is not valid JSON.") from exc
-            if not isinstance(raw, dict):
-                raise ValidationFailed("Send a JSON object.")
-            body = raw
+        body = await read_json(request, max_bytes=REAIR_BODY_BYTES, empty_ok=True)
         show, row = await reair.schedule(int(request.path_params["show_id"]), user, body)
         return JSONResponse(
             {

@@ -23,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from liveshow.errors import DomainError, NotAuthenticated, NotFound
+from liveshow.jsonbody import read_limited
 from liveshow.media import iceservers as ice_servers
 from liveshow.media.errors import BadSdp, IceRestartUnsupported, ServedElsewhere
 from liveshow.media.service import MediaService
@@ -30,7 +31,7 @@ from liveshow.ratelimit import retry_after_header
 from liveshow.settings import Settings
 from liveshow.signaling import sdp
 from liveshow.signaling.caps import WhepCaps
-from liveshow.web.auth import bearer_token, check_csrf, ctx, current_user
+from liveshow.web.auth import bearer_token, check_csrf, ctx, current_user_async
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +77,7 @@ def show_id_of(request: Request) -> int:
 
 async def read_offer(request: Request) -> bytes:
     sdp.check_content_type(request.headers.get("content-type"))
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
-        sdp.check_size(int(declared))
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        sdp.check_size(len(body))
-    return body
+    return await read_limited(request, sdp.MAX_SDP_BYTES)
 
 
 def ice_links(request: Request) -> dict[str, str]:
@@ -113,6 +107,8 @@ async def whip_post(request: Request) -> Response:
     if key is None:
         raise NotAuthenticated("Send the stream key as Authorization: Bearer <key>.")
     await limit(request, "whip.address")
+    # The key first: a caller without it costs a lookup, and never makes us read or parse an offer.
+    await media(request).check_stream_key(show_id, key)
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=True)
     session_id, answer = await media(request).publish(show_id, key, body.decode(), kinds)
@@ -124,7 +120,7 @@ async def whep_post(request: Request, caps: WhepCaps) -> Response:
     address = await limit(request, "whep.address")
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=False)
-    user = current_user(request)
+    user = await current_user_async(request)
     with caps.slot(show_id, address, viewer_alive(media(request), show_id)) as slot:
         try:
             session_id, answer = await media(request).watch(
@@ -160,14 +156,14 @@ def viewer_alive(service: MediaService, show_id: int) -> Callable[[str], bool]:
 
 async def patch_session(request: Request) -> Response:
     sdp.check_content_type(request.headers.get("content-type"), FRAG_TYPE)
-    body = await request.body()
-    sdp.check_size(len(body))
     show_id, session_id = show_id_of(request), request.path_params["session_id"]
     service = media(request)
+    # The session's unguessable id is its credential: an unknown one is a 404 before the body is read.
     if request.url.path.startswith("/whip/"):
         pc = service.publisher(show_id, session_id).pc
     else:
         pc = service.viewer(show_id, session_id).pc
+    body = await read_limited(request, sdp.MAX_SDP_BYTES)
     ufrag, _pwd, candidates = sdp.parse_sdpfrag(body)
     remote = pc.remoteDescription
     current = remote.sdp if remote is not None else ""
@@ -195,7 +191,7 @@ async def delete_session(request: Request) -> Response:
 
 async def end_show(request: Request) -> Response:
     """POST /api/shows/{show_id}/end: the seller (session + CSRF header, or Bearer API token)."""
-    user = current_user(request)
+    user = await current_user_async(request)
     if user is None or user.id is None:
         raise NotAuthenticated("Sign in first.")
     await check_csrf(request)
@@ -209,7 +205,7 @@ async def media_status(request: Request) -> Response:
     show_id = show_id_of(request)
     service = media(request)
     show = await service.require_show(show_id)
-    user = current_user(request)
+    user = await current_user_async(request)
     if show.visibility == "private" and (user is None or user.id != show.seller_id):
         raise NotFound("No such show.")
     state = service.state(show_id) or show.state

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 
-from liveshow.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from liveshow import jsonbody
+from liveshow.errors import ValidationFailed
 
 MAX_JSON_BYTES = 8 * 1024
 
 
 async def read_json(request: Request, max_bytes: int = MAX_JSON_BYTES) -> dict[str, Any]:
-    """The request's JSON object; an empty body is an empty object. Bounded before it is parsed."""
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise PayloadTooLarge(f"Request body over {max_bytes} bytes.")
-    if not body.strip():
-        return {}
-    ctype = request.headers.get("content-type", "")
-    if not ctype.startswith("application/json"):
-        raise UnsupportedMediaType("Send JSON (Content-Type: application/json).")
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        raise ValidationFailed("The body is not valid JSON.") from exc
-    if not isinstance(data, dict):
-        raise ValidationFailed("The body must be a JSON object.")
-    return data
+    """The request's JSON object through the one reader (liveshow.jsonbody); no body means ``{}``."""
+    return await jsonbody.read_json(request, max_bytes=max_bytes, empty_ok=True)
 
 
 def opt_bool(data: dict[str, Any], key: str) -> bool | None:

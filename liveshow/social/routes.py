@@ -29,12 +29,12 @@ from liveshow.social.service import SocialService
 from liveshow.social.similar import SimilarIndex
 from liveshow.social.watcher import ShowWatcher
 from liveshow.social.webpush import WebPush
-from liveshow.web.auth import check_csrf, ctx, current_user, require_user
+from liveshow.web.auth import check_csrf, ctx, current_user, require_user, require_user_async
 
 
 async def like(request: Request) -> Response:
     await check_csrf(request)
-    user = require_user(request)
+    user = await require_user_async(request)
     listing_id = path_int(request, "listing_id")
     want = opt_bool(await read_json(request), "liked")
 
@@ -71,7 +71,7 @@ def likers(request: Request) -> Response:
 
 async def follow(request: Request) -> Response:
     await check_csrf(request)
-    user = require_user(request)
+    user = await require_user_async(request)
     username = str(request.path_params["username"])
     want = opt_bool(await read_json(request), "following")
 

@@ -17,14 +17,14 @@ from liveshow.errors import NotAuthenticated, NotFound
 from liveshow.social import giveaways
 from liveshow.social.http import path_int, read_json, req_int
 from liveshow.social.models import Giveaway
-from liveshow.web.auth import check_csrf, ctx, require_user
+from liveshow.web.auth import check_csrf, ctx, require_user_async
 
 log = logging.getLogger(__name__)
 
 
 async def start(request: Request) -> Response:
     await check_csrf(request)
-    host = require_user(request)
+    host = await require_user_async(request)
     show_id = path_int(request, "show_id")
     listing_id = req_int(await read_json(request), "listing_id", 1, 2**31 - 1)
     context = ctx(request)
@@ -47,7 +47,7 @@ async def start(request: Request) -> Response:
 
 async def draw(request: Request) -> Response:
     await check_csrf(request)
-    host = require_user(request)
+    host = await require_user_async(request)
     giveaway_id = path_int(request, "giveaway_id")
     context = ctx(request)
     return JSONResponse(await draw_and_announce(context, host, giveaway_id))

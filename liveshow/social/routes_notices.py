@@ -12,7 +12,7 @@ from liveshow.errors import ValidationFailed
 from liveshow.social import notices
 from liveshow.social.http import read_json
 from liveshow.social.service import SocialService
-from liveshow.web.auth import check_csrf, ctx, current_user, require_user
+from liveshow.web.auth import check_csrf, ctx, current_user, require_user, require_user_async
 from liveshow.web.rendering import render
 
 
@@ -54,7 +54,7 @@ def list_notices(request: Request) -> Response:
 
 async def mark_read(request: Request) -> Response:
     await check_csrf(request)
-    user = require_user(request)
+    user = await require_user_async(request)
     assert user.id is not None
     data = await read_json(request)
     ids = data.get("ids")
@@ -85,7 +85,7 @@ def get_prefs(request: Request) -> Response:
 async def put_prefs(request: Request) -> Response:
     """Only ever the signed-in user's own preferences: there is no user id to name in the request."""
     await check_csrf(request)
-    user = require_user(request)
+    user = await require_user_async(request)
     assert user.id is not None
     data = await read_json(request)
     changes = data.get("preferences")
@@ -106,7 +106,7 @@ def vapid_key(request: Request) -> Response:
 
 async def subscribe(request: Request) -> Response:
     await check_csrf(request)
-    user = require_user(request)
+    user = await require_user_async(request)
     assert user.id is not None
     data = await read_json(request)
     user_id = user.id
@@ -121,7 +121,7 @@ async def subscribe(request: Request) -> Response:
 
 async def unsubscribe(request: Request) -> Response:
     await check_csrf(request)
-    user = require_user(request)
+    user = await require_user_async(request)
     assert user.id is not None
     data = await read_json(request)
     endpoint = data.get("endpoint")

@@ -10,13 +10,13 @@ from starlette.routing import BaseRoute, Route
 from liveshow.closet.models import Listing
 from liveshow.social import likes, offers
 from liveshow.social.http import path_int, read_json, req_int
-from liveshow.web.auth import check_csrf, ctx, current_user, require_user
+from liveshow.web.auth import check_csrf, ctx, current_user, require_user, require_user_async
 from liveshow.web.rendering import format_cents, render
 
 
 async def send(request: Request) -> Response:
     await check_csrf(request)
-    seller = require_user(request)
+    seller = await require_user_async(request)
     listing_id = path_int(request, "listing_id")
     data = await read_json(request)
     price = req_int(data, "price_cents", 1, 100_000_000)
@@ -44,7 +44,7 @@ async def send(request: Request) -> Response:
 
 async def accept(request: Request) -> Response:
     await check_csrf(request)
-    buyer = require_user(request)
+    buyer = await require_user_async(request)
     offer_id = path_int(request, "offer_id")
 
     def run() -> dict[str, object]:

@@ -12,7 +12,7 @@ from liveshow.closet.models import Listing, ListingPhoto
 from liveshow.errors import Forbidden, NotFound
 from liveshow.social import onboarding, sharecard
 from liveshow.social.http import path_int
-from liveshow.web.auth import check_csrf, ctx, current_user, require_user
+from liveshow.web.auth import check_csrf, ctx, current_user, require_user, require_user_async
 from liveshow.web.rendering import format_cents, render
 
 
@@ -54,7 +54,7 @@ def progress_api(request: Request) -> Response:
 
 async def shared(request: Request) -> Response:
     await check_csrf(request)
-    user = require_user(request)
+    user = await require_user_async(request)
     assert user.id is not None
     show_id, user_id = path_int(request, "show_id"), user.id
 

@@ -15,9 +15,9 @@ from liveshow.accounts.models import ApiToken, User
 from liveshow.closet import fields
 from liveshow.errors import DomainError, RateLimited
 from liveshow.ratelimit import retry_after_header
-from liveshow.web.auth import ctx, current_user, require_user, sign_in, sign_out
+from liveshow.web.auth import ctx, current_user, require_user_async, sign_in, sign_out
 from liveshow.web.forms import read_form, redirect, safe_next
-from liveshow.web.rendering import render
+from liveshow.web.rendering import render, render_async
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,14 @@ async def signup(request: Request) -> Response:
     def create() -> User:
         with ctx(request).db.session() as session:
             return accounts.create_user(
-                session, username, password, fields.text(display_name, "Display name", 64)
+                session, username, password, fields.text(display_name, "Display name", 64, name=True)
             )
 
     try:
         user = await run_in_threadpool(create)
     except DomainError as exc:
         log.info("signup refused: %s", exc.message)
-        return render(
+        return await render_async(
             request, "signup.html", status_code=exc.status, error=exc.message, values=values, next=target
         )
     sign_in(request, user)
@@ -135,13 +135,14 @@ def _render_settings(request: Request, user: User, status_code: int = 200, **ext
 
 async def update_profile(request: Request) -> Response:
     form = await read_form(request)
-    user = require_user(request)
+    user = await require_user_async(request)
 
     def save() -> User:
         with ctx(request).db.session() as session:
             row = session.get(User, user.id)
             assert row is not None
-            row.display_name = fields.text(form.get("display_name"), "Display name", 64) or row.username
+            name = fields.text(form.get("display_name"), "Display name", 64, name=True)
+            row.display_name = name or row.username
             row.bio = fields.text(form.get("bio"), "About", 500, multiline=True)
             session.add(row)
             session.commit()
@@ -157,7 +158,7 @@ async def update_profile(request: Request) -> Response:
 
 async def new_token(request: Request) -> Response:
     await read_form(request)
-    user = require_user(request)
+    user = await require_user_async(request)
 
     def issue() -> str:
         with ctx(request).db.session() as session:

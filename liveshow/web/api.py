@@ -15,9 +15,10 @@ from liveshow.accounts.service import get_user_by_name
 from liveshow.closet import fields
 from liveshow.closet import service as closet
 from liveshow.errors import NotFound, ValidationFailed
+from liveshow.jsonbody import read_json, read_limited
 from liveshow.shows import service as shows
 from liveshow.web.auth import check_csrf, ctx, current_user, require_user
-from liveshow.web.forms import origin, photo_store, read_json
+from liveshow.web.forms import origin, photo_store
 
 # ------------------------------------------------------------------ shows
 
@@ -38,7 +39,7 @@ async def create_show(request: Request) -> Response:
 
 
 def get_show(request: Request) -> Response:
-    user = current_user(request)
+    user = current_user(request)  # a sync handler: Starlette runs it in a worker thread
     with ctx(request).db.session() as session:
         show = shows.visible_show(session, user, request.path_params["show_id"])
         seller = session.get(User, show.seller_id)
@@ -147,11 +148,7 @@ async def add_photo(request: Request) -> Response:
     user = await run_in_threadpool(require_user, request)
     await check_csrf(request)
     store = photo_store(request)
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > store.max_bytes:
-            break
+    body = await read_limited(request, store.max_bytes)
     prepared = await run_in_threadpool(store.prepare, body)
     listing_id: int = request.path_params["listing_id"]
 

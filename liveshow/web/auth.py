@@ -5,17 +5,22 @@ from __future__ import annotations
 import hmac
 import secrets
 
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 
 from liveshow.accounts.models import User
 from liveshow.accounts.service import user_for_token
 from liveshow.context import AppContext
-from liveshow.errors import Forbidden, NotAuthenticated
+from liveshow.errors import Forbidden, NotAuthenticated, ValidationFailed
+from liveshow.jsonbody import limit_body
 
 SESSION_USER = "uid"
 SESSION_CSRF = "csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
+# The most of a form body read to find its CSRF token (read_form sets its own, larger limit first).
+CSRF_FORM_BYTES = 1024 * 1024
 
 
 def ctx(conn: HTTPConnection) -> AppContext:
@@ -48,6 +53,21 @@ def current_user(conn: HTTPConnection) -> User | None:
 
 def require_user(conn: HTTPConnection) -> User:
     user = current_user(conn)
+    if user is None:
+        raise NotAuthenticated("Sign in first.")
+    return user
+
+
+async def current_user_async(conn: HTTPConnection) -> User | None:
+    """current_user for async handlers: the database read runs in a worker thread, never on the event
+    loop (where it stalled every socket of the process for as long as the query took)."""
+    if "user" in conn.scope.get("state", {}):
+        return current_user(conn)
+    return await run_in_threadpool(current_user, conn)
+
+
+async def require_user_async(conn: HTTPConnection) -> User:
+    user = await current_user_async(conn)
     if user is None:
         raise NotAuthenticated("Sign in first.")
     return user
@@ -86,7 +106,11 @@ async def check_csrf(request: Request) -> None:
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        form = await request.form()
+        limit_body(request, CSRF_FORM_BYTES)  # a token field needs no more; stops unbounded uploads
+        try:
+            form = await request.form()
+        except HTTPException as exc:  # a malformed multipart body: answered in our shape, not plain text
+            raise ValidationFailed(f"The form could not be read: {exc.detail}") from exc
         value = form.get(CSRF_FIELD)
         sent = value if isinstance(value, str) else None
     if not expected or not sent or not hmac.compare_digest(str(expected), sent):

@@ -19,7 +19,7 @@ from liveshow.shows.models import Show
 from liveshow.shows.service import cover_url
 from liveshow.web.auth import ctx, current_user, require_user
 from liveshow.web.forms import form_dict, form_ids, photo_store, read_form, read_photos, redirect
-from liveshow.web.rendering import render
+from liveshow.web.rendering import render, render_async
 
 FORM_CHOICES: dict[str, Any] = {"conditions": CONDITIONS, "categories": CATEGORIES}
 
@@ -87,7 +87,7 @@ async def create_listing(request: Request) -> Response:
 
         listing = await run_in_threadpool(save)
     except DomainError as exc:
-        return render(
+        return await render_async(
             request,
             "listing_form.html",
             exc.status,
@@ -132,7 +132,7 @@ async def update_listing(request: Request) -> Response:
                 return closet.owned_listing(session, user, listing_id), closet.photos_of(session, listing_id)
 
         listing, current = await run_in_threadpool(reload)
-        return render(
+        return await render_async(
             request,
             "listing_form.html",
             exc.status,

@@ -1,8 +1,8 @@
-"""Request decoding shared by the page and API handlers: bounded forms, photo uploads, JSON bodies."""
+"""Request decoding shared by the page and API handlers: bounded forms and photo uploads (JSON bodies:
+liveshow.jsonbody)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
 from liveshow.closet.photos import THUMB_SIDE, PhotoStore, PreparedPhoto
-from liveshow.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from liveshow.errors import DomainError, PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from liveshow.jsonbody import limit_body
 from liveshow.web.auth import check_csrf, ctx
 
-MAX_JSON_BYTES = 64 * 1024
 MAX_FORM_FIELDS = 300
 
 
@@ -25,7 +25,10 @@ def photo_store(request: Request) -> PhotoStore:
 
 
 async def read_form(request: Request, max_files: int = 0) -> FormData:
-    """Parse a posted form within limits and check its CSRF token before anything else looks at it."""
+    """Parse a posted form within limits and check its CSRF token before anything else looks at it.
+
+    The total is counted as the body streams in, so a chunked upload (no Content-Length) or one that
+    understates its length stops at the limit too, with a 413."""
     settings = ctx(request).settings
     limit = (max_files * settings.max_photo_bytes) + 1024 * 1024
     length = request.headers.get("content-length")
@@ -35,11 +38,14 @@ async def read_form(request: Request, max_files: int = 0) -> FormData:
     if not kind.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
         await check_csrf(request)  # a forged request hears "forbidden" first, whatever its body
         raise UnsupportedMediaType("Send the form as a web form.")
+    limit_body(request, limit)
     try:
         # Twice the file limit parses, so "too many photos" is answered on the re-rendered form.
         form = await request.form(
             max_files=max_files * 2, max_fields=MAX_FORM_FIELDS, max_part_size=64 * 1024
         )
+    except DomainError:
+        raise
     except Exception as exc:  # multipart errors surface as various exception types
         if getattr(exc, "status_code", 400) == 413:
             raise PayloadTooLarge("The upload is too large.") from exc
@@ -76,24 +82,6 @@ async def read_photos(
         name = (upload.filename or "photo")[:80]
         prepared.append(await run_in_threadpool(store.prepare, data, name, thumb_side))
     return prepared
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    kind = request.headers.get("content-type", "")
-    if not kind.split(";")[0].strip() == "application/json":
-        raise UnsupportedMediaType("Send JSON (Content-Type: application/json).")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_JSON_BYTES:
-            raise PayloadTooLarge(f"The JSON body is larger than {MAX_JSON_BYTES // 1024} KB.")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationFailed("The body is not valid JSON.") from exc
-    if not isinstance(data, dict):
-        raise ValidationFailed("The body must be a JSON object.")
-    return data
 
 
 def redirect(url: str) -> RedirectResponse:

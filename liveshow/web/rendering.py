@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.templating import Jinja2Templates
@@ -38,6 +39,12 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     return ctx(request).templates.TemplateResponse(request, template, context, status_code=status_code)
 
 
+async def render_async(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    """render() for async handlers: a page reads the database as it renders (who is signed in, their
+    unread notices), so it renders in a worker thread rather than on the event loop."""
+    return await run_in_threadpool(render, request, template, status_code, **context)
+
+
 def wants_json(request: Request) -> bool:
     path = request.url.path
     if path.startswith(("/api/", "/whip/", "/whep/")):
@@ -53,6 +60,6 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     if wants_json(request):
         body = {"error": exc.code, "reason": exc.message, **exc.details}
         return JSONResponse(body, status_code=exc.status, headers=headers)
-    response = render(request, "error.html", status_code=exc.status, message=exc.message, status=exc.status)
+    response = await render_async(request, "error.html", exc.status, message=exc.message, status=exc.status)
     response.headers.update(headers)
     return response

@@ -26,7 +26,7 @@ from liveshow.web.forms import (
     redirect,
     tz_offset,
 )
-from liveshow.web.rendering import render
+from liveshow.web.rendering import render, render_async
 
 
 def _closet_choices(request: Request, user: User) -> list[tuple[Any, str | None]]:
@@ -63,7 +63,7 @@ async def create_show(request: Request) -> Response:
         show = await run_in_threadpool(save)
     except DomainError as exc:
         choices = await run_in_threadpool(_closet_choices, request, user)
-        return render(
+        return await render_async(
             request,
             "show_form.html",
             exc.status,
@@ -116,7 +116,7 @@ async def update_show(request: Request) -> Response:
     except DomainError as exc:
         page = await run_in_threadpool(_manage_context, request, user, show_id)
         page["values"] = values
-        return render(request, "show_manage.html", exc.status, error=exc.message, **page)
+        return await render_async(request, "show_manage.html", exc.status, error=exc.message, **page)
     return redirect(f"/shows/{show_id}/manage")
 
 
@@ -149,7 +149,7 @@ async def lineup_action(request: Request) -> Response:
         if isinstance(exc, Forbidden):
             raise
         page = await run_in_threadpool(_manage_context, request, user, show_id)
-        return render(request, "show_manage.html", exc.status, error=exc.message, **page)
+        return await render_async(request, "show_manage.html", exc.status, error=exc.message, **page)
     return redirect(f"/shows/{show_id}/manage#lineup")
 
 
