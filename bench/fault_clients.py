@@ -110,13 +110,16 @@ class Room:
 
     def _frame(self, frame: dict[str, Any]) -> None:
         rid = frame.get("reply_to")
-        if rid is not None and rid in self.waiting:
-            future = self.waiting.pop(rid)
-            if not future.done():
+        if rid is not None:
+            # An answer, not an event of the show (a chat.sent carries its message's seq): it counts
+            # for neither numbering nor the log.
+            future = self.waiting.pop(rid, None)
+            if future is not None and not future.done():
                 future.set_result(frame)
+            return
         kind = frame.get("type")
-        if kind == "error" and frame.get("code") == "unavailable" and rid is None:
-            return  # a join refused while a dependency is down: the socket closes, and we come back
+        if kind == "error":
+            return  # a join refused (a dependency down, a limit): the socket closes, and we come back
         seq = frame.get("seq")
         if isinstance(seq, int):
             if kind == "snapshot":

@@ -101,6 +101,19 @@ def bulk_insert(session: Session, table: Table, rows: Sequence[dict[str, Any]]) 
         raise IntegrityError(str(statement), None, exc) from exc
 
 
+def insert_new(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows, skipping those whose unique key is stored already (ON CONFLICT DO NOTHING on both
+    PostgreSQL and SQLite): for rows that several processes may write, the first one wins."""
+    if not rows:
+        return
+    dialect = session.connection().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+    session.execute(upsert(table).on_conflict_do_nothing(), list(rows))
+
+
 class LoopConnection:
     """One autocommit PostgreSQL connection used from the event loop (async psycopg), for a hot
     statement that is a single round trip: no thread to hop to, no pool ping, no BEGIN and COMMIT. In a

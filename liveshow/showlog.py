@@ -3,6 +3,10 @@
 The bus numbers the event (the show's ``seq``) and fans it out; the archive keeps public events in the
 ``show_events`` table so a replay can show chat, items and sales in step with the recording. Archiving is
 batched off the hot path: a flush every ``flush_interval`` seconds, one INSERT for many events.
+
+A process that publishes an event may die before its next flush (kill -9), while other processes have
+already shown the event to their sockets. So every process also archives what its rooms deliver
+(``witness``), skipping duplicates: an event is kept as long as any process that showed it survives.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from liveshow import jsonwire
 from liveshow.bus import Bus, Event
-from liveshow.db import Database, bulk_insert, table_of
+from liveshow.db import Database, bulk_insert, insert_new, table_of
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +34,9 @@ log = logging.getLogger(__name__)
 EPHEMERAL_TYPES = frozenset({"presence", "snapshot"})
 # Bound on events waiting for the database, so an outage cannot grow memory without limit.
 MAX_PENDING = 200_000
+# A delivered event is archived by its reader this long after delivery, unless its publisher has by then.
+WITNESS_DELAY = 1.0
+MINE_KEPT = 50_000  # recent (show, seq) this process published, skipped when its rooms deliver them
 
 
 def show_topic(show_id: int) -> str:
@@ -52,6 +61,12 @@ class ShowLog:
         self.db = db
         self.flush_interval = flush_interval
         self._pending: list[ShowEvent] = []
+        # Events other processes published and this one delivered: archived unless stored already.
+        self._witnessed: list[tuple[float, dict[str, Any]]] = []  # (when delivered, row)
+        # (show, seq) of what this process published lately: its own archive has them, no need to
+        # witness them as well.
+        self._mine: set[tuple[int, int]] = set()
+        self._mine_order: deque[tuple[int, int]] = deque()
         self._task: asyncio.Task[None] | None = None
 
     async def publish(self, show_id: int, type: str, data: dict[str, Any]) -> Event:
@@ -68,6 +83,7 @@ class ShowLog:
 
     def _archive(self, show_id: int, event: Event) -> None:
         if event.type not in EPHEMERAL_TYPES and "to" not in event.data:
+            self._remember_mine((show_id, event.seq))
             self._pending.append(
                 ShowEvent(
                     show_id=show_id,
@@ -77,6 +93,27 @@ class ShowLog:
                     at=datetime.fromtimestamp(event.ts_ms / 1000, UTC),
                 )
             )
+
+    def _remember_mine(self, key: tuple[int, int]) -> None:
+        self._mine.add(key)
+        self._mine_order.append(key)
+        if len(self._mine_order) > MINE_KEPT:
+            self._mine.discard(self._mine_order.popleft())
+
+    def witness(self, show_id: int, event: Event) -> None:
+        """An event this process's room delivered: archive it too, unless this process published it."""
+        if event.type in EPHEMERAL_TYPES or "to" in event.data or (show_id, event.seq) in self._mine:
+            return
+        row = {
+            "show_id": show_id,
+            "seq": event.seq,
+            "type": event.type,
+            "data": jsonwire.dumps(event.data),
+            "at": datetime.fromtimestamp(event.ts_ms / 1000, UTC),
+        }
+        self._witnessed.append((time.monotonic(), row))
+        if len(self._witnessed) > MAX_PENDING:
+            del self._witnessed[: len(self._witnessed) - MAX_PENDING]
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="showlog-flush")
@@ -88,18 +125,23 @@ class ShowLog:
                 await self._task
             self._task = None
         await self.flush()
+        await self._flush_witnessed(float("inf"))
 
     async def flush(self) -> None:
+        await self._flush_witnessed(time.monotonic() - WITNESS_DELAY)
         if not self._pending:
             return
         batch, self._pending = self._pending, []
         try:
             await run_in_threadpool(self._insert, batch)
         except IntegrityError:
-            # One event whose (show, seq) is already stored must not hold back the others: store them
-            # one by one and drop only the duplicates.
-            retry = await run_in_threadpool(self._insert_each, batch)
-            self._requeue(retry)
+            # Stored already (another process witnessed it first, or a process that crashed after
+            # archiving it): store the others and skip those.
+            try:
+                await run_in_threadpool(self._insert_new, [_row(e) for e in batch])
+            except Exception:
+                log.exception("archiving %d show events failed; will retry", len(batch))
+                self._requeue(batch)
         except Exception:
             # The database is away: keep them for the next flush rather than lose a sale from the replay.
             log.exception("archiving %d show events failed; will retry", len(batch))
@@ -115,29 +157,28 @@ class ShowLog:
     def _insert(self, batch: list[ShowEvent]) -> None:
         # Plain rows, not ORM objects: this runs in a thread beside a busy event loop, where every
         # bytecode waits for the GIL.
-        rows = [
-            {"show_id": e.show_id, "seq": e.seq, "type": e.type, "data": e.data, "at": e.at} for e in batch
-        ]
+        rows = [_row(e) for e in batch]
         with self.db.session() as session:
             bulk_insert(session, table_of(ShowEvent), rows)
             session.commit()
 
-    def _insert_each(self, batch: list[ShowEvent]) -> list[ShowEvent]:
-        """Insert event by event; returns the events that failed for a reason other than a duplicate."""
-        failed: list[ShowEvent] = []
-        for index, event in enumerate(batch):
-            fresh = ShowEvent(
-                show_id=event.show_id, seq=event.seq, type=event.type, data=event.data, at=event.at
-            )
-            try:
-                self._insert([fresh])
-            except IntegrityError:
-                log.warning("show %s event %s is archived already; dropped", event.show_id, event.seq)
-            except Exception:
-                log.exception("archiving show events failed; will retry")
-                failed.extend(batch[index:])
-                break
-        return failed
+    async def _flush_witnessed(self, before: float) -> None:
+        """Archive what the rooms delivered up to ``before``: by then the publisher has normally stored
+        it (and this insert skips it); when the publisher died first, this is the copy that is kept."""
+        due = [row for at, row in self._witnessed if at <= before]
+        if not due:
+            return
+        self._witnessed = [(at, row) for at, row in self._witnessed if at > before]
+        try:
+            await run_in_threadpool(self._insert_new, due)
+        except Exception:
+            log.warning("archiving %d delivered show events failed; will retry", len(due))
+            self._witnessed[:0] = [(before, row) for row in due[-MAX_PENDING:]]
+
+    def _insert_new(self, rows: list[dict[str, Any]]) -> None:
+        with self.db.session() as session:
+            insert_new(session, table_of(ShowEvent), rows)
+            session.commit()
 
     async def _flush_forever(self) -> None:
         while True:
@@ -147,6 +188,10 @@ class ShowLog:
     def archived(self, show_id: int, after_seq: int = 0, limit: int = 10_000) -> list[ShowEvent]:
         with self.db.session() as session:
             return list(archived_events(session, show_id, after_seq, limit))
+
+
+def _row(e: ShowEvent) -> dict[str, Any]:
+    return {"show_id": e.show_id, "seq": e.seq, "type": e.type, "data": e.data, "at": e.at}
 
 
 def archived_events(

@@ -168,3 +168,25 @@ async def test_a_reader_that_lost_redis_delivers_what_it_missed_from_the_archive
     assert [e.data["text"] for e in got] == ["missed1", "missed2", "missed3", "new"]
     assert [e.seq for e in got] == sorted(e.seq for e in got)
     assert got[-1].seq == new.seq
+
+
+@pytest.mark.postgres
+async def test_an_event_whose_publisher_died_before_archiving_it_is_archived_by_a_process_that_showed_it(
+    redis_pair: tuple[PrivateRedis, AppContext, AppContext],
+) -> None:
+    """Found by bench/faults.py: chat acknowledged and shown to viewers on the other process was missing
+    from the show's log (and the replay) when its publisher was killed within its 0.2 s archive flush."""
+    _redis, a, b = redis_pair
+    show_id = _new_show(a.db)
+    topic = show_topic(show_id)
+    sub = b.bus.subscribe(topic, after_seq=await b.bus.last_seq(topic))
+    sent = [await a.showlog.publish(show_id, "chat.message", {"text": f"m{i}"}) for i in range(3)]
+    private = await a.showlog.publish(show_id, "notice", {"to": [1], "text": "for one viewer"})
+    for event in await _drain(sub, 4, 5):
+        b.showlog.witness(show_id, event)  # what b's room does with every event it delivers
+    a.showlog._pending.clear()  # a is killed -9 before its next flush: its archive never gets them
+    await b.showlog.stop()  # b flushes what it delivered (at once here; after WITNESS_DELAY when running)
+    stored = b.showlog.archived(show_id)
+    assert [(e.seq, json.loads(e.data)["text"]) for e in stored] == [(e.seq, e.data["text"]) for e in sent]
+    assert private.seq not in {e.seq for e in stored}  # private events stay out of the log
+    await b.showlog.start()  # (the fixture stops it again)

@@ -189,6 +189,7 @@ class Room:
         tick: float,
         on_drop: Callable[[Connection], None],
         max_tick: float | None = None,
+        on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.show_id = show_id
         self.state = state
@@ -201,6 +202,7 @@ class Room:
         self._seen_seq = 0
         self.subscription: Subscription | None = None
         self._on_drop = on_drop
+        self._on_event = on_event  # every event this room takes in, once (e.g. to archive it)
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._due = asyncio.Event()
@@ -238,6 +240,8 @@ class Room:
                 continue  # a shared bus reader may replay what we already have
             self._seen_seq = event.seq
             self.state.apply(event.type, event.data)
+            if self._on_event is not None:
+                self._on_event(event)
             self._recent.append((event, encode(event.wire())))
             self._due.set()
 

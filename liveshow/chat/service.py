@@ -122,7 +122,15 @@ class RoomService:
         except BaseException:
             sub.close()
             raise
-        room = Room(show_id, state, self.tick, on_drop=self._dropped, max_tick=self.max_tick)
+        showlog = self.context.showlog
+        room = Room(
+            show_id,
+            state,
+            self.tick,
+            on_drop=self._dropped,
+            max_tick=self.max_tick,
+            on_event=lambda event: showlog.witness(show_id, event),
+        )
         room.subscription = sub
         room.start(sub, [lambda: self._reactions_forever(room), lambda: self._presence_forever(room)])
         log.info("room %s opened", show_id)
