@@ -29,7 +29,7 @@ from liveshow.replay.shop import buy_from_replay
 from liveshow.showlog import ShowLog, show_topic
 from liveshow.shows.models import Show
 from liveshow.social import giveaways, likes, offers
-from tests.auction_fixtures import World, key, make_world
+from tests.auction_fixtures import World, WriterClock, key, make_world
 
 
 @dataclass
@@ -37,6 +37,12 @@ class Stage:
     db: Database
     world: World
     showlog: ShowLog
+    clock: WriterClock
+
+    def past_the_deadline(self, writer: ShowWriter) -> None:
+        due = writer.due_ms()
+        assert due is not None
+        self.clock.ms = due + 1
 
     def writer(self) -> ShowWriter:
         return ShowWriter(self.db, self.showlog, self.world.show_id)
@@ -61,12 +67,13 @@ class Stage:
 
 
 @pytest.fixture
-async def stage(database_url: str) -> AsyncIterator[Stage]:
+async def stage(database_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Stage]:
     db = Database(database_url)
     bus = make_bus("memory://")
     await bus.start()
     showlog = ShowLog(bus, db)
-    yield Stage(db, make_world(db, viewers=3, quantities=(1, 2)), showlog)
+    clock = WriterClock(wall_ms()).install(monkeypatch)
+    yield Stage(db, make_world(db, viewers=3, quantities=(1, 2)), showlog, clock)
     await showlog.stop()
     await bus.close()
     db.close()
@@ -127,6 +134,7 @@ async def test_auction_whose_unit_went_elsewhere_closes_sold_elsewhere_and_the_s
         assert "ok" in await dispatcher.submit(stage.command("bid", leader, max_cents=3000, lot_no=None))
         with stage.db.session() as s:
             await run_in_threadpool(SELLERS[path], s, w, lone)
+        stage.past_the_deadline(dispatcher.writers[w.show_id])
         closed = await next_event(sub, "lot.closed", time.monotonic() + 8)
         assert closed["outcome"] == "sold_elsewhere" and closed["lot"]["state"] == "closed"
         assert closed["lot"]["outcome"] == "sold_elsewhere" and closed["leader_id"] == leader
@@ -140,6 +148,7 @@ async def test_auction_whose_unit_went_elsewhere_closes_sold_elsewhere_and_the_s
             assert json.loads(row.state_json)["outcome"] == "sold_elsewhere"
         # Nothing more is decided once the lot is closed, however long the writer runs on.
         settled = stage.decisions()
+        stage.clock.ms += 60_000
         await asyncio.sleep(0.5)
         assert stage.decisions() == settled <= 4
         # The host puts up the next item (before: "Close the item on screen first").
@@ -161,11 +170,10 @@ async def test_writer_past_the_deadline_persists_a_bounded_number_of_decisions(s
         with stage.db.session() as s:
             await run_in_threadpool(sell_by_offer, s, w, lone)
         before = stage.decisions()
-        due = writer.due_ms()
-        assert due is not None
-        await asyncio.sleep(max(0.0, (due - wall_ms()) / 1000) + 0.05)
         for _pass in range(25):
-            if writer.due_ms() is not None and wall_ms() >= (writer.due_ms() or 0):
+            stage.clock.ms += 500
+            due = writer.due_ms()
+            if due is not None and stage.clock.ms >= due:
                 await writer.run_batch([stage.command("tick", None)])
         assert writer.due_ms() is None
         assert stage.decisions() - before == 1  # one close, not a refusal per pass
@@ -193,8 +201,7 @@ async def test_host_close_after_the_deadline_closes_sold_elsewhere(stage: Stage)
         await writer.run_batch([stage.command("bid", w.viewers[1].id, max_cents=2000, lot_no=None)])
         with stage.db.session() as s:
             await run_in_threadpool(sell_from_replay, s, w, lone)
-        due = writer.due_ms() or 0
-        await asyncio.sleep(max(0.0, (due - wall_ms()) / 1000) + 0.05)
+        stage.past_the_deadline(writer)
         [(_c, answer)] = await writer.run_batch([stage.command("lot.close", w.seller.id)])
         assert answer["ok"]["lot"]["state"] == "closed"
         assert answer["ok"]["lot"]["outcome"] == "sold_elsewhere"

@@ -299,7 +299,7 @@ def close(book: Book, now_ms: int, by_host: bool, unit_gone: bool = False) -> Ou
             )
             closed.update(winner_id=s.leader_id, price_cents=s.price_cents)
         else:
-            closed.update(leader_id=s.leader_id, price_cents=s.price_cents)
+            closed["leader_id"] = s.leader_id  # who led, for the room; no price: nothing was sold
     events.append(("lot.closed", {**closed, "lot": lot_view(done)}))
     if s is not None and s.leader_id is not None:
         if outcome == "sold":
