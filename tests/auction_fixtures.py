@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
+import pytest
+
 from liveshow.accounts.models import User
 from liveshow.accounts.service import create_user
 from liveshow.closet.models import Listing
@@ -56,3 +58,21 @@ def make_world(
 
 def key() -> str:
     return "k-" + secrets.token_hex(8)
+
+
+class WriterClock:
+    """The writers' and dispatchers' wall clock, moved by the test: an auction's deadline passes when the
+    test says so, however slow the machine is (patch it in with ``install``)."""
+
+    MODULES = ("liveshow.auction.writer", "liveshow.auction.local", "liveshow.auction.distributed")
+
+    def __init__(self, start_ms: int) -> None:
+        self.ms = start_ms
+
+    def __call__(self) -> int:
+        return self.ms
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> WriterClock:
+        for module in self.MODULES:
+            monkeypatch.setattr(f"{module}.wall_ms", self)
+        return self

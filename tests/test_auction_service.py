@@ -30,6 +30,7 @@ from liveshow.auction.errors import (
 from liveshow.auction.models import AuctionBid, AuctionDecision, AuctionLot
 from liveshow.auction.service import AuctionService
 from liveshow.bus import make_bus
+from liveshow.clock import wall_ms
 from liveshow.closet.models import Listing
 from liveshow.db import Database
 from liveshow.errors import NotAuthenticated, ValidationFailed
@@ -37,7 +38,7 @@ from liveshow.metrics import Metrics
 from liveshow.orders.models import Order
 from liveshow.settings import Settings
 from liveshow.showlog import ShowLog, show_topic
-from tests.auction_fixtures import World, key, make_world
+from tests.auction_fixtures import World, WriterClock, key, make_world
 from tests.conftest import REDIS_URL
 
 
@@ -306,3 +307,42 @@ async def test_lot_next_comes_back_to_listings_cancelled_before_any_bid(harness:
     with pytest.raises(Exception) as err:
         await harness.send(w.seller, type="lot.next", mode="claim")
     assert getattr(err.value, "code", "") == "not_found"
+
+
+async def test_auction_whose_unit_sold_from_a_replay_closes_sold_elsewhere_and_lot_next_moves_on(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through both dispatchers (in-process, and Redis with its leader): the room hears the lot close
+    as sold elsewhere, the leader is told, and "next" puts up the following item."""
+    from liveshow.replay.shop import buy_from_replay
+    from liveshow.shows.models import Show
+
+    w = harness.world
+    clock = WriterClock(wall_ms()).install(monkeypatch)
+    sub = harness.showlog.bus.subscribe(show_topic(w.show_id))
+    await harness.send(
+        w.seller, type="lot.next", mode="auction", start_cents=1000, duration_s=1, sudden_death=True
+    )
+    await harness.send(w.viewers[0], type="bid", key=key(), max_cents=3000)
+
+    def sell_elsewhere() -> None:
+        with harness.db.session() as s:
+            show = s.get(Show, w.show_id)
+            assert show is not None
+            buy_from_replay(s, show, w.viewers[1], w.listings[0].id or 0, 15)
+
+    await run_in_threadpool(sell_elsewhere)
+    clock.ms += 1_001  # the deadline passes once the unit has gone
+    seen: dict[str, dict[str, Any]] = {}
+    while "notice" not in seen:
+        event = await sub.get(timeout=10)
+        if event.type in ("lot.closed", "notice"):
+            seen[event.type] = event.data
+    sub.close()
+    assert seen["lot.closed"]["outcome"] == "sold_elsewhere"
+    assert seen["notice"]["to"] == [w.viewers[0].id] and seen["notice"]["kind"] == "sold_elsewhere"
+    assert [o.source for o in harness.orders()] == ["replay"]
+    following = await harness.send(w.seller, type="lot.next", mode="claim")
+    assert following["lot"]["listing_id"] == w.listings[1].id
+    state = await harness.send(w.viewers[2], type="lot.state")
+    assert state["lot"]["listing_id"] == w.listings[1].id

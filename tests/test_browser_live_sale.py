@@ -21,6 +21,7 @@ from liveshow.closet.models import Listing
 from liveshow.db import Database
 from liveshow.demo import BUYER, SELLER, load_demo
 from liveshow.orders.models import Order
+from liveshow.replay.shop import buy_from_replay
 from liveshow.shows.models import LineupItem, Show
 from tests.conftest import LiveServer, make_settings
 
@@ -240,4 +241,52 @@ def test_whole_live_sale(browser: Any, sale: Sale) -> None:
         assert studio_orders.locator("text=" + tees.title).count() >= 1
     finally:
         for page in pages:
+            page.context.close()
+
+
+def test_auction_sold_elsewhere_card(browser: Any, sale: Sale) -> None:
+    """While an auction runs, its last unit is bought from a replay: at the deadline every card says
+    "Sold elsewhere", the leader is told no order was made, and the host puts up the next item."""
+    with sale.db.session() as s:
+        show = s.get(Show, sale.show_id)
+        assert show is not None
+        show.state = "live"  # as after "Go live"; this test needs no media
+        s.add(show)
+        s.commit()
+    jeans, tees = sale.lineup[0], sale.lineup[1]
+    assert jeans is not None and tees is not None
+    studio = signed_in(browser, sale, SELLER, viewport={"width": 1280, "height": 900})
+    sam = signed_in(browser, sale, BUYER, viewport={"width": 1280, "height": 900})
+    try:
+        studio.goto(f"{sale.url}/studio/{sale.show_id}")
+        sam.goto(f"{sale.url}/shows/{sale.show_id}")
+        room_open(studio)
+        room_open(sam)
+        studio.select_option("#lot-listing", str(jeans.id))
+        studio.get_by_label("Auction").check()
+        studio.fill("#lot-start", "20")
+        studio.fill("#lot-duration", "6")
+        studio.get_by_role("button", name="Put up").click()
+        sam.locator("#item-card .item-title", has_text=jeans.title).wait_for()
+        sam.get_by_role("button", name="Bid").click()
+        wait_for(lambda: "You lead at $20.00" in notice(sam), what="sam leads")
+        with sale.db.session() as s:
+            show = s.get(Show, sale.show_id)
+            assert show is not None
+            lena = sale.user("lena")
+            for _unit in range(jeans.quantity):
+                buy_from_replay(s, show, lena, jeans.id or 0, 15)
+        sam.locator("#item-card .item-status", has_text="Sold elsewhere").wait_for(timeout=20_000)
+        wait_for(lambda: "no order was made" in notice(sam), what="sam told no order was made")
+        assert sam.get_by_role("button", name="Bid").is_hidden()
+        studio.locator("#item-card .item-status", has_text="Sold elsewhere").wait_for()
+        assert studio.locator(f"#lot-listing option[value='{jeans.id}']").is_disabled()
+        assert [o.source for o in sale.orders() if o.listing_id == jeans.id] == ["replay"] * jeans.quantity
+        # the show moves on
+        studio.select_option("#lot-listing", str(tees.id))
+        studio.get_by_label("Buy now").check()
+        studio.get_by_role("button", name="Put up").click()
+        sam.locator("#item-card .item-title", has_text=tees.title).wait_for()
+    finally:
+        for page in (studio, sam):
             page.context.close()

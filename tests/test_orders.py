@@ -285,3 +285,92 @@ def test_only_a_giveaway_may_cost_nothing(database_url: str) -> None:
         assert (prize.status, prize.payment_ref) == ("paid", "free")
         assert s.exec(select(Order).where(Order.listing_id == listing_id)).all() == [prize]
     db.close()
+
+
+def test_second_chance_accept_racing_the_sweeper_sells_one_unit(database_url: str) -> None:
+    """The runner-up accepts in the very moment the sweeper lapses their offer and passes it on: only
+    one of the two may win, or one auction sells two units of a multi-quantity listing."""
+    db = Database(database_url)
+    w = make_world(db, quantities=(3,))
+    winner, runner, third = (v.id or 0 for v in w.viewers)
+    listing_id = w.listings[0].id or 0
+    t0 = utcnow()
+    with db.session() as s:
+        lot = AuctionLot(
+            show_id=w.show_id,
+            lot_no=1,
+            listing_id=listing_id,
+            kind="auction",
+            state="closed",
+            state_json="{}",
+        )
+        s.add(lot)
+        s.commit()
+        s.refresh(lot)
+        for n, (bidder, amount) in enumerate(((winner, 5000), (runner, 3000), (third, 2000))):
+            s.add(
+                AuctionBid(
+                    show_id=w.show_id,
+                    lot_id=lot.id or 0,
+                    bidder_id=bidder,
+                    max_cents=amount,
+                    at_ms=n,
+                    epoch=1,
+                    seq=n + 1,
+                )
+            )
+        s.commit()
+        service.create_order(s, winner, listing_id, 3200, "auction", show_id=w.show_id, lot_id=lot.id, now=t0)
+        service.expire_unpaid(s, t0 + timedelta(minutes=16), 15)
+        offer_id = s.exec(select(SecondChanceOffer.id)).one() or 0
+    with db.session() as accepting, db.session() as sweeping:
+        # The runner-up's request has read the offer (still open, not yet due) ...
+        seen = accepting.get(SecondChanceOffer, offer_id)
+        assert seen is not None and seen.status == "open"
+        # ... when the sweeper, a moment past its deadline, lapses it and offers the win to 'third'.
+        assert [o.id for o in service.expire_offers(sweeping, t0 + timedelta(minutes=31, seconds=1))] == [
+            offer_id
+        ]
+        with pytest.raises(Conflict):
+            service.accept_second_chance(accepting, offer_id, runner, now=t0 + timedelta(minutes=30))
+        passed_on = sweeping.exec(select(SecondChanceOffer).where(SecondChanceOffer.buyer_id == third)).one()
+        bought = service.accept_second_chance(
+            sweeping, passed_on.id or 0, third, now=t0 + timedelta(minutes=32)
+        )
+        assert bought.buyer_id == third
+    with db.session() as s:
+        live = s.exec(select(Order).where(Order.lot_id == lot.id, col(Order.status) != "cancelled")).all()
+        assert [(o.buyer_id, o.source) for o in live] == [(third, "second_chance")]
+        statuses = {o.buyer_id: o.status for o in s.exec(select(SecondChanceOffer)).all()}
+        assert statuses == {runner: "expired", third: "accepted"}
+        listing = s.get(Listing, listing_id)
+        assert listing is not None and listing.sold_count == 1
+    db.close()
+
+
+def test_second_chance_accept_with_no_unit_left_leaves_the_offer_open(database_url: str) -> None:
+    db = Database(database_url)
+    w = make_world(db, quantities=(1,))
+    winner, runner, elsewhere = (v.id or 0 for v in w.viewers)
+    listing_id = w.listings[0].id or 0
+    t0 = utcnow()
+    with db.session() as s:
+        order = service.create_order(s, winner, listing_id, 3200, "auction", show_id=w.show_id, now=t0)
+        offer = SecondChanceOffer(
+            order_id=order.id or 0,
+            buyer_id=runner,
+            seller_id=w.seller.id or 0,
+            listing_id=listing_id,
+            price_cents=3000,
+            expires_at=t0 + timedelta(minutes=30),
+        )
+        s.add(offer)
+        service.cancel(s, order.id or 0, winner, PAY, now=t0)
+        service.create_order(s, elsewhere, listing_id, 1500, "replay", now=t0)  # the unit went elsewhere
+        offer_id = offer.id or 0
+        with pytest.raises(SoldOut):
+            service.accept_second_chance(s, offer_id, runner, now=t0 + timedelta(minutes=1))
+    with db.session() as s:
+        row = s.get(SecondChanceOffer, offer_id)
+        assert row is not None and (row.status, row.new_order_id) == ("open", None)
+    db.close()

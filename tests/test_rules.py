@@ -142,6 +142,32 @@ def test_close_without_bids_is_unsold() -> None:
     assert out.events[0][1]["outcome"] == "unsold"
 
 
+def test_close_with_the_unit_gone_is_sold_elsewhere_without_a_sale() -> None:
+    book = rules.bid(auction(), 2, 2000, 1000).book
+    book = rules.bid(book, 3, 1500, 2000).book
+    with pytest.raises(LotStillOpen):  # the clock still rules: no early end because the unit went
+        rules.close(book, 29_999, by_host=True, unit_gone=True)
+    out = rules.close(book, 30_000, by_host=False, unit_gone=True)
+    assert out.sales == ()
+    lot = out.book.lot
+    assert lot is not None and (lot.state, lot.outcome, lot.closed_at_ms) == (
+        "closed",
+        "sold_elsewhere",
+        30_000,
+    )
+    assert rules.due_ms(out.book) is None
+    assert lot_from_dict(lot_to_dict(lot)) == lot  # persisted and reloaded as it is
+    (kind, closed), (notice_kind, notice) = out.events
+    assert (kind, closed["outcome"], closed["leader_id"]) == ("lot.closed", "sold_elsewhere", 2)
+    assert "winner_id" not in closed and closed["lot"]["outcome"] == "sold_elsewhere"
+    assert notice_kind == "notice" and notice["to"] == [2] and notice["kind"] == "sold_elsewhere"
+    assert "no order was made" in notice["reason"]
+    # without a bid nobody is let down: still "unsold"
+    assert rules.close(auction(), 30_000, by_host=False, unit_gone=True).events[0][1]["outcome"] == "unsold"
+    # the next item goes up
+    assert rules.open_claim(out.book, 11, 1500, 1, 1, 30_001).book.lot.lot_no == 2  # type: ignore[union-attr]
+
+
 def test_seller_cannot_bid_or_claim() -> None:
     with pytest.raises(SelfBidding):
         rules.bid(auction(), SELLER, 1000, 10)
@@ -260,15 +286,19 @@ class AuctionMachine(RuleBasedStateMachine):
         self.history.append(rules.Bid(bidder, amount, self.now, len(self.history)))
 
     @precondition(lambda self: self.lot.state == "open")
-    @rule()
-    def clock_runs_out(self) -> None:
+    @rule(unit_gone=st.booleans())
+    def clock_runs_out(self, unit_gone: bool) -> None:
+        """``unit_gone``: an offer, a replay purchase or a giveaway took the unit while it ran."""
         self.now = max(self.now, self.lot.ends_at_ms)
-        out = rules.close(self.book, self.now, by_host=False)
+        out = rules.close(self.book, self.now, by_host=False, unit_gone=unit_gone)
         self.book = out.book
         self.sales.extend(out.sales)
+        assert rules.due_ms(self.book) is None  # closed whatever happened to the unit
         leader, price = reference_standing(self.accepted, 500)
         if leader is None:
-            assert out.sales == ()
+            assert out.sales == () and self.lot.outcome == "unsold"
+        elif unit_gone:
+            assert out.sales == () and self.lot.outcome == "sold_elsewhere"
         else:
             assert out.sales[0].buyer_id == leader and out.sales[0].price_cents == price
 

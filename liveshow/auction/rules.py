@@ -55,6 +55,9 @@ class Lot:
     opened_at_ms: int
     state: LotState = "open"
     closed_at_ms: int | None = None
+    # Why it ended (sold, unsold, sold_out, closed, cancelled, sold_elsewhere): kept with the lot so a
+    # page opened later, or a restarted writer, tells the same story as the lot.closed event did.
+    outcome: str = ""
     # claim lots
     price_cents: int = 0
     quantity: int = 1
@@ -171,6 +174,8 @@ def lot_view(lot: Lot) -> dict[str, Any]:
         "kind": lot.kind,
         "state": lot.state,
     }
+    if lot.outcome:
+        view["outcome"] = lot.outcome
     if lot.kind == "claim":
         view.update(
             price_cents=lot.price_cents,
@@ -251,7 +256,7 @@ def cancel(book: Book, now_ms: int) -> Outcome:
         raise NotOnScreen("No item is on screen.")
     if lot.bid_count or lot.claims:
         raise HasBids("An item cannot be cancelled once it has a bid or a claim.")
-    done = replace(lot, state="cancelled", closed_at_ms=now_ms)
+    done = replace(lot, state="cancelled", closed_at_ms=now_ms, outcome="cancelled")
     event = {
         "lot_no": lot.lot_no,
         "listing_id": lot.listing_id,
@@ -261,8 +266,12 @@ def cancel(book: Book, now_ms: int) -> Outcome:
     return Outcome(replace(book, lot=done), (("lot.closed", event),), reply={"lot": lot_view(done)})
 
 
-def close(book: Book, now_ms: int, by_host: bool) -> Outcome:
-    """End the lot on screen: a claim lot at any time, an auction when its clock has run out."""
+def close(book: Book, now_ms: int, by_host: bool, unit_gone: bool = False) -> Outcome:
+    """End the lot on screen: a claim lot at any time, an auction when its clock has run out.
+
+    ``unit_gone``: the writer found no unit left for the auction's winner (a private offer, a replay
+    purchase or a giveaway sold it while the auction ran). The auction still ends, as "sold elsewhere"
+    with no sale, so that the show moves on instead of retrying a sale that cannot happen."""
     lot = book.lot
     if lot is None or lot.state != "open":
         raise NotOnScreen("No item is on screen.")
@@ -270,51 +279,39 @@ def close(book: Book, now_ms: int, by_host: bool) -> Outcome:
         if by_host:
             raise LotStillOpen("An auction runs until its clock ends.")
         raise LotStillOpen("Not yet.")
-    done = replace(lot, state="closed", closed_at_ms=now_ms)
     events: list[tuple[str, dict[str, Any]]] = []
     sales: tuple[Sale, ...] = ()
-    if lot.kind == "claim":
+    s = standing(lot) if lot.kind == "auction" else None
+    if s is None:
         outcome = "sold_out" if lot.remaining == 0 else "closed"
-        closed = {
-            "lot_no": lot.lot_no,
-            "listing_id": lot.listing_id,
-            "outcome": outcome,
-            "lot": lot_view(done),
-        }
-        events.append(("lot.closed", closed))
+    elif s.leader_id is None:
+        outcome = "unsold"
+    elif unit_gone:
+        outcome = "sold_elsewhere"
     else:
-        s = standing(lot)
-        if s.leader_id is None:
-            closed = {
-                "lot_no": lot.lot_no,
-                "listing_id": lot.listing_id,
-                "outcome": "unsold",
-                "lot": lot_view(done),
-            }
-            events.append(("lot.closed", closed))
-        else:
+        outcome = "sold"
+    done = replace(lot, state="closed", closed_at_ms=now_ms, outcome=outcome)
+    closed: dict[str, Any] = {"lot_no": lot.lot_no, "listing_id": lot.listing_id, "outcome": outcome}
+    if s is not None and s.leader_id is not None:
+        if outcome == "sold":
             sales = (
                 Sale(lot.lot_no, lot.listing_id, lot.seller_id, s.leader_id, s.price_cents, 1, "auction"),
             )
-            events.append(
-                (
-                    "lot.closed",
-                    {
-                        "lot_no": lot.lot_no,
-                        "listing_id": lot.listing_id,
-                        "outcome": "sold",
-                        "winner_id": s.leader_id,
-                        "price_cents": s.price_cents,
-                        "lot": lot_view(done),
-                    },
-                )
-            )
-            events.append(
-                (
-                    "notice",
-                    {"to": [s.leader_id], "kind": "won", "lot_no": lot.lot_no, "price_cents": s.price_cents},
-                )
-            )
+            closed.update(winner_id=s.leader_id, price_cents=s.price_cents)
+        else:
+            closed["leader_id"] = s.leader_id  # who led, for the room; no price: nothing was sold
+    events.append(("lot.closed", {**closed, "lot": lot_view(done)}))
+    if s is not None and s.leader_id is not None:
+        if outcome == "sold":
+            notice = {"kind": "won", "lot_no": lot.lot_no, "price_cents": s.price_cents}
+        else:
+            notice = {
+                "kind": "sold_elsewhere",
+                "lot_no": lot.lot_no,
+                "price_cents": s.price_cents,
+                "reason": "The item sold elsewhere before the auction ended: no order was made.",
+            }
+        events.append(("notice", {"to": [s.leader_id], **notice}))
     return Outcome(replace(book, lot=done), tuple(events), sales, reply={"lot": lot_view(done)})
 
 
@@ -369,7 +366,7 @@ def claim(book: Book, buyer_id: int, quantity: int, now_ms: int, lot_no: int | N
         ),
     ]
     if new_lot.remaining == 0:
-        new_lot = replace(new_lot, state="closed", closed_at_ms=now_ms)
+        new_lot = replace(new_lot, state="closed", closed_at_ms=now_ms, outcome="sold_out")
         events.append(
             (
                 "lot.closed",

@@ -219,8 +219,8 @@ class ShowWriter:
                 try:
                     await self._persist_batch(one, pos)
                 except UnitTaken:
-                    self.book, self.seq = book, seq + 1
-                    one = [Decision(command, {"error": error_to_dict(SoldOut("Sold out."))}, None, self.seq)]
+                    self.book, self.seq = book, seq
+                    one = [self._decide_unit_gone(command, wall_ms())]
                     await self._persist_batch(one, pos)
                 self._remember_all(one)
                 decisions.extend(one)
@@ -275,6 +275,24 @@ class ShowWriter:
             if ident is not None:
                 seen[ident] = (fingerprint, reply)
         return decisions
+
+    def _decide_unit_gone(self, command: Command, now_ms: int) -> Decision:
+        """Decide again a command whose sale met no free unit (sold by an offer, a replay purchase or a
+        giveaway since the rules saw the lot). An auction's close still closes it, as sold elsewhere:
+        refusing it would leave the lot open past its deadline, and every later tick would be refused
+        and persisted again, for ever. Anything else (a claim) is refused as sold out."""
+        fingerprint = command.fingerprint() if command.key and command.user_id is not None else ""
+        self.seq += 1
+        lot = self.book.lot
+        try:
+            if command.kind not in ("tick", "lot.close") or lot is None or lot.kind != "auction":
+                raise SoldOut("Sold out.")
+            outcome = rules.close(self.book, now_ms, by_host=command.kind != "tick", unit_gone=True)
+        except DomainError as exc:
+            return Decision(command, {"error": error_to_dict(exc)}, None, self.seq, fingerprint=fingerprint)
+        self.book = outcome.book
+        reply = {"ok": {**outcome.reply, "epoch": self.epoch, "dseq": self.seq}}
+        return Decision(command, reply, outcome, self.seq, fingerprint=fingerprint)
 
     def _apply(self, command: Command, prepared: Prepared, now_ms: int) -> rules.Outcome:
         p = command.payload

@@ -386,22 +386,39 @@ def accept_second_chance(
     if now > offer.expires_at:
         _close_offer(session, offer, "expired", now, window_minutes)
         raise Conflict("This offer has expired.")
-    order = create_order(
-        session,
-        user_id,
-        offer.listing_id,
-        offer.price_cents,
-        "second_chance",
-        show_id=offer.show_id,
-        lot_id=offer.lot_id,
-        now=now,
-        payment_window_minutes=window_minutes,
-        commit=False,
+    # Take the offer conditionally, before the unit, as every other offer path does: the sweeper lapsing
+    # it at this moment passes the win on to the next bidder, and only one of the two may win, or one
+    # auction sells two units of a multi-quantity listing.
+    taken = session.execute(
+        update(SecondChanceOffer)
+        .where(col(SecondChanceOffer.id) == offer_id, col(SecondChanceOffer.status) == "open")
+        .values(status="accepted")
     )
-    offer.status = "accepted"
-    offer.new_order_id = order.id
-    session.add(offer)
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        session.refresh(offer)
+        raise Conflict(f"This offer is {offer.status}.")
+    try:
+        order = create_order(
+            session,
+            user_id,
+            offer.listing_id,
+            offer.price_cents,
+            "second_chance",
+            show_id=offer.show_id,
+            lot_id=offer.lot_id,
+            now=now,
+            payment_window_minutes=window_minutes,
+            commit=False,
+        )
+    except Exception:
+        session.rollback()  # no unit left (sold elsewhere meanwhile): the offer stays as it was
+        raise
+    session.execute(
+        update(SecondChanceOffer).where(col(SecondChanceOffer.id) == offer_id).values(new_order_id=order.id)
+    )
     session.commit()
+    session.refresh(offer)
     return order
 
 

@@ -73,7 +73,9 @@
         bidBtn.dataset.amount = lot.next_min_cents;
         bidBtn.disabled = !open || isSeller || me === null;
         $(".item-countdown").hidden = !open;
-        if (!open) $(".item-status").textContent = lot.winner_id ? "Sold to " + (lot.winner || "#" + lot.winner_id) + " for " + money(lot.price_cents) : "Closed";
+        if (!open) $(".item-status").textContent = lot.winner_id ? "Sold to " + (lot.winner || "#" + lot.winner_id) + " for " + money(lot.price_cents)
+          // its unit went to an offer, a replay purchase or a giveaway while it ran: nobody won it here
+          : lot.outcome === "sold_elsewhere" ? "Sold elsewhere" : "Closed";
       }
     }
 
@@ -103,6 +105,7 @@
     room.on("lot.closed", (e) => {
       lot = Object.assign({}, e.lot, { winner_id: e.winner_id, winner: e.winner });
       if (e.outcome === "sold_out") notice("Sold out!");
+      else if (e.outcome === "sold_elsewhere") notice("Sold elsewhere before the auction ended: no order was made.");
       render();
     });
     room.on("claim.accepted", (e) => {
@@ -203,7 +206,7 @@
       if (up && !up.disabled) picker.value = up.value;
     });
     room.on("lot.closed", (e) => {
-      if (e.outcome !== "sold" && e.outcome !== "sold_out") return;
+      if (e.outcome !== "sold" && e.outcome !== "sold_out" && e.outcome !== "sold_elsewhere") return;
       const sold = option(e.lot.listing_id);
       if (!sold || sold.disabled) return;
       sold.disabled = true;
