@@ -36,11 +36,18 @@ class ClientRecord:
 class Verdict:
     counts: dict[str, int]
     violations: list[str]
+    examples: dict[str, list[str]] = field(default_factory=dict)  # a few of each, to start from
 
 
 def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: list[dict[str, Any]]) -> Verdict:
     counts: Counter[str] = Counter()
     violations: list[str] = []
+    examples: dict[str, list[str]] = {}
+
+    def example(name: str, text: str) -> None:
+        if len(examples.setdefault(name, [])) < 5:
+            examples[name].append(text)
+
     by_seq = {int(e["seq"]): e for e in events}
     counts["log events"] = len(events)
     if len(by_seq) != len(events):
@@ -54,6 +61,10 @@ def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: lis
     acked = {mid for c in clients for mid in c.chats}
     counts["chat acknowledged"] = len(acked)
     counts["chat acknowledged, lost"] = len(acked - set(logged_chat))
+    for c in clients:
+        for mid, text in c.chats.items():
+            if mid not in logged_chat:
+                example("chat acknowledged, lost", f"message {mid} {text!r} from user {c.user_id}")
     counts["chat messages logged twice"] = sum(1 for n in logged_chat.values() if n > 1)
 
     # Bids: every accepted bid is in the log (per lot and bidder, at least as many as were accepted).
@@ -113,6 +124,8 @@ def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: lis
             logged = by_seq.get(seq)
             if logged is None or logged.get("type") != type_:
                 missing_live += 1
+                found = "nothing" if logged is None else logged.get("type")
+                example("events seen live, missing from the log", f"seq {seq}: saw {type_}, log has {found}")
     counts["events seen live, missing from the log"] = missing_live
     gaps = 0
     for c in clients:
@@ -143,7 +156,7 @@ def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: lis
     ):
         if counts[name]:
             violations.append(f"{name}: {counts[name]}")
-    return Verdict(dict(counts), violations)
+    return Verdict(dict(counts), violations, examples)
 
 
 def pct(values: list[float], p: float) -> float | None:

@@ -302,6 +302,8 @@ class Suite:
         names = {f"fault-buyer-{i}": uid for i, uid in enumerate(world["buyers"])}
         orders = await asyncio.to_thread(read_orders, base, seller_cookie, names)
         verdict = check(self.records + self.viewer_records, events, orders)
+        for name, texts in verdict.examples.items():
+            print(f"examples of {name}:", *texts, sep="\n  ")
         return self.report(verdict.counts, verdict.violations, rooms)
 
     async def probe_decision(self, room: Room, since: float) -> float | None:
