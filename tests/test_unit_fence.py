@@ -29,7 +29,7 @@ from liveshow.db import Database, migrate
 from liveshow.errors import DomainError
 from liveshow.orders import service as orders
 from liveshow.orders.models import Order, SecondChanceOffer
-from liveshow.orders.payments import InAppProvider
+from liveshow.orders.providers import TestProvider
 from liveshow.replay.shop import buy_from_replay
 from liveshow.showlog import ShowLog
 from liveshow.shows.models import Show
@@ -190,7 +190,7 @@ class SellingMachine(RuleBasedStateMachine):
                 )
             ).first()
             if order is not None:
-                orders.cancel(s, order.id or 0, order.buyer_id, InAppProvider(), self.now)
+                orders.cancel(s, order.id or 0, order.buyer_id, TestProvider(), self.now)
 
     @rule(minutes=st.integers(1, 30))
     def sweeper(self, minutes: int) -> None:
