@@ -11,7 +11,16 @@ from aiortc.rtp import RtpPacket, unwrap_rtx
 
 from liveshow.media.frames import EncodedFrame
 from liveshow.media.relay import OutTrack, ShowRelay, ViewerOutput
-from liveshow.media.rtx import MAX_RUNS, PacketCache, SentRuns, plain_packet, rtx_packet
+from liveshow.media.rtx import (
+    MAX_RUNS,
+    RESEND_BURST,
+    RESEND_SHARE,
+    PacketCache,
+    SentRuns,
+    plain_packet,
+    resend_allowance,
+    rtx_packet,
+)
 
 # ------------------------------------------------------------------ PacketCache
 
@@ -241,3 +250,28 @@ async def test_relay_does_not_pile_resends_on_a_congested_viewer() -> None:
     udp.buffered = 10**9
     relay.resend(output, "video", [65530, 65531])
     assert udp.sent == [] and relay.rtx.resent == 0
+
+
+def test_resend_allowance_is_a_burst_then_a_share_of_what_was_sent() -> None:
+    assert resend_allowance(sent=0, resent=0) == RESEND_BURST
+    assert resend_allowance(sent=1000, resent=0) == RESEND_BURST + 1000 // RESEND_SHARE
+    assert resend_allowance(sent=1000, resent=RESEND_BURST + 1000 // RESEND_SHARE) == 0
+    assert resend_allowance(sent=0, resent=RESEND_BURST + 5) == 0
+
+
+async def test_a_viewer_nacking_everything_gets_at_most_its_allowance() -> None:
+    relay = ShowRelay(1, lambda: None)
+    output, udp = viewer()
+    relay.add_output("a", output)
+    relay.push(frame(1, keyframe=True))
+    for i in range(2, 200):  # 2 packets a frame: 398 packets sent
+        relay.push(frame(i))
+    sent = output.tracks["video"].packets
+    assert sent == 398
+    udp.sent.clear()
+    every = [(65530 + n) & 0xFFFF for n in range(sent)]
+    for _ in range(5):
+        relay.resend(output, "video", every)
+    allowance = RESEND_BURST + sent // RESEND_SHARE
+    assert len(udp.sent) == relay.rtx.resent == allowance
+    assert relay.rtx.refused == 5 * sent - allowance and relay.rtx.missing == 0

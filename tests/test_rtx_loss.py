@@ -115,6 +115,7 @@ async def test_lossy_viewers_decode_nearly_every_frame(stage: Stage) -> None:
         assert counts["liveshow_rtx_packets_total"] == relay_rtx.resent
         assert counts["liveshow_rtx_nacked_packets_total"] == relay_rtx.nacked
         assert counts["liveshow_rtx_missing_packets_total"] == relay_rtx.missing
+        assert counts["liveshow_rtx_refused_packets_total"] == relay_rtx.refused == 0  # within allowance
         # Every original video packet a viewer lost was asked for and resent (a resend that is lost
         # again is asked for again, so there may be more); none had left the cache.
         total_dropped = sum(w.dropped_video for w in lossy.values())

@@ -29,7 +29,7 @@ from aiortc import clock
 
 from liveshow.media.frames import EncodedFrame, MediaSink
 from liveshow.media.packets import Packetizer
-from liveshow.media.rtx import PacketCache, RtxCounts, SentRuns, plain_packet, rtx_packet
+from liveshow.media.rtx import PacketCache, RtxCounts, SentRuns, plain_packet, resend_allowance, rtx_packet
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +81,7 @@ class OutTrack:
         "octets",
         "packets",
         "pt",
+        "resent",
         "rtx_pt",
         "rtx_seq",
         "rtx_ssrc",
@@ -117,6 +118,7 @@ class OutTrack:
         self.rtx_pt = rtx_pt
         self.rtx_ssrc: int = sender._rtx_ssrc
         self.rtx_seq = rtx_seq
+        self.resent = 0
 
 
 class ViewerOutput:
@@ -192,15 +194,20 @@ class ViewerOutput:
         sender._RTCRtpSender__octet_count = track.octets
         return True
 
-    def resend(self, kind: str, seqs: list[int], cache: PacketCache, now: float) -> tuple[int, int]:
-        """Answer a NACK from the show's cache: returns (packets resent, packets no longer cached)."""
+    def resend(self, kind: str, seqs: list[int], cache: PacketCache, now: float) -> tuple[int, int, int]:
+        """Answer a NACK from the show's cache: returns (packets resent, packets no longer cached,
+        packets refused past this viewer's allowance)."""
         track = self.tracks.get(kind)
         if track is None or self.closed:
-            return 0, 0
+            return 0, 0, 0
         udp = self._udp
         if udp.is_closing():
             self.closed = True
-            return 0, 0
+            return 0, 0, 0
+        allowed = resend_allowance(track.packets, track.resent)
+        refused = max(0, len(seqs) - allowed)
+        if refused:
+            seqs = seqs[:allowed]
         resent = missing = 0
         runs = track.runs
         for seq in seqs:
@@ -220,7 +227,8 @@ class ViewerOutput:
                 packet = plain_packet(payload, marker, track.pt, seq, ts, track.ssrc)
             udp.sendto(self._protect(packet), self._addr)
             resent += 1
-        return resent, missing
+        track.resent += resent
+        return resent, missing, refused
 
 
 class ShowRelay:
@@ -276,13 +284,14 @@ class ShowRelay:
             self.rtx.missing += len(seqs)
             return
         try:
-            resent, missing = output.resend(kind, seqs, cache, time.monotonic())
+            resent, missing, refused = output.resend(kind, seqs, cache, time.monotonic())
         except Exception:
             output.closed = True  # as in push: SRTP protect after the session closed
             log.debug("viewer resend failed", exc_info=True)
             return
         self.rtx.resent += resent
         self.rtx.missing += missing
+        self.rtx.refused += refused
         if missing:
             self.keyframes.want()
 

@@ -24,6 +24,11 @@ from dataclasses import dataclass
 CACHE_PACKETS = 1024
 MAX_AGE = 1.5  # seconds
 MAX_RUNS = 16  # runs a viewer remembers; older ones fall back to a keyframe request
+# What one viewer may have resent: a burst, then one packet for every RESEND_SHARE packets sent to it. A
+# real lossy link stays far below (5 % loss resends ~1 in 20); a viewer NACKing everything cannot make
+# the relay spend more than half again its normal work on it.
+RESEND_BURST = 256
+RESEND_SHARE = 2
 
 RTP_HEADER = struct.Struct("!BBHII")
 # RFC 4588 section 4: the RTX packet is the original's header rewritten to the RTX payload type, SSRC
@@ -38,6 +43,12 @@ class RtxCounts:
     nacked: int = 0  # sequence numbers viewers asked for
     resent: int = 0  # packets sent again (RTX, or the original where RTX is not negotiated)
     missing: int = 0  # asked for but no longer cached (or never sent): a keyframe request instead
+    refused: int = 0  # asked for past the viewer's resend allowance (``resend_allowance``)
+
+
+def resend_allowance(sent: int, resent: int) -> int:
+    """How many more packets a viewer that was sent ``sent`` and resent ``resent`` may have resent."""
+    return max(0, RESEND_BURST + sent // RESEND_SHARE - resent)
 
 
 class PacketCache:

@@ -78,6 +78,11 @@ class RtxCollector(Collector):
             "Packets viewers asked for that the cache no longer held (a keyframe was requested)",
             value=counts.missing,
         )
+        yield CounterMetricFamily(
+            "liveshow_rtx_refused_packets",
+            "Packets viewers asked for past their resend allowance (not resent)",
+            value=counts.refused,
+        )
 
 
 class MediaService:
