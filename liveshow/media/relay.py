@@ -8,6 +8,12 @@ A slow viewer never slows the others: the send is non-blocking and each viewer's
 bounded (``MAX_BUFFERED``); past it the viewer's video is dropped until the next keyframe, which is
 requested upstream. Keyframe requests (a viewer joins, reports PLI/FIR, or was dropped) are shared by
 the whole show and rate-limited (``KeyframeRequests``).
+
+Lost packets are resent: the show keeps its recent video packets once (``rtx.PacketCache``, the same
+shared payloads), each viewer's track remembers which show packets its sequence numbers carried
+(``rtx.SentRuns``, touched once per frame), and a viewer's NACK is answered from the cache, rewritten for
+that viewer, as RTX where negotiated (``ShowRelay.resend``). Only a packet the cache no longer holds
+costs a keyframe request.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from aiortc import clock
 
 from liveshow.media.frames import EncodedFrame, MediaSink
 from liveshow.media.packets import Packetizer
+from liveshow.media.rtx import PacketCache, RtxCounts, SentRuns, plain_packet, resend_allowance, rtx_packet
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +76,33 @@ class KeyframeRequests:
 class OutTrack:
     """The per-viewer rewrite state of one outgoing stream."""
 
-    __slots__ = ("codec", "octets", "packets", "pt", "sender", "seq", "ssrc", "ts_offset", "waiting")
+    __slots__ = (
+        "codec",
+        "octets",
+        "packets",
+        "pt",
+        "resent",
+        "rtx_pt",
+        "rtx_seq",
+        "rtx_ssrc",
+        "runs",
+        "sender",
+        "seq",
+        "ssrc",
+        "ts_offset",
+        "waiting",
+    )
 
-    def __init__(self, sender: Any, pt: int, codec: str, seq: int, ts_offset: int) -> None:
+    def __init__(
+        self,
+        sender: Any,
+        pt: int,
+        codec: str,
+        seq: int,
+        ts_offset: int,
+        rtx_pt: int | None = None,
+        rtx_seq: int = 0,
+    ) -> None:
         self.sender = sender
         self.ssrc: int = sender._ssrc
         self.pt = pt
@@ -81,6 +112,13 @@ class OutTrack:
         self.waiting = True  # video: nothing is sent before a keyframe
         self.packets = 0
         self.octets = 0
+        self.runs = SentRuns()
+        # RFC 4588: the RTX stream has its own payload type, SSRC (the one the answer announced in its
+        # FID group) and sequence numbers; None: resend the original packet itself.
+        self.rtx_pt = rtx_pt
+        self.rtx_ssrc: int = sender._rtx_ssrc
+        self.rtx_seq = rtx_seq
+        self.resent = 0
 
 
 class ViewerOutput:
@@ -94,8 +132,18 @@ class ViewerOutput:
         self.dropped_frames = 0
         self.closed = False
 
-    def send(self, kind: str, codec: str, payloads: list[bytes], pts: int, keyframe: bool, ntp: int) -> bool:
-        """Send one frame; returns False when the viewer needs a keyframe (it was dropped)."""
+    def send(
+        self,
+        kind: str,
+        codec: str,
+        payloads: list[bytes],
+        pts: int,
+        keyframe: bool,
+        ntp: int,
+        first_index: int = -1,
+    ) -> bool:
+        """Send one frame; returns False when the viewer needs a keyframe (it was dropped).
+        ``first_index``: the show index of the frame's first packet in the cache (-1: not cached)."""
         track = self.tracks.get(kind)
         if track is None or self.closed:
             return True
@@ -116,6 +164,11 @@ class ViewerOutput:
                 track.waiting = True
                 return False
             return True
+        if first_index >= 0:
+            runs = track.runs
+            if first_index != runs.next_index:  # joined, or skipped frames: a new run starts here
+                runs.start(track.packets, first_index)
+            runs.next_index = first_index + len(payloads)
         ts = (track.ts_offset + pts) & 0xFFFFFFFF
         seq = track.seq
         ssrc = track.ssrc
@@ -141,16 +194,57 @@ class ViewerOutput:
         sender._RTCRtpSender__octet_count = track.octets
         return True
 
+    def resend(self, kind: str, seqs: list[int], cache: PacketCache, now: float) -> tuple[int, int, int]:
+        """Answer a NACK from the show's cache: returns (packets resent, packets no longer cached,
+        packets refused past this viewer's allowance)."""
+        track = self.tracks.get(kind)
+        if track is None or self.closed:
+            return 0, 0, 0
+        udp = self._udp
+        if udp.is_closing():
+            self.closed = True
+            return 0, 0, 0
+        allowed = resend_allowance(track.packets, track.resent)
+        refused = max(0, len(seqs) - allowed)
+        if refused:
+            seqs = seqs[:allowed]
+        resent = missing = 0
+        runs = track.runs
+        for seq in seqs:
+            index = runs.index_of(seq & 0xFFFF, track.seq, track.packets, cache.size)
+            hit = cache.get(index, now)
+            if hit is None:
+                missing += 1
+                continue
+            if udp.get_write_buffer_size() > MAX_BUFFERED:
+                break  # congested: send() drops it to the next keyframe; more packets help no one
+            payload, pts, marker = hit
+            ts = (track.ts_offset + pts) & 0xFFFFFFFF
+            if track.rtx_pt is not None:
+                packet = rtx_packet(payload, marker, track.rtx_pt, track.rtx_seq, ts, track.rtx_ssrc, seq)
+                track.rtx_seq = (track.rtx_seq + 1) & 0xFFFF
+            else:
+                packet = plain_packet(payload, marker, track.pt, seq, ts, track.ssrc)
+            udp.sendto(self._protect(packet), self._addr)
+            resent += 1
+        track.resent += resent
+        return resent, missing, refused
+
 
 class ShowRelay:
     """One show's fan-out point: frames in (publisher or re-air), packets out to viewers, frames to sinks."""
 
-    def __init__(self, show_id: int, request_keyframe: Callable[[], None]) -> None:
+    def __init__(
+        self, show_id: int, request_keyframe: Callable[[], None], rtx: RtxCounts | None = None
+    ) -> None:
         self.show_id = show_id
         self.outputs: dict[str, ViewerOutput] = {}
         self.sinks: list[MediaSink] = []
         self.keyframes = KeyframeRequests(request_keyframe)
         self._packetizer = Packetizer()
+        # Video only: players NACK video (audio is negotiated without NACK, a lost 20 ms is concealed).
+        self.caches: dict[str, PacketCache] = {"video": PacketCache()}
+        self.rtx = rtx if rtx is not None else RtxCounts()
         self.frames_in = 0
         self.frames_sent = 0
 
@@ -165,10 +259,14 @@ class ShowRelay:
             return
         payloads = self._packetizer.payloads(frame)
         ntp = clock.current_ntp_time()
+        cache = self.caches.get(frame.kind)
+        first = -1
+        if cache is not None:
+            first = cache.add_frame(payloads, frame.pts, frame.kind == "video", time.monotonic())
         need_keyframe = False
         for output in self.outputs.values():
             try:
-                if not output.send(frame.kind, frame.codec, payloads, frame.pts, frame.keyframe, ntp):
+                if not output.send(frame.kind, frame.codec, payloads, frame.pts, frame.keyframe, ntp, first):
                     need_keyframe = True
             except Exception:
                 # e.g. SRTP protect after the session closed: this viewer is gone, the others go on.
@@ -176,6 +274,25 @@ class ShowRelay:
                 log.debug("viewer send failed", exc_info=True)
         self.frames_sent += len(self.outputs)
         if need_keyframe:
+            self.keyframes.want()
+
+    def resend(self, output: ViewerOutput, kind: str, seqs: list[int]) -> None:
+        """A viewer's NACK: resend what the cache holds; what it lost for good needs a keyframe."""
+        self.rtx.nacked += len(seqs)
+        cache = self.caches.get(kind)
+        if cache is None:
+            self.rtx.missing += len(seqs)
+            return
+        try:
+            resent, missing, refused = output.resend(kind, seqs, cache, time.monotonic())
+        except Exception:
+            output.closed = True  # as in push: SRTP protect after the session closed
+            log.debug("viewer resend failed", exc_info=True)
+            return
+        self.rtx.resent += resent
+        self.rtx.missing += missing
+        self.rtx.refused += refused
+        if missing:
             self.keyframes.want()
 
     def add_output(self, session_id: str, output: ViewerOutput) -> None:

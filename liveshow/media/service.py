@@ -20,8 +20,11 @@ import asyncio
 import hmac
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
+
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from liveshow.errors import Forbidden, NotAuthenticated, NotFound
 from liveshow.media.errors import (
@@ -39,6 +42,7 @@ from liveshow.media.owners import PUBLISHING, RECONNECTING, make_owners
 from liveshow.media.peers import PeerIce
 from liveshow.media.publisher import Publisher
 from liveshow.media.relay import ShowRelay
+from liveshow.media.rtx import RtxCounts
 from liveshow.media.show import ShowMedia
 from liveshow.media.source import FrameSource
 from liveshow.media.store import ShowStore
@@ -52,6 +56,33 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Source = Publisher | FrameSource
+
+
+class RtxCollector(Collector):
+    """The relays' NACK answers as Prometheus counters, read when /metrics is scraped (the relays only
+    add to plain integers: no metric call on the media path)."""
+
+    def __init__(self, counts: RtxCounts) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        counts = self.counts
+        yield CounterMetricFamily(
+            "liveshow_rtx_nacked_packets", "Packets viewers reported lost (NACK)", value=counts.nacked
+        )
+        yield CounterMetricFamily(
+            "liveshow_rtx_packets", "Packets resent to viewers from the show's cache", value=counts.resent
+        )
+        yield CounterMetricFamily(
+            "liveshow_rtx_missing_packets",
+            "Packets viewers asked for that the cache no longer held (a keyframe was requested)",
+            value=counts.missing,
+        )
+        yield CounterMetricFamily(
+            "liveshow_rtx_refused_packets",
+            "Packets viewers asked for past their resend allowance (not resent)",
+            value=counts.refused,
+        )
 
 
 class MediaService:
@@ -68,6 +99,8 @@ class MediaService:
             self.settings.media_owner_ttl_seconds,
         )
         self._keeper: asyncio.Task[None] | None = None
+        self.rtx = RtxCounts()  # every show's relay adds to it
+        context.metrics.registry.register(RtxCollector(self.rtx))
         # Checked here, at startup: a misconfigured TURN server fails the start, not every viewer.
         self.ice_servers = IceServerSettings.from_urls(
             self.settings.ice_servers,
@@ -114,7 +147,7 @@ class MediaService:
         media = self.shows.get(show.id)
         if media is None:
             holder: list[ShowMedia] = []
-            relay = ShowRelay(show.id, lambda: holder[0].request_keyframe())
+            relay = ShowRelay(show.id, lambda: holder[0].request_keyframe(), self.rtx)
             media = ShowMedia(show_id=show.id, relay=relay)
             holder.append(media)
             self.shows[show.id] = media
@@ -308,7 +341,13 @@ class MediaService:
                 raise ServedElsewhere(f"{elsewhere}/whep/{show_id}")
         if media is None or not media.codecs:
             raise NotLive("The show has not started yet.")
-        viewer = Viewer(secrets.token_urlsafe(24), self.peer_ice, self._on_viewer, media.relay.keyframes.want)
+        viewer = Viewer(
+            secrets.token_urlsafe(24),
+            self.peer_ice,
+            self._on_viewer,
+            media.relay.keyframes.want,
+            media.relay.resend,
+        )
         try:
             answer = await viewer.accept(offer, kinds, media.codecs, {})
         except NoMediaPort:

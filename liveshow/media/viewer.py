@@ -6,8 +6,11 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.codecs import is_rtx
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
 
 from liveshow.media.peers import ParkedTrack, PeerIce, capabilities, make_peer, raw_transport
 from liveshow.media.relay import OutTrack, ViewerOutput
@@ -15,6 +18,8 @@ from liveshow.media.relay import OutTrack, ViewerOutput
 log = logging.getLogger(__name__)
 
 StateCallback = Callable[["Viewer", str], Awaitable[None]]
+# (the viewer's output, kind, the sequence numbers it reports lost): the show relay's resend
+NackCallback = Callable[[ViewerOutput, str, list[int]], None]
 
 
 class CodecMismatch(Exception):
@@ -28,11 +33,13 @@ class Viewer:
         ice: PeerIce,
         on_state: StateCallback,
         on_keyframe: Callable[[], None],
+        on_nack: NackCallback | None = None,
     ) -> None:
         self.session_id = session_id
         self.pc: RTCPeerConnection = make_peer(ice)
         self.on_state = on_state
         self.on_keyframe = on_keyframe
+        self.on_nack = on_nack
         self.output: ViewerOutput | None = None
         self.codecs: dict[str, str] = {}
         self._tracks: list[ParkedTrack] = []
@@ -53,6 +60,9 @@ class Viewer:
             )
             # A viewer's PLI/FIR becomes a (shared, rate-limited) keyframe request to the publisher.
             transceiver.sender._send_keyframe = self.on_keyframe  # type: ignore[method-assign]
+            # aiortc answers a NACK from its own send history, which is empty (the relay writes the
+            # packets): the relay answers it from the show's cache instead.
+            self._route_nacks(transceiver.sender, kind)
 
         @self.pc.on("connectionstatechange")
         async def changed() -> None:
@@ -69,6 +79,18 @@ class Viewer:
         await self.pc.setLocalDescription(answer)
         return self.pc.localDescription.sdp
 
+    def _route_nacks(self, sender: Any, kind: str) -> None:
+        handle_rtcp = sender._handle_rtcp_packet
+
+        async def handle(packet: Any) -> None:
+            if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+                if self.output is not None and self.on_nack is not None and packet.lost:
+                    self.on_nack(self.output, kind, packet.lost)
+                return
+            await handle_rtcp(packet)
+
+        sender._handle_rtcp_packet = handle
+
     def bind(self) -> ViewerOutput | None:
         """Build the direct send path once ICE and DTLS are up."""
         raw = raw_transport(self.pc)
@@ -80,12 +102,18 @@ class Viewer:
             if not transceiver._codecs or transceiver.kind not in ("audio", "video"):
                 continue
             codec = transceiver._codecs[0]
+            # The RTX payload type paired with the codec sent (apt), if the viewer accepted RTX.
+            pt = codec.payloadType
+            paired = [c for c in transceiver._codecs if is_rtx(c) and c.parameters.get("apt") == pt]
+            rtx = paired[0] if paired else None
             tracks[transceiver.kind] = OutTrack(
                 transceiver.sender,
                 pt=codec.payloadType or 0,
                 codec=codec.name,
                 seq=random.randint(0, 32767),
                 ts_offset=random.randint(0, 0xFFFFFFFF),
+                rtx_pt=rtx.payloadType if rtx is not None else None,
+                rtx_seq=random.randint(0, 32767),
             )
             if transceiver.kind == "audio":
                 tracks["audio"].waiting = False

@@ -1,0 +1,277 @@
+"""The retransmission cache, the viewer's sequence-number runs and the RFC 4588 rewrite (pure), and the
+relay answering a NACK from them for one viewer (a fake socket and SRTP, no network)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+from aiortc.rtp import RtpPacket, unwrap_rtx
+
+from liveshow.media.frames import EncodedFrame
+from liveshow.media.relay import OutTrack, ShowRelay, ViewerOutput
+from liveshow.media.rtx import (
+    MAX_RUNS,
+    RESEND_BURST,
+    RESEND_SHARE,
+    PacketCache,
+    SentRuns,
+    plain_packet,
+    resend_allowance,
+    rtx_packet,
+)
+
+# ------------------------------------------------------------------ PacketCache
+
+
+def test_cache_returns_each_packet_by_show_index_with_its_frame_pts_and_marker() -> None:
+    cache = PacketCache(size=8, max_age=1.0)
+    assert cache.add_frame([b"a0", b"a1", b"a2"], pts=3000, marked=True, now=10.0) == 0
+    assert cache.add_frame([b"b0"], pts=6000, marked=True, now=10.1) == 3
+    assert cache.get(0, 10.2) == (b"a0", 3000, False)
+    assert cache.get(2, 10.2) == (b"a2", 3000, True)
+    assert cache.get(3, 10.2) == (b"b0", 6000, True)
+    assert cache.get(4, 10.2) is None  # not sent yet
+    assert cache.get(-1, 10.2) is None
+
+
+def test_cache_unmarked_frames_carry_no_marker() -> None:
+    cache = PacketCache(size=4)
+    cache.add_frame([b"x", b"y"], pts=1, marked=False, now=0.0)
+    assert cache.get(1, 0.0) == (b"y", 1, False)
+
+
+def test_cache_holds_at_most_size_packets_and_evicts_the_oldest() -> None:
+    cache = PacketCache(size=4, max_age=100.0)
+    for i in range(6):
+        cache.add_frame([bytes([i])], pts=i, marked=True, now=0.0)
+    assert [cache.get(i, 0.0) is not None for i in range(6)] == [False, False, True, True, True, True]
+    assert cache.get(5, 0.0) == (b"\x05", 5, True)
+    # A slot reused by a later packet never answers for the earlier one.
+    assert cache.get(1, 0.0) is None and cache.get(5 - 4, 0.0) is None
+
+
+def test_cache_forgets_packets_older_than_max_age() -> None:
+    cache = PacketCache(size=16, max_age=0.5)
+    cache.add_frame([b"old"], pts=0, marked=True, now=1.0)
+    cache.add_frame([b"new"], pts=1, marked=True, now=1.4)
+    assert cache.get(0, 1.5) == (b"old", 0, True)
+    assert cache.get(0, 1.51) is None
+    assert cache.get(1, 1.51) == (b"new", 1, True)
+
+
+def test_cache_needs_a_slot() -> None:
+    with pytest.raises(ValueError):
+        PacketCache(size=0)
+
+
+# ------------------------------------------------------------------ SentRuns
+
+
+def test_runs_map_a_viewer_sequence_number_to_the_show_packet_it_carried() -> None:
+    runs = SentRuns()
+    # The viewer joined at show packet 100 with first sequence number 65534: its numbers wrap.
+    runs.start(0, 100)
+    next_seq, count = (65534 + 5) & 0xFFFF, 5  # 5 packets sent: 65534, 65535, 0, 1, 2
+    assert runs.index_of(65534, next_seq, count, window=64) == 100
+    assert runs.index_of(65535, next_seq, count, window=64) == 101
+    assert runs.index_of(0, next_seq, count, window=64) == 102
+    assert runs.index_of(2, next_seq, count, window=64) == 104
+    assert runs.index_of(3, next_seq, count, window=64) == -1  # not sent yet
+    assert runs.index_of(65533, next_seq, count, window=64) == -1  # before the viewer's first packet
+
+
+def test_runs_follow_a_viewer_that_skipped_to_a_keyframe() -> None:
+    runs = SentRuns()
+    runs.start(0, 10)  # packets 0..3 were show 10..13
+    runs.start(4, 50)  # dropped until show packet 50: packets 4.. are show 50..
+    seq0 = 1000
+    next_seq, count = seq0 + 7, 7
+    assert [runs.index_of(seq0 + n, next_seq, count, 64) for n in range(7)] == [10, 11, 12, 13, 50, 51, 52]
+
+
+def test_runs_replace_a_run_that_sent_nothing() -> None:
+    runs = SentRuns()
+    runs.start(0, 10)
+    runs.start(0, 20)
+    assert runs.index_of(5, 6, 1, 64) == 20
+
+
+def test_runs_answer_nothing_older_than_the_window() -> None:
+    runs = SentRuns()
+    runs.start(0, 0)
+    assert runs.index_of(0, 100, 100, window=100) == 0
+    assert runs.index_of(0, 101, 101, window=100) == -1
+
+
+def test_runs_are_bounded_and_forgotten_runs_answer_nothing() -> None:
+    runs = SentRuns()
+    for k in range(MAX_RUNS + 3):
+        runs.start(k * 2, k * 100)  # two packets per run
+    count = (MAX_RUNS + 3) * 2
+    assert len(runs._starts) == MAX_RUNS
+    assert runs.index_of(count - 1, count, count, 1000) == (MAX_RUNS + 2) * 100 + 1
+    assert runs.index_of(0, count, count, 1000) == -1  # its run was forgotten
+    assert runs.index_of(6, count, count, 1000) == 300  # the oldest remembered run
+
+
+# ------------------------------------------------------------------ RFC 4588 rewrite
+
+
+def test_rtx_packet_is_rfc4588() -> None:
+    data = rtx_packet(
+        b"payload",
+        marker=True,
+        rtx_pt=97,
+        rtx_seq=65535,
+        timestamp=123456,
+        rtx_ssrc=0xDEADBEEF,
+        original_seq=4321,
+    )
+    packet = RtpPacket.parse(data)
+    assert packet.version == 2 and packet.payload_type == 97 and packet.marker == 1
+    assert packet.sequence_number == 65535 and packet.timestamp == 123456 and packet.ssrc == 0xDEADBEEF
+    assert packet.payload[:2] == struct.pack("!H", 4321) and packet.payload[2:] == b"payload"
+    original = unwrap_rtx(packet, payload_type=96, ssrc=0x1234)
+    assert (original.sequence_number, original.payload, original.payload_type) == (4321, b"payload", 96)
+
+
+def test_plain_packet_is_the_original_again() -> None:
+    packet = RtpPacket.parse(plain_packet(b"p", marker=False, pt=96, seq=7, timestamp=9, ssrc=5))
+    assert (packet.payload_type, packet.marker, packet.sequence_number, packet.timestamp, packet.ssrc) == (
+        96,
+        0,
+        7,
+        9,
+        5,
+    )
+    assert packet.payload == b"p"
+
+
+# ------------------------------------------------------------------ the relay answering a NACK
+
+
+class FakeUdp:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.buffered = 0
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def sendto(self, data: bytes, addr: Any) -> None:
+        self.sent.append(data)
+
+
+class FakeSrtp:
+    def protect(self, data: bytes) -> bytes:
+        return data  # clear: the test reads the RTP it would have protected
+
+
+class FakeSender:
+    _ssrc = 1111
+    _rtx_ssrc = 2222
+
+
+def viewer(rtx_pt: int | None = 97) -> tuple[ViewerOutput, FakeUdp]:
+    udp = FakeUdp()
+    track = OutTrack(FakeSender(), pt=96, codec="VP8", seq=65530, ts_offset=1000, rtx_pt=rtx_pt, rtx_seq=500)
+    return ViewerOutput({"video": track}, FakeSrtp(), udp, ("127.0.0.1", 9)), udp
+
+
+def frame(i: int, keyframe: bool = False) -> EncodedFrame:
+    # A VP8 frame tag with bit 0 clear is a keyframe; each frame is big enough for 2 packets.
+    data = bytes([0 if keyframe else 1]) + bytes([i]) * 1800
+    return EncodedFrame("video", "VP8", data, pts=i * 3000, keyframe=keyframe)
+
+
+async def test_relay_resends_what_the_viewer_saw_rewritten_for_it() -> None:
+    wanted: list[int] = []
+    relay = ShowRelay(1, lambda: wanted.append(1))
+    output, udp = viewer()
+    relay.add_output("a", output)
+    relay.push(frame(0))  # not a keyframe: this viewer waits, nothing sent or remembered
+    relay.push(frame(1, keyframe=True))
+    relay.push(frame(2))
+    originals = {RtpPacket.parse(d).sequence_number: RtpPacket.parse(d) for d in udp.sent}
+    assert len(originals) == 4 and set(originals) == {65530, 65531, 65532, 65533}
+    udp.sent.clear()
+
+    relay.resend(output, "video", [65531, 65533])
+    resent = [RtpPacket.parse(d) for d in udp.sent]
+    assert [p.payload_type for p in resent] == [97, 97]
+    assert [p.ssrc for p in resent] == [2222, 2222]
+    assert [p.sequence_number for p in resent] == [500, 501]
+    for packet in resent:
+        original = originals[struct.unpack("!H", packet.payload[:2])[0]]
+        assert packet.payload[2:] == original.payload
+        assert packet.timestamp == original.timestamp and packet.marker == original.marker
+    assert [struct.unpack("!H", p.payload[:2])[0] for p in resent] == [65531, 65533]
+    assert (relay.rtx.nacked, relay.rtx.resent, relay.rtx.missing) == (2, 2, 0)
+
+
+async def test_relay_resends_the_original_packet_without_rtx() -> None:
+    relay = ShowRelay(1, lambda: None)
+    output, udp = viewer(rtx_pt=None)
+    relay.add_output("a", output)
+    relay.push(frame(1, keyframe=True))
+    first = udp.sent[0]
+    udp.sent.clear()
+    relay.resend(output, "video", [65530])
+    assert udp.sent == [first]
+
+
+async def test_relay_asks_for_a_keyframe_only_when_a_packet_is_gone() -> None:
+    wanted: list[int] = []
+    relay = ShowRelay(1, lambda: wanted.append(1))
+    output, _ = viewer()
+    relay.add_output("a", output)  # the join asks for a keyframe once
+    relay.push(frame(1, keyframe=True))
+    asked = len(wanted)
+    relay.resend(output, "video", [65530])
+    assert len(wanted) == asked  # found: no keyframe request
+    relay.caches["video"] = PacketCache(size=4)  # the show's cache lost everything
+    relay.keyframes.interval = 0.0
+    relay.resend(output, "video", [65531])
+    assert (relay.rtx.nacked, relay.rtx.resent, relay.rtx.missing) == (2, 1, 1)
+    assert len(wanted) == asked + 1
+
+
+async def test_relay_does_not_pile_resends_on_a_congested_viewer() -> None:
+    relay = ShowRelay(1, lambda: None)
+    output, udp = viewer()
+    relay.add_output("a", output)
+    relay.push(frame(1, keyframe=True))
+    udp.sent.clear()
+    udp.buffered = 10**9
+    relay.resend(output, "video", [65530, 65531])
+    assert udp.sent == [] and relay.rtx.resent == 0
+
+
+def test_resend_allowance_is_a_burst_then_a_share_of_what_was_sent() -> None:
+    assert resend_allowance(sent=0, resent=0) == RESEND_BURST
+    assert resend_allowance(sent=1000, resent=0) == RESEND_BURST + 1000 // RESEND_SHARE
+    assert resend_allowance(sent=1000, resent=RESEND_BURST + 1000 // RESEND_SHARE) == 0
+    assert resend_allowance(sent=0, resent=RESEND_BURST + 5) == 0
+
+
+async def test_a_viewer_nacking_everything_gets_at_most_its_allowance() -> None:
+    relay = ShowRelay(1, lambda: None)
+    output, udp = viewer()
+    relay.add_output("a", output)
+    relay.push(frame(1, keyframe=True))
+    for i in range(2, 200):  # 2 packets a frame: 398 packets sent
+        relay.push(frame(i))
+    sent = output.tracks["video"].packets
+    assert sent == 398
+    udp.sent.clear()
+    every = [(65530 + n) & 0xFFFF for n in range(sent)]
+    for _ in range(5):
+        relay.resend(output, "video", every)
+    allowance = RESEND_BURST + sent // RESEND_SHARE
+    assert len(udp.sent) == relay.rtx.resent == allowance
+    assert relay.rtx.refused == 5 * sent - allowance and relay.rtx.missing == 0
