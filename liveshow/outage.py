@@ -40,7 +40,7 @@ def is_database_down(exc: BaseException) -> bool:
 
 
 def dependency_down(exc: BaseException) -> str | None:
-    """"bus", "database" or None: whether ``exc`` is a dependency being unreachable."""
+    """ "bus", "database" or None: whether ``exc`` is a dependency being unreachable."""
     if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
         return "bus"  # includes BusyLoadingError: a Redis still loading its data
     if is_database_down(exc):
