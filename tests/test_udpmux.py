@@ -131,6 +131,10 @@ def test_a_show_publishes_and_plays_through_one_server_port(tmp_path: Path, sqli
         watchers = [Watcher(), Watcher()]
         try:
             assert {c.port for c in candidates(pub.remoteDescription.sdp)} == {port}
+            # A show is live once its publisher's media arrives, not at the WHIP answer: asked before
+            # that, WHEP answers 409 not_live (this test failed so on a busy machine).
+            media = app.state.ctx.media
+            await wait_for(lambda: media.state(show.id or 0) == "live", timeout=30)
             for watcher in watchers:
                 await watcher.watch(f"{server.url}/whep/{show.id}")
                 assert {c.port for c in candidates(watcher.pc.remoteDescription.sdp)} == {port}
