@@ -456,11 +456,21 @@ def main() -> int:
     print(machine.describe(), flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="liveshow-faults-"))
     suite = Suite(args, workdir)
+    rc = 1
     try:
-        return asyncio.run(suite.run())
+        rc = asyncio.run(suite.run())
+        return rc
     finally:
         suite.close()
-        shutil.rmtree(workdir, ignore_errors=True)
+        logs = workdir / "data"
+        if rc == 0:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:  # the servers' logs are where a failure is explained: keep them
+            for log in sorted(logs.glob("*.log")):
+                kept = logs.parent / f"kept-{log.name}"
+                shutil.copy(log, kept)
+                print(f"server log kept: {kept}")
+            shutil.rmtree(logs / "recordings", ignore_errors=True)
 
 
 if __name__ == "__main__":
