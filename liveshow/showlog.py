@@ -69,30 +69,37 @@ class ShowLog:
         self._mine_order: deque[tuple[int, int]] = deque()
         self._task: asyncio.Task[None] | None = None
 
-    async def publish(self, show_id: int, type: str, data: dict[str, Any]) -> Event:
-        event = await self.bus.publish(show_topic(show_id), type, data)
-        self._archive(show_id, event)
-        return event
+    async def publish(self, show_id: int, type: str, data: dict[str, Any], durable: bool = False) -> Event:
+        return (await self.publish_many(show_id, [(type, data)], durable=durable))[0]
 
-    async def publish_many(self, show_id: int, items: list[tuple[str, dict[str, Any]]]) -> list[Event]:
-        """Several events of one show in one bus round trip, numbered in the order given."""
+    async def publish_many(
+        self, show_id: int, items: list[tuple[str, dict[str, Any]]], durable: bool = False
+    ) -> list[Event]:
+        """Several events of one show in one bus round trip, numbered in the order given.
+
+        ``durable``: archived before this returns (one INSERT), not at the next flush, for events whose
+        senders are told they were accepted (a chat message, a decision): a process killed just after
+        answering must not take them out of the show's log. Should the database refuse the write, they
+        wait for the flush as usual."""
         events = await self.bus.publish_many(show_topic(show_id), items)
-        for event in events:
-            self._archive(show_id, event)
+        if not durable:
+            for event in events:
+                self._archive(show_id, event)
+            return events
+        kept = [e for e in events if _public(e)]
+        for event in kept:
+            self._remember_mine((show_id, event.seq))
+        try:
+            await run_in_threadpool(self._insert_new, [_row(_stored(show_id, e)) for e in kept])
+        except Exception as exc:
+            log.warning("archiving %d show events at once failed (%s); the flush retries", len(kept), exc)
+            self._pending.extend(_stored(show_id, e) for e in kept)
         return events
 
     def _archive(self, show_id: int, event: Event) -> None:
-        if event.type not in EPHEMERAL_TYPES and "to" not in event.data:
+        if _public(event):
             self._remember_mine((show_id, event.seq))
-            self._pending.append(
-                ShowEvent(
-                    show_id=show_id,
-                    seq=event.seq,
-                    type=event.type,
-                    data=jsonwire.dumps(event.data),
-                    at=datetime.fromtimestamp(event.ts_ms / 1000, UTC),
-                )
-            )
+            self._pending.append(_stored(show_id, event))
 
     def _remember_mine(self, key: tuple[int, int]) -> None:
         self._mine.add(key)
@@ -102,16 +109,9 @@ class ShowLog:
 
     def witness(self, show_id: int, event: Event) -> None:
         """An event this process's room delivered: archive it too, unless this process published it."""
-        if event.type in EPHEMERAL_TYPES or "to" in event.data or (show_id, event.seq) in self._mine:
+        if not _public(event) or (show_id, event.seq) in self._mine:
             return
-        row = {
-            "show_id": show_id,
-            "seq": event.seq,
-            "type": event.type,
-            "data": jsonwire.dumps(event.data),
-            "at": datetime.fromtimestamp(event.ts_ms / 1000, UTC),
-        }
-        self._witnessed.append((time.monotonic(), row))
+        self._witnessed.append((time.monotonic(), _row(_stored(show_id, event))))
         if len(self._witnessed) > MAX_PENDING:
             del self._witnessed[: len(self._witnessed) - MAX_PENDING]
 
@@ -188,6 +188,21 @@ class ShowLog:
     def archived(self, show_id: int, after_seq: int = 0, limit: int = 10_000) -> list[ShowEvent]:
         with self.db.session() as session:
             return list(archived_events(session, show_id, after_seq, limit))
+
+
+def _public(event: Event) -> bool:
+    """Whether an event belongs in the show's log: not the moment's (presence), not someone's own."""
+    return event.type not in EPHEMERAL_TYPES and "to" not in event.data
+
+
+def _stored(show_id: int, event: Event) -> ShowEvent:
+    return ShowEvent(
+        show_id=show_id,
+        seq=event.seq,
+        type=event.type,
+        data=jsonwire.dumps(event.data),
+        at=datetime.fromtimestamp(event.ts_ms / 1000, UTC),
+    )
 
 
 def _row(e: ShowEvent) -> dict[str, Any]:

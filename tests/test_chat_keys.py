@@ -118,11 +118,11 @@ async def test_a_message_stored_but_not_published_goes_out_once_on_retry(
     publish = service.publish
     failures = []
 
-    async def bus_fails_once(show_id: int, type: str, data: dict[str, Any]) -> Any:
+    async def bus_fails_once(show_id: int, type: str, data: dict[str, Any], durable: bool = False) -> Any:
         if type == "chat.message" and not failures:
             failures.append(data["id"])
             raise ConnectionError("bus is away")
-        return await publish(show_id, type, data)
+        return await publish(show_id, type, data, durable=durable)
 
     service.publish = bus_fails_once
     watcher, _ = await env.join_snapshot(None)

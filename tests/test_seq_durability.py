@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 
 from bench.services import PrivateRedis
-from liveshow.app import build_context
+from liveshow.app import build_context, create_app
 from liveshow.bus import Event, Subscription
 from liveshow.clock import utcnow
 from liveshow.context import AppContext
-from liveshow.showlog import ShowEvent, show_topic
-from tests.conftest import make_settings
+from liveshow.showlog import ShowEvent, archived_events, show_topic
+from tests.conftest import LiveServer, make_settings
+from tests.roomkit import RoomEnv
 from tests.test_showlog import _new_show
 
 
@@ -190,3 +191,27 @@ async def test_an_event_whose_publisher_died_before_archiving_it_is_archived_by_
     assert [(e.seq, json.loads(e.data)["text"]) for e in stored] == [(e.seq, e.data["text"]) for e in sent]
     assert private.seq not in {e.seq for e in stored}  # private events stay out of the log
     await b.showlog.start()  # (the fixture stops it again)
+
+
+async def test_an_acknowledged_chat_message_is_in_the_log_before_its_answer(
+    tmp_path: Path, database_url: str
+) -> None:
+    """Found by bench/faults.py: a chat message acknowledged by the leader just before it was killed
+    -9, seen only by its own sockets, never reached the log (the archive flushed every 0.2 s)."""
+    settings = make_settings(tmp_path, database_url)
+    app = create_app(settings)
+    app.state.ctx.showlog.flush_interval = 3600  # nothing reaches the log by the periodic flush
+    server = LiveServer(app).start()
+    env = RoomEnv(settings, server.url)
+    try:
+        alice = await env.join(env.alice)
+        await alice.until("snapshot")
+        sent = await alice.request({"type": "chat.send", "text": "kept", "key": "k-durable-0001"})
+        assert sent["type"] == "chat.sent"
+        with env.db.session() as session:
+            logged = [(r.seq, r.type) for r in archived_events(session, env.show_id)]
+        assert (sent["seq"], "chat.message") in logged
+        await alice.close()
+    finally:
+        server.stop()
+        env.db.close()

@@ -525,4 +525,6 @@ class ShowWriter:
                     )
                 )
         if items:
-            await self.showlog.publish_many(self.show_id, items)
+            # Archived at once, not at the next flush: the decisions are answered meanwhile, and a
+            # leader killed right after must not take accepted bids and sales out of the show's log.
+            await self.showlog.publish_many(self.show_id, items, durable=True)

@@ -100,7 +100,9 @@ async def _answer_again(
 async def _announce(
     service: RoomService, room: Room, conn: Connection, user: User, view: dict[str, Any], keyed: bool
 ) -> dict[str, Any]:
-    event = await service.publish(room.show_id, "chat.message", view)
+    # In the show's log before the sender hears it was sent: a process killed right after the answer
+    # must not take an acknowledged message out of the log and the replay.
+    event = await service.publish(room.show_id, "chat.message", view, durable=True)
     if keyed:
         try:
             if service.chat_db is not None:

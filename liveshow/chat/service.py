@@ -98,8 +98,8 @@ class RoomService:
 
     # ------------------------------------------------------------ rooms
 
-    async def publish(self, show_id: int, type: str, data: dict[str, Any]) -> Event:
-        return await self.context.showlog.publish(show_id, type, data)
+    async def publish(self, show_id: int, type: str, data: dict[str, Any], durable: bool = False) -> Event:
+        return await self.context.showlog.publish(show_id, type, data, durable=durable)
 
     async def room_for(self, show_id: int) -> Room:
         room = self.rooms.get(show_id)
