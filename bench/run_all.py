@@ -26,6 +26,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "room": ("room.py", "chat fan-out to thousands of room WebSockets"),
     "relay": ("relay.py", "WebRTC viewers per publisher, no transcoding"),
     "search": ("search.py", "search and similar items over 10,000 listings"),
+    "faults": ("faults.py", "kills, Redis and PostgreSQL restarts under load: nothing acknowledged lost"),
 }
 
 
