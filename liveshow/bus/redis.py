@@ -57,6 +57,7 @@ return 1
 # How long a reader that lost Redis gives the other processes to archive what they published before
 # the loss (their archive flushes every 0.2 s) before it reads the archive for what it missed.
 BACKFILL_GRACE_S = 1.0
+BACKFILL_TRIES = 10  # reading that gap from the archive, a second apart (the database may be down too)
 
 
 class RedisBus:
@@ -258,11 +259,7 @@ class RedisBus:
                         continue
                     await asyncio.sleep(max(0.0, lost_at + BACKFILL_GRACE_S - loop.time()))
                     first_new = int(entries[0][0].split("-")[0]) if entries else None
-                    try:
-                        missed = await self.durable.archived(topic, last, first_new)
-                    except Exception as exc:
-                        log.warning("bus reader for %s could not read the archive: %s", topic, exc)
-                        missed = []
+                    missed = await self._archived(topic, last, first_new)
                     for event in missed:
                         last = event.seq
                         self._deliver(topic, event)
@@ -277,6 +274,20 @@ class RedisBus:
                     self._deliver(topic, event)
         finally:
             await conn.aclose()
+
+    async def _archived(self, topic: str, after_seq: int, before_seq: int | None) -> list[Event]:
+        """The archive's events in the gap; the database may be away too: try for a few seconds."""
+        assert self.durable is not None
+        for attempt in range(BACKFILL_TRIES):
+            try:
+                return await self.durable.archived(topic, after_seq, before_seq)
+            except Exception as exc:
+                log.warning(
+                    "bus reader for %s could not read the archive (try %d): %s", topic, attempt + 1, exc
+                )
+                await asyncio.sleep(1.0)
+        log.error("bus reader for %s gave up filling the gap after seq %d from the archive", topic, after_seq)
+        return []
 
     async def history(self, topic: str, after_seq: int, limit: int = 1000) -> list[Event] | None:
         last = await self.last_seq(topic)
