@@ -24,6 +24,7 @@ class ClientRecord:
     chats: dict[int, str] = field(default_factory=dict)  # acknowledged message id -> text
     bids: list[tuple[int, int]] = field(default_factory=list)  # accepted: (lot_no, max_cents)
     claims: list[tuple[int, int]] = field(default_factory=list)  # acknowledged units: (lot_no, unit)
+    offers: list[int] = field(default_factory=list)  # listings bought through an accepted offer
     seen: dict[int, str] = field(default_factory=dict)  # public event seq -> type, seen live
     seen_chat_ids: set[int] = field(default_factory=set)  # chat messages shown (events and snapshots)
     span: tuple[int, int] | None = None  # (seq at first join, last seq seen)
@@ -107,9 +108,18 @@ def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: lis
     counts["auctions won"] = sum(won.values())
     auction_orders, live_auction_orders = per_buyer(orders, "auction"), per_buyer(live, "auction")
     counts["auctions won, no order"] = sum(max(0, n - auction_orders[k]) for k, n in won.items())
-    counts["orders without an acknowledged win"] = sum(
-        max(0, n - claimed[k]) for k, n in live_claim_orders.items()
-    ) + sum(max(0, n - won[k]) for k, n in live_auction_orders.items())
+    offered: Counter[tuple[int, int]] = Counter((c.user_id, listing) for c in clients for listing in c.offers)
+    offer_orders, live_offer_orders = per_buyer(orders, "offer"), per_buyer(live, "offer")
+    counts["offers accepted"] = sum(offered.values())
+    counts["offers accepted, no order"] = sum(max(0, n - offer_orders[k]) for k, n in offered.items())
+    counts["auctions closed sold elsewhere"] = sum(
+        1 for e in events if e.get("type") == "lot.closed" and e.get("outcome") == "sold_elsewhere"
+    )
+    counts["orders without an acknowledged win"] = (
+        sum(max(0, n - offered[k]) for k, n in live_offer_orders.items())
+        + sum(max(0, n - claimed[k]) for k, n in live_claim_orders.items())
+        + sum(max(0, n - won[k]) for k, n in live_auction_orders.items())
+    )
 
     # What the clients saw: numbering never backwards; every public event seen live is in the log
     # (the replay is complete); every chat message of the span a client was in reached it.
@@ -146,6 +156,7 @@ def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: lis
         "bids accepted, lost",
         "units sold twice",
         "claims acknowledged, no order",
+        "offers accepted, no order",
         "auctions won, no order",
         "orders without an acknowledged win",
         "frames numbered backwards",

@@ -13,7 +13,7 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import websockets
@@ -71,7 +71,7 @@ class Room:
                     open_timeout=10,
                     max_size=2**22,
                 )
-            except (OSError, TimeoutError, websockets.InvalidHandshake):
+            except Exception:  # refused, reset mid-handshake, timed out: a server going away or coming back
                 await asyncio.sleep(0.2 + random.random() * 0.3)
                 continue
             self.ws = ws
@@ -233,8 +233,15 @@ async def buyer(room: Room, lots: Lots, stop: asyncio.Event, decided: Callable[[
         await asyncio.sleep(random.uniform(0.1, 0.6))
 
 
-async def host(room: Room, listings: list[int], stop: asyncio.Event, auction_s: int) -> None:
-    """Put the listings up in turn, auctions and claims alternately, and close each in its time."""
+async def host(
+    room: Room,
+    listings: list[int],
+    stop: asyncio.Event,
+    auction_s: int,
+    sell_elsewhere: Callable[[int], Awaitable[None]] | None = None,
+) -> None:
+    """Put the listings up in turn, auctions and claims alternately, and close each in its time.
+    ``sell_elsewhere(listing)`` is called during some auctions: the unit goes another way meanwhile."""
     await room.connect()
     for index, listing_id in enumerate(itertools.cycle(listings)):
         if stop.is_set():
@@ -256,6 +263,9 @@ async def host(room: Room, listings: list[int], stop: asyncio.Event, auction_s: 
         if opened is None or opened.get("type") == "error":
             await asyncio.sleep(0.5)
             continue
+        if index % 4 == 0 and sell_elsewhere is not None:  # every other auction
+            await asyncio.sleep(1.0)
+            await sell_elsewhere(listing_id)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), auction_s + 2 if index % 2 == 0 else 3)
         if index % 2:

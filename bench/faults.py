@@ -10,6 +10,8 @@ Faults (each measured for its recovery time):
             recovery: the first decision after it is back
   restart   a server process restarted (SIGTERM, start) with ``--viewers`` sockets on it, which all
             reconnect at once; recovery: the last of them back in the room
+  offers    all along, every other auction sees its one unit sold through a private offer meanwhile
+            (liked, offered, accepted over HTTP): the auction must close as sold elsewhere
 
 Then it reads the outcome through the public interfaces only (the show's log, GET
 /api/shows/{id}/events, and the seller's orders, GET /api/orders) and checks (bench/fault_check.py): no
@@ -38,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -155,8 +158,13 @@ def setup(db_url: str, buyers: int, listings: int) -> dict[str, Any]:
         s.commit()
         items = []
         for i in range(listings):
+            # Auctions (even places) sell the one unit; claim sales (odd places) three.
             item = Listing(
-                seller_id=seller.id or 0, title=f"Item {i}", size="M", price_cents=1000 + 100 * i, quantity=3
+                seller_id=seller.id or 0,
+                title=f"Item {i}",
+                size="M",
+                price_cents=1000 + 100 * i,
+                quantity=1 if i % 2 == 0 else 3,
             )
             s.add(item)
             s.commit()
@@ -171,6 +179,38 @@ def setup(db_url: str, buyers: int, listings: int) -> dict[str, Any]:
         }
     db.close()
     return out
+
+
+def post_json(url: str, cookie_value: str, body: dict[str, Any]) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Cookie", f"liveshow_session={cookie_value}")
+    request.add_header("Content-Type", "application/json")
+    request.add_header("X-CSRF-Token", "t")
+    with urllib.request.urlopen(request, timeout=30) as resp:
+        return json.loads(resp.read())
+
+
+def offer_and_accept(urls: list[str], listing_id: int, seller: str, buyer: str, buyer_id: int) -> bool:
+    """Sell the listing's unit through a private offer (the buyer likes it, the seller offers, the
+    buyer accepts), as a seller may while its auction runs; whether the buyer got it."""
+    if not urls:
+        return False
+    base = random.choice(urls)
+    try:
+        post_json(f"{base}/api/listings/{listing_id}/like", buyer, {})
+        made = post_json(
+            f"{base}/api/listings/{listing_id}/offers",
+            seller,
+            {"price_cents": 500, "minutes": 30, "to": [buyer_id]},
+        )
+        offer = made["offers"][0]
+        accepted = post_json(f"{base}/api/offers/{offer['id']}/accept", buyer, {})
+    except (OSError, KeyError, IndexError, ValueError) as exc:
+        # Refused (the auction sold it first, a server restarting): nothing was sold.
+        detail = exc.read().decode()[:200] if isinstance(exc, urllib.error.HTTPError) else ""
+        print(f"offer on listing {listing_id} not taken: {exc} {detail}", flush=True)
+        return False
+    return bool(accepted.get("order_id"))
 
 
 def get_json(url: str, cookie_value: str | None = None) -> Any:
@@ -226,6 +266,7 @@ class Suite:
         self.failed: dict[str, int] = {"kill": 0, "redis": 0, "pg": 0, "restart": 0}
         self.records: list[ClientRecord] = []
         self.viewer_records: list[ClientRecord] = []
+        self.sold_elsewhere = 0  # units the nemesis sold through offers while their auction ran
 
     def urls(self) -> list[str]:
         return [s.url for s in self.servers if s.up]
@@ -262,7 +303,22 @@ class Suite:
             for uid in world["buyers"]
         ]
         self.records = [r.record for r in rooms]
-        tasks = [asyncio.create_task(host(host_room, world["listings"], stop, args.auction_seconds))]
+        by_id = {r.record.user_id: r.record for r in rooms}
+
+        async def sell_elsewhere(listing_id: int) -> None:
+            buyer_id = self.rng.choice(list(by_id))
+            took = await asyncio.to_thread(
+                offer_and_accept, self.urls(), listing_id, seller_cookie, cookie(secret, buyer_id), buyer_id
+            )
+            if took:
+                by_id[buyer_id].offers.append(listing_id)
+                self.sold_elsewhere += 1
+
+        tasks = [
+            asyncio.create_task(
+                host(host_room, world["listings"], stop, args.auction_seconds, sell_elsewhere)
+            )
+        ]
         tasks += [asyncio.create_task(buyer(r, lots, stop, self.decided.append)) for r in rooms]
         # Probes measure recovery: one claim on a lot that does not exist (the writer must decide it to
         # refuse it) and a chat pair across the two processes.
@@ -371,6 +427,8 @@ class Suite:
         t0 = time.monotonic()
         await asyncio.to_thread(victim.start)
         if not await until(lambda: all(v.joined_at is not None and v.joined_at > t0 for v in viewers), 60):
+            back = sum(1 for v in viewers if v.joined_at is not None and v.joined_at > t0)
+            print(f"restart: {back} of {len(viewers)} viewers back after 60 s", flush=True)
             for v in viewers:
                 await v.close()
             return None
@@ -395,6 +453,7 @@ class Suite:
         for name, value in counts.items():
             print(f"  {name}: {value}")
         print(f"  socket reconnects (buyers): {sum(r.reconnects for r in rooms)}")
+        print(f"  units sold through offers while their auction ran: {self.sold_elsewhere}")
         kill_p99 = pct(self.recovery["kill"], 99)
         if kill_p99 is not None and kill_p99 > KILL_TARGET_S:
             violations.append(f"decisions again after a kill: p99 {kill_p99:.2f} s > {KILL_TARGET_S:g} s")
