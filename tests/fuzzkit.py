@@ -1,7 +1,7 @@
 """Hostile JSON for the fuzz tests (tests/test_fuzz_*.py): values of the wrong type, huge and negative
 numbers, deep nesting, long strings, control and bidi characters, and mutations of valid messages.
 
-The budget: LIVESHOW_FUZZ_EXAMPLES (default 60) examples per fuzz test, sized so that the fuzz modules
+The budget: LIVESHOW_FUZZ_EXAMPLES (default 100) examples per fuzz test, sized so that the fuzz modules
 together stay under a minute on a busy 2-core machine inside `make test`; raise it for a longer local run,
 e.g. `LIVESHOW_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz_room.py`."""
 
@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
-EXAMPLES = int(os.environ.get("LIVESHOW_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("LIVESHOW_FUZZ_EXAMPLES", "100"))
 
 # No deadline: each example is a round trip through a real server on a shared machine. Derandomized in
 # `make test` so that a red run is reproducible; a longer local run explores new ground.
@@ -58,15 +59,25 @@ numbers = st.one_of(
 scalars = st.one_of(st.none(), st.booleans(), numbers, texts)
 
 
-def _nest(depth: int, leaf: Any, as_list: bool) -> Any:
-    for _ in range(depth):
-        leaf = [leaf] if as_list else {"a": leaf}
-    return leaf
+@dataclass(frozen=True)
+class Nested:
+    """JSON nested `depth` deep around a scalar, kept as text: json.dumps (and repr) would recurse."""
+
+    depth: int
+    leaf: Any
+    as_list: bool
+
+    def text(self) -> str:
+        opening, closing = ("[", "]") if self.as_list else ('{"a":', "}")
+        return opening * self.depth + json.dumps(self.leaf, allow_nan=True) + closing * self.depth
+
+    def __repr__(self) -> str:
+        return f"Nested(depth={self.depth}, leaf={self.leaf!r}, as_list={self.as_list})"
 
 
 # Deeper than the standard library's recursion limit, so a parser that does not guard it raises
 # RecursionError; and a few moderately deep ones that parse.
-deep = st.builds(_nest, st.one_of(st.integers(2, 60), st.integers(990, 5000)), scalars, st.booleans())
+deep = st.builds(Nested, st.one_of(st.integers(2, 60), st.integers(990, 5000)), scalars, st.booleans())
 json_values: st.SearchStrategy[Any] = st.one_of(
     scalars,
     deep,
@@ -100,22 +111,21 @@ def mutated(draw: st.DrawFn, valid: dict[str, Any], keep: tuple[str, ...] = ()) 
 
 
 def dumps(value: Any) -> str:
-    """JSON as a hostile client writes it: NaN and Infinity included (Python's parser accepts them)."""
-    try:
-        return json.dumps(value, allow_nan=True)
-    except RecursionError:
-        # json.dumps recurses too: write very deep nesting by hand.
-        return _dumps_deep(value)
+    """JSON as a hostile client writes it: NaN and Infinity included (Python's parser accepts them), and
+    Nested values written out as deep as they are."""
+    raws: list[str] = []
 
+    def swap(v: Any) -> Any:
+        if isinstance(v, Nested):
+            raws.append(v.text())
+            return f"\x00nested{len(raws) - 1}\x00"
+        if isinstance(v, list):
+            return [swap(x) for x in v]
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        return v
 
-def _dumps_deep(value: Any) -> str:
-    opened: list[str] = []
-    while isinstance(value, list | dict) and len(value) == 1:
-        if isinstance(value, list):
-            opened.append("[")
-            value = value[0]
-        else:
-            ((key, value),) = value.items()
-            opened.append("{" + json.dumps(key) + ":")
-    closing = "".join("]" if o == "[" else "}" for o in reversed(opened))
-    return "".join(opened) + json.dumps(value, allow_nan=True) + closing
+    text = json.dumps(swap(value), allow_nan=True)
+    for i, raw in enumerate(raws):
+        text = text.replace(json.dumps(f"\x00nested{i}\x00"), raw, 1)
+    return text
