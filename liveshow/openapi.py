@@ -144,29 +144,30 @@ SHOW_ID = "{show_id}"
 
 def _paths() -> dict[str, dict[str, Any]]:
     sdp = "application/sdp"
-    whip_session = {
+    # A session's URL (the Location of the 201) is its capability: PATCH and DELETE need nothing more.
+    session_ops = {
         "patch": op(
-            "Trickle ICE candidates or an ICE restart (application/trickle-ice-sdpfrag)",
-            auth=[STREAM_KEY],
-            body=_str(),
-            body_type="application/trickle-ice-sdpfrag",
-            ok=204,
-            errors=(404, 409, 415),
-        ),
-        "delete": op("Stop publishing", auth=[STREAM_KEY], ok=200, ok_type="text/plain", errors=(404,)),
-        "options": op("CORS preflight", auth=[ANYONE], ok=204),
-    }
-    whep_session = {
-        "patch": op(
-            "Trickle ICE candidates or an ICE restart (application/trickle-ice-sdpfrag)",
+            "Trickle ICE candidates (application/trickle-ice-sdpfrag); an ICE restart is refused",
             auth=[ANYONE],
             body=_str(),
             body_type="application/trickle-ice-sdpfrag",
             ok=204,
-            errors=(404, 409, 415),
+            errors=(404, 409, 413, 415),
         ),
-        "delete": op("Stop watching", auth=[ANYONE], ok=200, ok_type="text/plain", errors=(404,)),
+        "delete": op("End the session (stop publishing or watching)", auth=[ANYONE], ok=200, errors=(404,)),
         "options": op("CORS preflight", auth=[ANYONE], ok=204),
+    }
+    whep_post = op(
+        "Watch (WHEP): an SDP offer, answered with an SDP answer and a Location",
+        auth=OPTIONAL,
+        body=_str(),
+        body_type=sdp,
+        ok=201,
+        ok_type=sdp,
+        errors=(404, 409, 413, 415, 429),
+    )
+    whep_post["responses"]["307"] = {
+        "description": "Another server process holds the show: POST the same offer to Location"
     }
     return {
         "/healthz": {"get": op("Liveness", auth=[ANYONE], ok_type="text/plain")},
@@ -358,19 +359,11 @@ def _paths() -> dict[str, dict[str, Any]]:
             "options": op("CORS preflight", auth=[ANYONE], ok=204),
         },
         f"/whep/{SHOW_ID}": {
-            "post": op(
-                "Watch (WHEP): an SDP offer, answered with an SDP answer and a Location",
-                auth=OPTIONAL,
-                body=_str(),
-                body_type=sdp,
-                ok=201,
-                ok_type=sdp,
-                errors=(404, 409, 413, 415, 429),
-            ),
+            "post": whep_post,
             "options": op("CORS preflight", auth=[ANYONE], ok=204),
         },
-        f"/whip/{SHOW_ID}/{{session_id}}": whip_session,
-        f"/whep/{SHOW_ID}/{{session_id}}": whep_session,
+        f"/whip/{SHOW_ID}/{{session_id}}": session_ops,
+        f"/whep/{SHOW_ID}/{{session_id}}": session_ops,
     }
 
 

@@ -7,13 +7,26 @@ e.g. `LIVESHOW_FUZZ_EXAMPLES=2000 pytest tests/test_fuzz_room.py`."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
+from websockets.sync.client import ClientConnection, connect
+
+from liveshow.settings import load_settings
+from tests.conftest import free_port
+from tests.roomkit import ws_url
 
 EXAMPLES = int(os.environ.get("LIVESHOW_FUZZ_EXAMPLES", "100"))
 
@@ -75,9 +88,11 @@ class Nested:
         return f"Nested(depth={self.depth}, leaf={self.leaf!r}, as_list={self.as_list})"
 
 
-# Deeper than the standard library's recursion limit, so a parser that does not guard it raises
-# RecursionError; and a few moderately deep ones that parse.
-deep = st.builds(Nested, st.one_of(st.integers(2, 60), st.integers(990, 5000)), scalars, st.booleans())
+# Deeper than any recursion limit in force, so a parser that does not guard it raises RecursionError;
+# and shallow ones that parse anywhere. Nothing in between: whether depth 1,500 parses depends on the
+# limit when it is parsed, and Hypothesis lifts the (process-wide) limit by 2,000 while an example runs,
+# for the in-process server too.
+deep = st.builds(Nested, st.one_of(st.integers(2, 60), st.integers(6000, 9000)), scalars, st.booleans())
 json_values: st.SearchStrategy[Any] = st.one_of(
     scalars,
     deep,
@@ -129,3 +144,104 @@ def dumps(value: Any) -> str:
     for i, raw in enumerate(raws):
         text = text.replace(json.dumps(f"\x00nested{i}\x00"), raw, 1)
     return text
+
+
+# ---------------------------------------------------------------- a real server and a room client
+
+_ids = itertools.count(1)
+
+
+def next_id(prefix: str) -> str:
+    """A message id unique in this process."""
+    return f"{prefix}{next(_ids)}"
+
+
+class SyncPeer:
+    """A blocking room client: batches unwrapped, replies matched by id."""
+
+    def __init__(self, url: str, show_id: int, cookie: str | None) -> None:
+        headers = {"Cookie": f"liveshow_session={cookie}"} if cookie else {}
+        self.ws: ClientConnection = connect(
+            ws_url(url, show_id), additional_headers=headers, max_size=2**22, open_timeout=20
+        )
+        self.pending: list[dict[str, Any]] = []
+        self.until(lambda f: f.get("type") == "snapshot")
+
+    def frames(self, timeout: float) -> Iterator[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            while self.pending:
+                yield self.pending.pop(0)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no answer from the room")
+            message = json.loads(self.ws.recv(timeout=left))
+            self.pending.extend(message["events"] if message.get("type") == "batch" else [message])
+
+    def until(self, test: Any, timeout: float = 15.0) -> dict[str, Any]:
+        for frame in self.frames(timeout):
+            if test(frame):
+                return frame
+        raise AssertionError("unreachable")
+
+    def send_raw(self, raw: str) -> None:
+        self.ws.send(raw)
+
+    def request(self, message: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
+        msg_id = next_id("h")
+        self.ws.send(json.dumps({**message, "id": msg_id}))
+        return self.until(lambda f: f.get("reply_to") == msg_id, timeout)
+
+    def close(self) -> None:
+        self.ws.close()
+
+
+class ServerProcess:
+    """`liveshow serve` in a process of its own, as in production. Not a thread of the test process:
+    Hypothesis lifts the process-wide recursion limit while an example runs, which would let an
+    in-process server parse nesting it never could in production (and fail elsewhere when it drops)."""
+
+    def __init__(self, tmp: Path, database_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+            "LIVESHOW_DATA_DIR": str(tmp / "data"),
+            "LIVESHOW_DATABASE_URL": database_url,
+            "LIVESHOW_BUS_URL": "memory://",
+            "LIVESHOW_SECRET_KEY": "fuzz-" + secrets.token_hex(8),
+            "LIVESHOW_LOG_LEVEL": "WARNING",
+            "LIVESHOW_GC_TUNING": "false",
+            "LIVESHOW_ICE_INTERFACES": "127.0.0.1",
+            "LIVESHOW_LISTEN_BACKLOG": "128",
+        }
+        self.settings = load_settings({k: v for k, v in env.items() if k.startswith("LIVESHOW_")})
+        self.log = (tmp / "server.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "liveshow.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=2) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"liveshow serve did not start; see {tmp / 'server.log'}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()

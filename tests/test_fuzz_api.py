@@ -17,19 +17,28 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import httpx2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from openapi_spec_validator import validate
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.testclient import TestClient
 
 from liveshow import openapi
 from liveshow.accounts.service import issue_token
 from liveshow.app import create_app
 from liveshow.db import Database
 from tests.auction_fixtures import World, make_world
-from tests.conftest import make_settings
-from tests.fuzzkit import FUZZ_SETTINGS, dumps, json_values, mutated, short_text, texts
+from tests.fuzzkit import (
+    FUZZ_SETTINGS,
+    ServerProcess,
+    SyncPeer,
+    dumps,
+    json_values,
+    mutated,
+    short_text,
+    texts,
+)
 from tests.roomkit import session_cookie
 
 # A failing example can be a 40 kB string; Hypothesis warns when it prints one.
@@ -84,6 +93,7 @@ def test_document_is_openapi_3_1_with_auth_and_error_shape(served: FuzzApi) -> N
     doc = resp.json()
     assert doc == json.loads(json.dumps(openapi.document()))
     assert doc["openapi"] == "3.1.0"
+    validate(doc)  # against the OpenAPI 3.1 schema
     schemes = doc["components"]["securitySchemes"]
     assert {"session", "csrf", "apiToken", "streamKey"} <= set(schemes)
     assert doc["paths"]["/api/shows"]["post"]["security"]
@@ -105,16 +115,17 @@ def test_document_is_openapi_3_1_with_auth_and_error_shape(served: FuzzApi) -> N
 
 
 class FuzzApi:
-    """An app in-process (TestClient) on its own SQLite copy: a seller with an API token and a live show,
-    a viewer with a token, and a second seller whose show the health check uses."""
+    """`liveshow serve` in its own process (tests/fuzzkit.py: ServerProcess) on its own SQLite copy: a
+    seller with an API token and a live show, a viewer with a token, and a second seller whose show the
+    health check uses. `app` is the same app built here and never started, for its route table."""
 
     def __init__(self, tmp: Path, sqlite_template: Path) -> None:
         db_path = tmp / "liveshow.db"
         db_path.write_bytes(sqlite_template.read_bytes())
-        self.settings = make_settings(tmp, f"sqlite:///{db_path}")
+        self.server = ServerProcess(tmp, f"sqlite:///{db_path}")
+        self.settings = self.server.settings
         self.app = create_app(self.settings)
-        self.client = TestClient(self.app, base_url="http://127.0.0.1", raise_server_exceptions=False)
-        self.client.__enter__()
+        self.client = httpx2.Client(base_url=self.server.url, timeout=30)
         self.db = Database(self.settings.database_url)
         self.world: World = make_world(self.db, viewers=2, quantities=(1, 5))
         self.health: World = make_world(self.db, viewers=1, quantities=(100_000,))
@@ -125,7 +136,9 @@ class FuzzApi:
             }
 
     def close(self) -> None:
-        self.client.__exit__(None, None, None)
+        self.client.close()
+        self.server.stop()
+        self.app.state.ctx.db.close()
         self.db.close()
 
 
@@ -215,14 +228,19 @@ def requests(draw: st.DrawFn, env: FuzzApi, seeds: dict[tuple[str, str], dict[st
             + ["application/json; charset=utf-8", "text/plain", "application/sdp", "image/png", ""]
         )
     )
-    who = draw(st.sampled_from(["seller", "seller", "viewer", "none", "garbage"]))
+    who = draw(st.sampled_from(["seller", "seller", "viewer", "cookie", "cookie-no-csrf", "none", "garbage"]))
     headers = {"accept": "application/json"}
     if ctype:
         headers["content-type"] = ctype
     if who in env.tokens:
         headers["authorization"] = f"Bearer {env.tokens[who]}"
+    elif who.startswith("cookie"):
+        # The seller's browser session; session_cookie() signs the CSRF token "t" into it.
+        headers["cookie"] = f"liveshow_session={session_cookie(env.settings, env.world.seller)}"
+        if who == "cookie":
+            headers["x-csrf-token"] = "t"
     elif who == "garbage":
-        headers["authorization"] = "Bearer " + draw(st.text("abc_-=.~+/", max_size=300))
+        headers["authorization"] = "Bearer " + draw(st.text("abc_-=.~+/", min_size=1, max_size=300))
     query = ""
     if method == "get" and draw(st.booleans()):
         query = "?" + "&".join(
@@ -253,30 +271,22 @@ def check_healthy(env: FuzzApi) -> None:
     assert client.get("/healthz").status_code == 200
     assert client.get("/readyz").status_code == 200, client.get("/readyz").text
     h = env.health
-    seller_cookie = session_cookie(env.settings, h.seller)
-    buyer_cookie = session_cookie(env.settings, h.viewers[0])
-    path = f"/ws/shows/{h.show_id}?last_seq="
-    with client.websocket_connect(path, headers={"cookie": f"liveshow_session={seller_cookie}"}) as host:
-        opened = room_request(
-            host, {"type": "lot.open", "listing_id": h.listings[0].id, "mode": "claim", "quantity": 10}
+    host = SyncPeer(env.server.url, h.show_id, session_cookie(env.settings, h.seller))
+    try:
+        opened = host.request(
+            {"type": "lot.open", "listing_id": h.listings[0].id, "mode": "claim", "quantity": 10}
         )
         assert opened.get("ok") is True, opened
-    with client.websocket_connect(path, headers={"cookie": f"liveshow_session={buyer_cookie}"}) as ws:
-        assert room_request(ws, {"type": "ping"})["type"] == "pong"
-        assert room_request(ws, {"type": "chat.send", "text": "still here"})["type"] == "chat.sent"
-        claimed = room_request(ws, {"type": "claim", "key": "k-" + secrets.token_hex(8)})
+    finally:
+        host.close()
+    buyer = SyncPeer(env.server.url, h.show_id, session_cookie(env.settings, h.viewers[0]))
+    try:
+        assert buyer.request({"type": "ping"})["type"] == "pong"
+        assert buyer.request({"type": "chat.send", "text": "still here"})["type"] == "chat.sent"
+        claimed = buyer.request({"type": "claim", "key": "k-" + secrets.token_hex(8)})
         assert claimed["type"] == "claim.result" and claimed["ok"] is True, claimed
-
-
-def room_request(ws: Any, message: dict[str, Any]) -> dict[str, Any]:
-    msg_id = "h-" + secrets.token_hex(4)
-    ws.send_text(json.dumps({**message, "id": msg_id}))
-    for _ in range(200):
-        frame = json.loads(ws.receive_text())
-        for f in frame["events"] if frame.get("type") == "batch" else [frame]:
-            if f.get("reply_to") == msg_id:
-                return dict(f)
-    raise AssertionError(f"no reply to {message}")
+    finally:
+        buyer.close()
 
 
 def test_api_answers_hostile_requests_and_stays_healthy(served: FuzzApi) -> None:
@@ -285,6 +295,7 @@ def test_api_answers_hostile_requests_and_stays_healthy(served: FuzzApi) -> None
     @FUZZ_SETTINGS
     @given(requests(served, seeds))
     def fuzz(request: dict[str, Any]) -> None:
+        served.client.cookies.clear()  # only the credentials this example chose
         resp = served.client.request(
             request["method"], request["url"], content=request["content"], headers=request["headers"]
         )

@@ -9,10 +9,8 @@ Runs against a real uvicorn; the number of examples is LIVESHOW_FUZZ_EXAMPLES (t
 
 from __future__ import annotations
 
-import itertools
 import json
 import secrets
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +20,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
-from websockets.sync.client import ClientConnection, connect
 
 from liveshow.accounts.models import User
 from liveshow.app import create_app
@@ -31,54 +28,11 @@ from liveshow.chat.protocol import CLOSE_TOO_BIG, MAX_FRAME_BYTES
 from liveshow.chat.service import REACTION_KINDS
 from liveshow.db import Database
 from tests.auction_fixtures import World, make_world
-from tests.conftest import LiveServer, make_settings
-from tests.fuzzkit import FUZZ_SETTINGS, dumps, json_values, mutated
-from tests.roomkit import add_user, session_cookie, ws_url
+from tests.fuzzkit import FUZZ_SETTINGS, ServerProcess, SyncPeer, dumps, json_values, mutated, next_id
+from tests.roomkit import add_user, session_cookie
 
 # A failing example can be a 40 kB string; Hypothesis warns when it prints one.
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
-
-_ids = itertools.count(1)
-
-
-class SyncPeer:
-    """A blocking room client: batches unwrapped, replies matched by id."""
-
-    def __init__(self, url: str, show_id: int, cookie: str | None) -> None:
-        headers = {"Cookie": f"liveshow_session={cookie}"} if cookie else {}
-        self.ws: ClientConnection = connect(
-            ws_url(url, show_id), additional_headers=headers, max_size=2**22, open_timeout=20
-        )
-        self.pending: list[dict[str, Any]] = []
-        self.until(lambda f: f.get("type") == "snapshot")
-
-    def frames(self, timeout: float) -> Iterator[dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while True:
-            while self.pending:
-                yield self.pending.pop(0)
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError("no answer from the room")
-            message = json.loads(self.ws.recv(timeout=left))
-            self.pending.extend(message["events"] if message.get("type") == "batch" else [message])
-
-    def until(self, test: Any, timeout: float = 15.0) -> dict[str, Any]:
-        for frame in self.frames(timeout):
-            if test(frame):
-                return frame
-        raise AssertionError("unreachable")
-
-    def send_raw(self, raw: str) -> None:
-        self.ws.send(raw)
-
-    def request(self, message: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
-        msg_id = f"h{next(_ids)}"
-        self.ws.send(json.dumps({**message, "id": msg_id}))
-        return self.until(lambda f: f.get("reply_to") == msg_id, timeout)
-
-    def close(self) -> None:
-        self.ws.close()
 
 
 class FuzzRoom:
@@ -87,9 +41,8 @@ class FuzzRoom:
     def __init__(self, tmp: Path, sqlite_template: Path) -> None:
         db_path = tmp / "liveshow.db"
         db_path.write_bytes(sqlite_template.read_bytes())
-        self.settings = make_settings(tmp, f"sqlite:///{db_path}")
-        self.app = create_app(self.settings)
-        self.server = LiveServer(self.app).start()
+        self.server = ServerProcess(tmp, f"sqlite:///{db_path}")
+        self.settings = self.server.settings
         self.url = self.server.url
         self.db = Database(self.settings.database_url)
         self.world: World = make_world(self.db, viewers=2, quantities=(1, 5, 10_000))
@@ -106,7 +59,11 @@ class FuzzRoom:
         return SyncPeer(self.url, self.show_id, cookie)
 
     def room_types(self) -> list[str]:
-        return sorted({*HANDLERS, *self.app.state.ctx.room_handlers})
+        # The same app as the server process builds, never started: only its handler tables are read.
+        app = create_app(self.settings)
+        types = sorted({*HANDLERS, *app.state.ctx.room_handlers})
+        app.state.ctx.db.close()
+        return types
 
     def close(self) -> None:
         for peer in self.peers.values():
@@ -170,7 +127,7 @@ def test_every_room_type_has_a_seed(room: FuzzRoom) -> None:
 def frames_until_pong(peer: SyncPeer) -> list[dict[str, Any]]:
     """Send a ping and return what arrived before the pong; every error among it has a code (never
     internal) and a reason. The pong proves the socket is still open and the room still answers."""
-    ping_id = f"p{next(_ids)}"
+    ping_id = next_id("p")
     peer.send_raw(json.dumps({"type": "ping", "id": ping_id}))
     seen: list[dict[str, Any]] = []
     for frame in peer.frames(20.0):
@@ -213,7 +170,7 @@ def check_answer(room: FuzzRoom, who: str, raw: str, msg_id: str) -> None:
         answered = any(f.get("reply_to") == msg_id for f in seen)
     else:  # a frame the room cannot parse (nested too deep) has no id to reply to: its error comes bare
         answered = any(f.get("type") == "error" and "reply_to" not in f for f in seen)
-    assert answered, f"no answer to {raw[:300]!r}"
+    assert answered, f"no answer to {raw[:300]!r} (of {len(raw)} characters); saw {seen}"
 
 
 @st.composite
@@ -228,7 +185,7 @@ def room_inputs(draw: st.DrawFn, seeds: dict[str, dict[str, Any]]) -> tuple[str,
             ),
         )
     )
-    msg_id = f"f{next(_ids)}"
+    msg_id = next_id("f")
     body = {**body, "type": kind, "id": msg_id}
     who = draw(st.sampled_from(["seller", "seller", "viewer", "anonymous"]))
     return who, dumps(body), msg_id
@@ -246,10 +203,14 @@ def check_healthy(room: FuzzRoom) -> None:
     words = seller.request({"type": "mod.blocked_words"})["words"]
     seller.request({"type": "mod.blocked_words", "remove": words})
     seller.request({"type": "lot.close"})
+    seller.request({"type": "lot.cancel"})
     opened = seller.request(
         {"type": "lot.open", "listing_id": room.world.listings[2].id, "mode": "claim", "quantity": 5}
     )
-    assert opened.get("ok") is True, opened
+    # An auction the fuzzer opened and bid on runs until its clock ends (the host can neither close nor
+    # cancel it): then the new viewer's bid on it must go through instead of a claim.
+    lot = None if opened.get("ok") else seller.request({"type": "lot.state"})["lot"]
+    assert opened.get("ok") is True or (lot and lot["kind"] == "auction" and lot["bids"]), opened
     buyer = add_user(room.db, f"buyer{secrets.token_hex(4)}")
     peer = room.join(buyer)
     try:
@@ -257,8 +218,12 @@ def check_healthy(room: FuzzRoom) -> None:
         sent = peer.request({"type": "chat.send", "text": text})
         assert sent["type"] == "chat.sent", sent
         peer.until(lambda f: f.get("type") == "chat.message" and f.get("text") == text)
-        claimed = peer.request({"type": "claim", "key": "k-" + secrets.token_hex(8), "quantity": 1})
-        assert claimed["type"] == "claim.result" and claimed["ok"] is True, claimed
+        key = "k-" + secrets.token_hex(8)
+        if lot is None:
+            answer = peer.request({"type": "claim", "key": key, "quantity": 1})
+        else:
+            answer = peer.request({"type": "bid", "key": key, "max_cents": lot["next_min_cents"]})
+        assert answer["type"] in ("claim.result", "bid.result") and answer["ok"] is True, answer
     finally:
         peer.close()
 
