@@ -224,6 +224,21 @@ def _paths() -> dict[str, dict[str, Any]]:
                 errors=(404, 409, 413, 415),
             )
         },
+        f"/api/shows/{SHOW_ID}/events": {
+            "get": op(
+                "The show's durable event log, page by page (a client resumes after a long gap)",
+                auth=OPTIONAL,
+                query={"after_seq": _int(0), "limit": _int(1, 1000)},
+                errors=(404,),
+            )
+        },
+        "/api/orders": {
+            "get": op(
+                "My orders as buyer or seller, newest first, page by page",
+                auth=SIGNED_IN,
+                query={"role": {"enum": ["buyer", "seller"]}, "limit": _int(1), "before": _int(1)},
+            )
+        },
         f"/api/shows/{SHOW_ID}/analytics": {"get": op("The show's numbers", auth=SELLER_API, errors=(404,))},
         "/api/giveaways/{giveaway_id}/draw": {
             "post": op("Draw the giveaway's winner", auth=SELLER_API, errors=(404, 409))

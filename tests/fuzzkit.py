@@ -188,9 +188,19 @@ class SyncPeer:
         self.ws.send(raw)
 
     def request(self, message: dict[str, Any], timeout: float = 15.0) -> dict[str, Any]:
+        """Send and wait for the reply. Events that came first stay queued for until(): the server may
+        send the event a request caused before it answers the request."""
         msg_id = next_id("h")
         self.ws.send(json.dumps({**message, "id": msg_id}))
-        return self.until(lambda f: f.get("reply_to") == msg_id, timeout)
+        held: list[dict[str, Any]] = []
+        try:
+            for frame in self.frames(timeout):
+                if frame.get("reply_to") == msg_id:
+                    return frame
+                held.append(frame)
+        finally:
+            self.pending[:0] = held
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.ws.close()
