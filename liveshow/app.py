@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import BaseRoute, Mount
@@ -31,9 +32,9 @@ from liveshow.seqstore import SeqStore
 from liveshow.settings import Settings, load_settings
 from liveshow.showlog import ShowLog
 from liveshow.social import routes as social_routes
-from liveshow.web import ops, pages
+from liveshow.web import convertors, ops, pages
 from liveshow.web.middleware import RequestContextMiddleware
-from liveshow.web.rendering import domain_error_handler, make_templates
+from liveshow.web.rendering import domain_error_handler, http_error_handler, make_templates
 from liveshow.web.unavailable import HANDLED as DATABASE_ERRORS
 from liveshow.web.unavailable import database_down_handler
 
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await context.bus.close()
             context.db.close()
 
+    convertors.install()
     routes: list[BaseRoute] = [
         *ops.routes(),
         *pages.routes(context),
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
         exception_handlers={
             DomainError: domain_error_handler,
+            HTTPException: http_error_handler,
             # The database down answers 503 + Retry-After (any other database error stays a 500).
             **dict.fromkeys(DATABASE_ERRORS, database_down_handler),
         },

@@ -14,7 +14,7 @@ from liveshow.accounts.models import User
 from liveshow.chat import answers, messages, moderation
 from liveshow.chat.models import MAX_CHAT_CHARS
 from liveshow.chat.moderation import ModState
-from liveshow.chat.protocol import get_int, get_optional_int, get_optional_key, get_str, get_str_list
+from liveshow.chat.protocol import get_int, get_optional_key, get_str, get_str_list
 from liveshow.chat.room import Connection, Room
 from liveshow.chat.service import REACTION_KINDS, RoomService
 from liveshow.clock import wall_ms
@@ -23,6 +23,10 @@ from liveshow.errors import DomainError, NotAuthenticated, ValidationFailed
 log = logging.getLogger(__name__)
 
 Handler = Callable[[RoomService, Room, Connection, dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+# The largest id a database column holds (BIGINT); a larger one would fail in the driver (OverflowError)
+# and be answered as our bug instead of the client's.
+MAX_ID = 2**63 - 1
 
 
 def _author(conn: Connection) -> User:
@@ -141,7 +145,7 @@ async def chat_delete(
     service: RoomService, room: Room, conn: Connection, msg: dict[str, Any]
 ) -> dict[str, Any]:
     actor = _staff(room, conn)
-    message_id = get_int(msg, "message_id", low=1)
+    message_id = get_int(msg, "message_id", low=1, high=MAX_ID)
     await _db(messages.delete, service, room.state, actor.id, message_id)
     event = await service.publish(room.show_id, "chat.deleted", {"message_id": message_id, "by": actor.id})
     return {"type": "chat.deleted", "message_id": message_id, "seq": event.seq}
@@ -149,14 +153,14 @@ async def chat_delete(
 
 async def chat_pin(service: RoomService, room: Room, conn: Connection, msg: dict[str, Any]) -> dict[str, Any]:
     actor = _staff(room, conn)
-    message_id = get_optional_int(msg, "message_id")
+    message_id = None if msg.get("message_id") is None else get_int(msg, "message_id", low=1, high=MAX_ID)
     pinned = await _db(messages.pin, service, room.state, actor.id, message_id)
     event = await service.publish(room.show_id, "chat.pinned", {"message": pinned})
     return {"type": "chat.pinned", "message": pinned, "seq": event.seq}
 
 
 async def _target(service: RoomService, msg: dict[str, Any]) -> User:
-    user_id = get_optional_int(msg, "user_id")
+    user_id = None if msg.get("user_id") is None else get_int(msg, "user_id", low=1, high=MAX_ID)
     username = None if user_id is not None else get_str(msg, "username", max_chars=32)
     target: User = await _db(moderation.find_user, service, user_id, username)
     return target

@@ -15,6 +15,9 @@ from liveshow.social.service import SocialService
 from liveshow.web.auth import check_csrf, ctx, current_user, require_user, require_user_async
 from liveshow.web.rendering import render
 
+# The largest id a database column holds (BIGINT): a larger one failed in the driver, a 500.
+MAX_ID = 2**63 - 1
+
 
 def social(request: Request) -> SocialService:
     service = ctx(request).social
@@ -46,6 +49,8 @@ def list_notices(request: Request) -> Response:
         after = int(request.query_params.get("after", "0"))
     except ValueError as exc:
         raise ValidationFailed("after must be a number.") from exc
+    if after > MAX_ID:
+        raise ValidationFailed(f"after must be at most {MAX_ID}.")
     with ctx(request).db.session() as session:
         items = notices.recent(session, user.id, after_id=max(0, after))
         unread = notices.unread_count(session, user.id)
@@ -61,7 +66,7 @@ async def mark_read(request: Request) -> Response:
     if ids is not None and (
         not isinstance(ids, list)
         or len(ids) > notices.PAGE
-        or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids)
+        or not all(isinstance(i, int) and not isinstance(i, bool) and 0 < i <= MAX_ID for i in ids)
     ):
         raise ValidationFailed(f"ids must be a list of at most {notices.PAGE} notice ids.")
     user_id = user.id

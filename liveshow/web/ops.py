@@ -1,4 +1,4 @@
-"""Operations endpoints: liveness, readiness, Prometheus metrics."""
+"""Operations endpoints: liveness, readiness, Prometheus metrics, the OpenAPI description."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from liveshow import openapi
+from liveshow.jsonwire import dumps
 from liveshow.web.auth import bearer_token, ctx
 
 
@@ -54,9 +56,19 @@ async def metrics(request: Request) -> Response:
     return Response(ctx(request).metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
 
+def make_openapi() -> Route:
+    body = dumps(openapi.document())  # built once: the document is static
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(body, media_type="application/json")
+
+    return Route("/openapi.json", openapi_json)
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", metrics),
+        make_openapi(),
     ]

@@ -6,8 +6,9 @@ import logging
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.templating import Jinja2Templates
 
 from liveshow.context import WEB_DIR
@@ -63,3 +64,21 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     response = await render_async(request, "error.html", exc.status, message=exc.message, status=exc.status)
     response.headers.update(headers)
     return response
+
+
+_ROUTER_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def http_error_handler(request: Request, exc: Exception) -> Response:
+    """What the router itself refuses (no route matches the path, a method the route does not take):
+    an API client gets the same {error, reason} as for every other refusal, a page stays plain text."""
+    assert isinstance(exc, HTTPException)
+    headers = dict(exc.headers or {})
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    if wants_json(request):
+        code = _ROUTER_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return JSONResponse(
+            {"error": code, "reason": exc.detail}, status_code=exc.status_code, headers=headers
+        )
+    return PlainTextResponse(exc.detail, status_code=exc.status_code, headers=headers)
