@@ -68,7 +68,7 @@ def test_a_chat_answered_unavailable_or_cut_off_is_resent_and_shown_once(
     attempts: list[str] = []
     socket_dropped = threading.Event()
 
-    async def flaky_publish(show_id: int, type: str, data: dict[str, Any]) -> Any:
+    async def flaky_publish(show_id: int, type: str, data: dict[str, Any], durable: bool = False) -> Any:
         if type == "chat.message":
             attempts.append(data["text"])
             what = plan.pop(0) if plan else ""
@@ -76,7 +76,7 @@ def test_a_chat_answered_unavailable_or_cut_off_is_resent_and_shown_once(
                 raise Unavailable("The chat is catching up; sending again shortly.", retry_after_ms=300)
             if what == "slow":
                 await asyncio.to_thread(socket_dropped.wait, 20)
-        return await publish(show_id, type, data)
+        return await publish(show_id, type, data, durable=durable)
 
     service.publish = flaky_publish
     alice = open_page(browser, env, env.alice)
