@@ -62,12 +62,30 @@ def create_app(settings: Settings | None = None) -> Starlette:
     setup_logging(settings.log_level)
     context = build_context(settings)
 
+    async def shut_down() -> None:
+        for stop in reversed(context.on_shutdown):
+            try:
+                await stop()
+            except Exception:
+                log.exception("shutdown hook failed")
+        await context.showlog.stop()
+        if context.limits is not None:
+            await context.limits.close()
+        await context.bus.close()
+        context.db.close()
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await context.bus.start()
-        await context.showlog.start()
-        for start in context.on_startup:
-            await start()
+        try:
+            await context.bus.start()
+            await context.showlog.start()
+            for start in context.on_startup:
+                await start()
+        except BaseException:
+            # A start that fails half way (a dependency down) stops what did start: a service left
+            # running, or a process-wide listener left registered, would outlive this app.
+            await shut_down()
+            raise
         if settings.gc_tuning:
             tune_gc()
         log.info("liveshow ready", extra={"fields": {"bus": settings.bus_url.split("@")[-1]}})
@@ -77,16 +95,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 yield
         finally:
             lag_probe.cancel()
-            for stop in reversed(context.on_shutdown):
-                try:
-                    await stop()
-                except Exception:
-                    log.exception("shutdown hook failed")
-            await context.showlog.stop()
-            if context.limits is not None:
-                await context.limits.close()
-            await context.bus.close()
-            context.db.close()
+            await shut_down()
 
     convertors.install()
     routes: list[BaseRoute] = [

@@ -225,3 +225,43 @@ def test_neighbours_on_the_demo_closet(app: Starlette, client: TestClient) -> No
     assert near("Nike Air Force 1 '07 sneakers")[0] == "Dr. Martens 1460 leather boots"
     tee = near("Breton striped cotton tee")
     assert tee[0] == "Everlane organic crew tee, 3 colours"
+
+
+def test_a_hook_another_app_left_behind_takes_none_of_this_apps_listings(
+    tmp_path: Any, sqlite_url: str
+) -> None:
+    """The hook's session events are process-wide. An app whose startup failed before it could stop
+    (the database down at start, in the fault tests) left its hook listening, and its after-commit took
+    every later app's saved listings: the CI run saw nothing embedded."""
+    import asyncio
+    import time
+
+    from liveshow.app import create_app
+    from liveshow.db import Database
+    from liveshow.social.listing_hook import ListingHook
+    from liveshow.social.models import ListingEmbedding
+    from tests.conftest import make_settings
+
+    other = Database(sqlite_url)
+    stale = ListingHook(other, index=None)  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(stale.start())  # listening, never stopped
+    try:
+        app = create_app(make_settings(tmp_path, sqlite_url))
+        with TestClient(app, base_url="http://127.0.0.1"):
+            seller = make_user(app, "seller1")
+            make_listing(app, seller, "Camel wool coat", brand="Max Mara", category="outerwear")
+            context = app_ctx(app)
+
+            def embedded() -> int:
+                with context.db.session() as session:
+                    return len(list(session.exec(select(ListingEmbedding))))
+
+            deadline = time.monotonic() + 10
+            while embedded() < 1 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert embedded() == 1
+    finally:
+        loop.run_until_complete(stale.stop())
+        loop.close()
+        other.close()

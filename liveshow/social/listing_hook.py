@@ -35,6 +35,10 @@ class ListingHook:
         self._pending: set[int] = set()
         self._lock = threading.Lock()
         self._task: asyncio.Task[None] | None = None
+        # The session events are global (every Session class instance): a key of this hook's own, so
+        # another app's hook in the same process (one whose startup failed before it could stop, say)
+        # can never take this app's saved listings.
+        self._info_key = f"{INFO_KEY}:{id(self)}"
 
     # ------------------------------------------------------------ session events (any thread)
 
@@ -47,19 +51,19 @@ class ListingHook:
     def _after_flush(self, session: OrmSession, _context: Any) -> None:
         if not self._mine(session):
             return
-        ids = session.info.setdefault(INFO_KEY, set())
+        ids = session.info.setdefault(self._info_key, set())
         for obj in (*session.new, *session.dirty):
             if isinstance(obj, Listing) and obj.id is not None:
                 ids.add(obj.id)
 
     def _after_commit(self, session: OrmSession) -> None:
-        ids = session.info.pop(INFO_KEY, None)
+        ids = session.info.pop(self._info_key, None)
         if ids:
             with self._lock:
                 self._pending.update(ids)
 
     def _after_rollback(self, session: OrmSession, _previous: Any) -> None:
-        session.info.pop(INFO_KEY, None)
+        session.info.pop(self._info_key, None)
 
     # ------------------------------------------------------------ lifecycle
 
