@@ -66,6 +66,8 @@ def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: lis
         for mid, text in c.chats.items():
             if mid not in logged_chat:
                 example("chat acknowledged, lost", f"message {mid} {text!r} from user {c.user_id}")
+    # Not a violation: a message whose first answer was lost may go out again on its retry (the
+    # same message id, a new seq); pages and the replay show a message once, by id. Counted.
     counts["chat messages logged twice"] = sum(1 for n in logged_chat.values() if n > 1)
 
     # Bids: every accepted bid is in the log (per lot and bidder, at least as many as were accepted).
@@ -152,7 +154,6 @@ def check(clients: list[ClientRecord], events: list[dict[str, Any]], orders: lis
 
     for name in (
         "chat acknowledged, lost",
-        "chat messages logged twice",
         "bids accepted, lost",
         "units sold twice",
         "claims acknowledged, no order",

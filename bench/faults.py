@@ -9,7 +9,7 @@ Faults (each measured for its recovery time):
   pg        PostgreSQL stopped (every other one an immediate shutdown: a crash) and started again;
             recovery: the first decision after it is back
   restart   a server process restarted (SIGTERM, start) with ``--viewers`` sockets on it, which all
-            reconnect at once; recovery: the last of them back in the room
+            reconnect at once; recovery: from the SIGTERM to the last of them back in the room
   offers    all along, every other auction sees its one unit sold through a private offer meanwhile
             (liked, offered, accepted over HTTP): the auction must close as sold elsewhere
 
@@ -423,8 +423,9 @@ class Suite:
         for chunk in range(0, len(viewers), 100):
             await asyncio.gather(*(v.connect() for v in viewers[chunk : chunk + 100]))
         await until(lambda: all(v.joined_at is not None for v in viewers), 60)
-        await asyncio.to_thread(victim.terminate)
+        # From the SIGTERM: a viewer may be back (on the other process) before terminate() returns.
         t0 = time.monotonic()
+        await asyncio.to_thread(victim.terminate)
         await asyncio.to_thread(victim.start)
         if not await until(lambda: all(v.joined_at is not None and v.joined_at > t0 for v in viewers), 60):
             back = sum(1 for v in viewers if v.joined_at is not None and v.joined_at > t0)
