@@ -137,6 +137,7 @@ class Room:
                 self.record.seen[seq] = str(kind)
             if kind == "chat.message" and "id" in frame:
                 self.record.seen_chat_ids.add(int(frame["id"]))
+                self.record.seen_chat[seq] = int(frame["id"])
             first = self.record.span[0] if self.record.span else seq
             self.record.span = (first, max(seq, self.record.span[1] if self.record.span else seq))
             self.socket_last = seq if self.socket_last is None else max(seq, self.socket_last)

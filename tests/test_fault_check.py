@@ -71,3 +71,14 @@ def test_a_cancelled_order_frees_its_unit_and_a_won_auction_needs_its_order() ->
     verdict = check([_client()], _log(), orders[:1] + orders[2:])  # the auction's order is missing
     assert verdict.counts["units sold twice"] == 0
     assert verdict.violations == ["auctions won, no order: 1"]
+
+
+def test_a_chat_message_seen_live_and_logged_under_its_retrys_seq_is_not_missing() -> None:
+    client = _client()
+    client.seen[8] = "chat.message"  # published, its process killed before archiving and answering
+    client.seen_chat[8] = 100  # ... and its sender's retry put message 100 in the log at seq 2
+    counts = check([client], _log(), _orders()).counts
+    assert counts["events seen live, missing from the log"] == 0
+    assert counts["chat seen live, in the log under its retry's seq"] == 1
+    client.seen_chat[8] = 999  # a message the log does not have at all
+    assert check([client], _log(), _orders()).counts["events seen live, missing from the log"] == 1
