@@ -36,20 +36,12 @@ sys.path.insert(0, str(ROOT))
 from bench import machine  # noqa: E402
 from bench.bids_clients import Result, client_proc, listener_proc, ws_client_proc  # noqa: E402
 from bench.server_metrics import StepScraper, writer_report  # noqa: E402
+from bench.services import free_port  # noqa: E402
 from bench.tally import ACCEPTED, Sighting, bid_step, pct, ramp_verdict, seen_by_everyone  # noqa: E402
 from liveshow.ratelimit.service import UNLIMITED  # noqa: E402
 
 PG_ADMIN = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def report(

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
+from bench.services import free_port  # noqa: E402
 from bench.tally import connect_failure_kind, room_failures  # noqa: E402
 from bench.wsclient import RawSocket, open_socket  # noqa: E402
 from liveshow.ratelimit.service import UNLIMITED  # noqa: E402
@@ -51,13 +52,6 @@ def create_pg_database() -> str:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def setup_db(url: str, senders: int) -> tuple[int, list[int]]:
