@@ -21,6 +21,7 @@ from liveshow.media.rtx import (
     resend_allowance,
     rtx_packet,
 )
+from liveshow.settings import load_settings
 
 # ------------------------------------------------------------------ PacketCache
 
@@ -275,3 +276,26 @@ async def test_a_viewer_nacking_everything_gets_at_most_its_allowance() -> None:
     allowance = RESEND_BURST + sent // RESEND_SHARE
     assert len(udp.sent) == relay.rtx.resent == allowance
     assert relay.rtx.refused == 5 * sent - allowance and relay.rtx.missing == 0
+
+
+async def test_a_relay_without_its_cache_answers_every_nack_with_a_keyframe_request() -> None:
+    # LIVESHOW_RELAY_RTX off: what the benchmark compares the cache against.
+    wanted: list[int] = []
+    relay = ShowRelay(1, lambda: wanted.append(1), resend=False)
+    relay.keyframes.interval = 0.0
+    output, udp = viewer()
+    relay.add_output("a", output)
+    relay.push(frame(1, keyframe=True))
+    udp.sent.clear()
+    asked = len(wanted)
+    relay.resend(output, "video", [65530])
+    assert udp.sent == [] and (relay.rtx.resent, relay.rtx.missing) == (0, 1)
+    assert len(wanted) == asked + 1
+
+
+def test_the_relay_features_are_on_by_default_and_switch_off_by_environment(tmp_path: Any) -> None:
+    env = {"LIVESHOW_DATA_DIR": str(tmp_path), "LIVESHOW_SECRET_KEY": "k"}
+    on = load_settings(env)
+    assert (on.relay_rtx, on.relay_layers) == (True, True)
+    off = load_settings({**env, "LIVESHOW_RELAY_RTX": "0", "LIVESHOW_RELAY_LAYERS": "false"})
+    assert (off.relay_rtx, off.relay_layers) == (False, False)

@@ -235,7 +235,12 @@ class ShowRelay:
     """One show's fan-out point: frames in (publisher or re-air), packets out to viewers, frames to sinks."""
 
     def __init__(
-        self, show_id: int, request_keyframe: Callable[[], None], rtx: RtxCounts | None = None
+        self,
+        show_id: int,
+        request_keyframe: Callable[[], None],
+        rtx: RtxCounts | None = None,
+        resend: bool = True,
+        layers: bool = True,
     ) -> None:
         self.show_id = show_id
         self.outputs: dict[str, ViewerOutput] = {}
@@ -243,7 +248,9 @@ class ShowRelay:
         self.keyframes = KeyframeRequests(request_keyframe)
         self._packetizer = Packetizer()
         # Video only: players NACK video (audio is negotiated without NACK, a lost 20 ms is concealed).
-        self.caches: dict[str, PacketCache] = {"video": PacketCache()}
+        # resend=False (LIVESHOW_RELAY_RTX off): no cache, every NACK costs a keyframe request.
+        self.caches: dict[str, PacketCache] = {"video": PacketCache()} if resend else {}
+        self.layers = layers
         self.rtx = rtx if rtx is not None else RtxCounts()
         self.frames_in = 0
         self.frames_sent = 0
@@ -282,6 +289,7 @@ class ShowRelay:
         cache = self.caches.get(kind)
         if cache is None:
             self.rtx.missing += len(seqs)
+            self.keyframes.want()
             return
         try:
             resent, missing, refused = output.resend(kind, seqs, cache, time.monotonic())

@@ -147,7 +147,13 @@ class MediaService:
         media = self.shows.get(show.id)
         if media is None:
             holder: list[ShowMedia] = []
-            relay = ShowRelay(show.id, lambda: holder[0].request_keyframe(), self.rtx)
+            relay = ShowRelay(
+                show.id,
+                lambda: holder[0].request_keyframe(),
+                self.rtx,
+                resend=self.settings.relay_rtx,
+                layers=self.settings.relay_layers,
+            )
             media = ShowMedia(show_id=show.id, relay=relay)
             holder.append(media)
             self.shows[show.id] = media
