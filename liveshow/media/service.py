@@ -178,8 +178,9 @@ class MediaService:
                 secrets.token_urlsafe(24),
                 media.clock,
                 self.peer_ice,
-                media.relay.push,
+                media.relay.to_sinks,
                 self._on_publisher,
+                media.relay.forward,
             )
             media.source = publisher
             try:
@@ -353,6 +354,7 @@ class MediaService:
             self._on_viewer,
             media.relay.keyframes.want,
             media.relay.resend,
+            media.relay.report,
         )
         try:
             answer = await viewer.accept(offer, kinds, media.codecs, {})
