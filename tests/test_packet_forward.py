@@ -9,10 +9,13 @@ import struct
 
 import pytest
 from aiortc.rtp import RtpPacket
+from prometheus_client import CollectorRegistry, generate_latest
 
 from liveshow.media.forward import InboundStream, ShowIndex, ShowPacket, Unwrapper, classify, h264_starts_idr
-from liveshow.media.layers import TOP_LAYER
+from liveshow.media.layers import TOP_LAYER, LayerCounts
 from liveshow.media.relay import MAX_HOLES, OutTrack, ShowRelay, ViewerOutput
+from liveshow.media.rtx import RtxCounts
+from liveshow.media.service import RelayCollector
 from liveshow.media.vp8 import parse
 from tests.test_rtx_cache import FakeSender, FakeSrtp, FakeUdp
 from tests.test_vp8_descriptor import descriptor
@@ -372,3 +375,16 @@ async def test_an_unlayered_stream_is_forwarded_whole_whatever_the_policy() -> N
     for _ in range(5):
         pub.frame()
     assert len(seqs(udp)) == 12 and relay.layer_counts.dropped == 0
+
+
+def test_metrics_export_retransmissions_layer_drops_and_switches() -> None:
+    registry = CollectorRegistry()
+    layers = LayerCounts(dropped=7, down=2, up=1)
+    registry.register(RelayCollector(RtxCounts(nacked=5, resent=4, missing=1), layers))
+    text = generate_latest(registry).decode()
+    assert "liveshow_rtx_packets_total 4.0" in text
+    assert "liveshow_relay_layer_dropped_packets_total 7.0" in text
+    assert 'liveshow_relay_layer_switches_total{direction="down"} 2.0' in text
+    assert 'liveshow_relay_layer_switches_total{direction="up"} 1.0' in text
+    layers.dropped += 1  # read at scrape time
+    assert "liveshow_relay_layer_dropped_packets_total 8.0" in generate_latest(registry).decode()
