@@ -76,15 +76,17 @@
     const caps = window.RTCRtpSender?.getCapabilities ? RTCRtpSender.getCapabilities("video").codecs : [];
     // VP8 with three temporal layers where the browser can encode them: the relay then sends a viewer on
     // a narrow link only the layers it carries (fewer frames per second, never a frozen picture).
-    const layered = caps.some((c) => /vp8/i.test(c.mimeType) && (c.scalabilityModes || []).includes("L1T3"));
+    // Browsers do not all list scalability modes in their capabilities: ask for L1T3 and see if it stuck.
+    let layered = false;
     for (const track of stream.getTracks()) {
       const init = { direction: "sendonly", streams: [stream] };
-      let tr;
-      if (track.kind === "video" && layered) {
+      let tr = null;
+      if (track.kind === "video") {
         try {
           tr = pc.addTransceiver(track, { ...init, sendEncodings: [{ scalabilityMode: "L1T3" }] });
+          layered = (tr.sender.getParameters().encodings || [])[0]?.scalabilityMode === "L1T3";
         } catch (e) {
-          tr = null;  // the browser refused the mode after all: one layer
+          tr = null;  // the browser refused the mode: one layer
         }
       }
       if (!tr) tr = pc.addTransceiver(track, init);
