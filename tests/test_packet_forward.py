@@ -388,3 +388,23 @@ def test_metrics_export_retransmissions_layer_drops_and_switches() -> None:
     assert 'liveshow_relay_layer_switches_total{direction="up"} 1.0' in text
     layers.dropped += 1  # read at scrape time
     assert "liveshow_relay_layer_dropped_packets_total 8.0" in generate_latest(registry).decode()
+
+
+async def test_a_nack_for_a_number_given_to_no_packet_resends_nothing() -> None:
+    # 1500 packets fill the viewer's ring, then 300 go missing upstream: numbers are kept for the last
+    # MAX_HOLES only, and the older missing ones must not answer with whatever their slot held before.
+    relay = ShowRelay(1, lambda: None)
+    output, udp = viewer(seq=0)
+    relay.add_output("a", output)
+    pub = Publisher(relay, "p")
+    pub.frame(key=True, packets=1)
+    for _ in range(1499):
+        pub.frame(packets=1)
+    relay.forward("video", "VP8", "p", 1800, vp8(), 1800 * 3000, True)
+    udp.sent.clear()
+    relay.resend(output, "video", [1550])  # its slot last carried packet 526, still in the cache
+    assert udp.sent == [] and relay.rtx.missing == 1
+    relay.forward("video", "VP8", "p", 1750, vp8(), 1750 * 3000, True)  # a kept one comes late
+    assert seqs(udp) == [1750]
+    relay.resend(output, "video", [1750])
+    assert relay.rtx.resent == 1

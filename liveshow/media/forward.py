@@ -29,6 +29,7 @@ class ShowPacket:
         "keyframe",
         "layered",
         "marker",
+        "marker_bit",
         "payload",
         "picture_id",
         "picture_id_at",
@@ -45,6 +46,7 @@ class ShowPacket:
         self.payload = payload
         self.pts = pts
         self.marker = marker
+        self.marker_bit = 0x80 if marker else 0  # as the RTP header's second byte carries it
         self.start = True  # the first packet of a frame
         self.keyframe = True  # a decoder can start at this packet
         self.layered = False  # carries a temporal layer id

@@ -121,8 +121,6 @@ class OutTrack:
         "sender",
         "sent",
         "sent_pid",
-        "sent_seq",
-        "seq",
         "ssrc",
         "ts_offset",
         "waiting",
@@ -142,20 +140,21 @@ class OutTrack:
         self.ssrc: int = sender._ssrc
         self.pt = pt
         self.codec = codec
-        self.seq = seq  # the sequence number the next new packet gets
         self.ts_offset = ts_offset
         self.waiting = True  # nothing is sent before a packet a decoder can start at
-        self.delta = 0  # sequence number = (show index + delta) mod 2^16
-        self.high = -1  # the highest show index this track has passed (sent, skipped or missing)
+        # Sequence number = (show index + delta) mod 2^16; ``high``: the highest show index this track
+        # has passed (sent, skipped or missing). The next new packet's number is ``seq``.
+        self.high = -1
+        self.delta = seq
         self.holes: dict[int, int] = {}  # show index missing upstream -> the sequence number kept for it
         self.layer = ALL_LAYERS  # the highest temporal layer sent
         self.pid_delta = 0  # VP8 frames not sent: PictureID = original - pid_delta
         self.packets = 0
         self.octets = 0
-        # Per sequence number slot: the show index it carried, the sequence number itself (a slot is
-        # stale unless it matches) and the PictureID shift it was sent with.
+        # Per sequence number slot: the show index it carried (-1: none) and the PictureID shift it was
+        # sent with. Every number of the last SENT_RING is written (sent, or kept for a missing packet)
+        # or cleared, so a slot within that window answers for exactly its number.
         self.sent = [-1] * SENT_RING
-        self.sent_seq = [-1] * SENT_RING
         self.sent_pid = [0] * SENT_RING
         # RFC 4588: the RTX stream has its own payload type, SSRC (the one the answer announced in its
         # FID group) and sequence numbers; None: resend the original packet itself.
@@ -163,6 +162,11 @@ class OutTrack:
         self.rtx_ssrc: int = sender._rtx_ssrc
         self.rtx_seq = rtx_seq
         self.resent = 0
+
+    @property
+    def seq(self) -> int:
+        """The sequence number the next new packet gets."""
+        return (self.high + 1 + self.delta) & 0xFFFF
 
 
 class ViewerOutput:
@@ -211,7 +215,7 @@ class ViewerOutput:
                     if not packet.keyframe:
                         return True
                     track.waiting = False
-                    track.delta = track.seq - index  # continue this viewer's own numbering
+                    track.delta = track.high + 1 + track.delta - index  # continue its own numbering
                     track.high = index - 1
                     track.holes.clear()
                 if packet.layered and self.policy is not None:
@@ -230,7 +234,6 @@ class ViewerOutput:
                     self.layer_counts.dropped += 1
                 return True
             seq = (index + track.delta) & 0xFFFF
-            track.seq = (seq + 1) & 0xFFFF
         payload = packet.payload
         pid_delta = track.pid_delta
         if pid_delta and packet.picture_id_at >= 0:
@@ -239,15 +242,11 @@ class ViewerOutput:
             )
         ts = (track.ts_offset + packet.pts) & 0xFFFFFFFF
         self._udp.sendto(
-            self._protect(
-                RTP_HEADER.pack(0x80, (0x80 if packet.marker else 0) | track.pt, seq, ts, track.ssrc)
-                + payload
-            ),
+            self._protect(RTP_HEADER.pack(0x80, packet.marker_bit | track.pt, seq, ts, track.ssrc) + payload),
             self._addr,
         )
         slot = seq & SENT_MASK
         track.sent[slot] = index
-        track.sent_seq[slot] = seq
         track.sent_pid[slot] = pid_delta
         track.packets += 1
         track.octets += len(payload)
@@ -261,19 +260,22 @@ class ViewerOutput:
         return True
 
     def _keep_holes(self, track: OutTrack, index: int) -> None:
-        """Packets up to ``index`` never came (yet): keep each its number, for its retransmission."""
+        """Packets up to ``index`` never came (yet): keep each its number, for its retransmission; the
+        numbers of any older ones than MAX_HOLES answer nothing."""
         delta = track.delta
         holes = track.holes
-        for missing in range(max(track.high + 1, index - MAX_HOLES), index):
+        sent = track.sent
+        kept = max(track.high + 1, index - MAX_HOLES)
+        for missing in range(max(track.high + 1, kept - SENT_RING), kept):
+            sent[(missing + delta) & SENT_MASK] = -1
+        for missing in range(kept, index):
             seq = (missing + delta) & 0xFFFF
             holes[missing] = seq
             slot = seq & SENT_MASK
-            track.sent[slot] = missing
-            track.sent_seq[slot] = seq
+            sent[slot] = missing
             track.sent_pid[slot] = track.pid_delta
         while len(holes) > MAX_HOLES:
             del holes[next(iter(holes))]
-        track.seq = (index + delta) & 0xFFFF
 
     def _switch(self, track: OutTrack, packet: ShowPacket, buffered: int, policy: LayerPolicy) -> None:
         """At a frame start: follow the policy's target, down at once, up where decodable."""
@@ -314,9 +316,7 @@ class ViewerOutput:
             seq &= 0xFFFF
             slot = seq & SENT_MASK
             back = (track.seq - seq) & 0xFFFF
-            hit = None
-            if 0 < back <= SENT_RING and track.sent_seq[slot] == seq:
-                hit = cache.get(track.sent[slot], now)
+            hit = cache.get(track.sent[slot], now) if 0 < back <= SENT_RING else None
             if hit is None:
                 missing += 1
                 continue
