@@ -408,3 +408,17 @@ async def test_a_nack_for_a_number_given_to_no_packet_resends_nothing() -> None:
     assert seqs(udp) == [1750]
     relay.resend(output, "video", [1750])
     assert relay.rtx.resent == 1
+
+
+async def test_a_waiting_viewer_does_not_start_at_padding() -> None:
+    relay = ShowRelay(1, lambda: None)
+    pub = Publisher(relay, "p")
+    pub.frame(key=True)
+    output, udp = viewer(seq=0)
+    relay.add_output("a", output)
+    relay.forward("video", "VP8", "p", pub.n, b"", pub.pts, False)  # padding between frames
+    pub.n += 1
+    pub.frame()  # not a keyframe
+    assert udp.sent == [] and output.tracks["video"].waiting
+    pub.frame(key=True)
+    assert seqs(udp) == [0, 1]

@@ -419,7 +419,9 @@ class ShowRelay:
             show_index.last_timestamp = pts
         packet = ShowPacket(codec, index, payload, pts, marker)
         if not classify(packet, new_timestamp):
-            packet.tid = ALL_LAYERS + 1  # padding or malformed: no viewer is sent it, none sees a gap
+            # Padding or malformed: no viewer is sent it, none sees a gap, nobody starts at it.
+            packet.start = packet.keyframe = False
+            packet.tid = ALL_LAYERS + 1
         self.packets_in += 1
         cache = self.caches.get(kind)
         if cache is not None:
