@@ -126,7 +126,8 @@ def publish_layered() -> None:
         ext = 0x80 | 0x40 | 0x20  # I, L, T
         return [bytes((p[0], ext)) + p[2:4] + layer + p[4:] for p in packetize(buffer, picture_id)]
 
-    Vp8Encoder._packetize = layered  # type: ignore[method-assign]
+    # aiortc calls it on the encoder instance: it must stay a classmethod.
+    Vp8Encoder._packetize = classmethod(lambda cls, buffer, picture_id: layered(buffer, picture_id))  # type: ignore[method-assign,assignment]
 
 
 def env_flag(name: str) -> bool:
