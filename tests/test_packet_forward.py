@@ -217,8 +217,11 @@ async def test_a_packet_lost_upstream_is_a_gap_its_retransmission_fills() -> Non
         relay.forward("video", "VP8", "p", n, vp8(start=n == 3), 3000, n == 5)
     assert seqs(udp) == [10, 11, 12, 13, 15]
     udp.sent.clear()
+    wanted: list[int] = []
+    relay.keyframes.want = lambda: wanted.append(1)  # type: ignore[method-assign]
     relay.resend(output, "video", [14])  # the viewer NACKs the gap before the retransmission came
-    assert udp.sent == [] and relay.rtx.missing == 1
+    # Not gone for good: aiortc NACKed it upstream, so no keyframe is asked for.
+    assert udp.sent == [] and (relay.rtx.pending, relay.rtx.missing) == (1, 0) and wanted == []
     relay.forward("video", "VP8", "p", 4, vp8(start=False), 3000, False)  # aiortc's NACK upstream got it
     assert seqs(udp) == [14]
     udp.sent.clear()
@@ -380,9 +383,10 @@ async def test_an_unlayered_stream_is_forwarded_whole_whatever_the_policy() -> N
 def test_metrics_export_retransmissions_layer_drops_and_switches() -> None:
     registry = CollectorRegistry()
     layers = LayerCounts(dropped=7, down=2, up=1)
-    registry.register(RelayCollector(RtxCounts(nacked=5, resent=4, missing=1), layers))
+    registry.register(RelayCollector(RtxCounts(nacked=5, resent=4, missing=1, pending=3), layers))
     text = generate_latest(registry).decode()
     assert "liveshow_rtx_packets_total 4.0" in text
+    assert "liveshow_rtx_pending_packets_total 3.0" in text
     assert "liveshow_relay_layer_dropped_packets_total 7.0" in text
     assert 'liveshow_relay_layer_switches_total{direction="down"} 2.0' in text
     assert 'liveshow_relay_layer_switches_total{direction="up"} 1.0' in text
@@ -403,7 +407,7 @@ async def test_a_nack_for_a_number_given_to_no_packet_resends_nothing() -> None:
     relay.forward("video", "VP8", "p", 1800, vp8(), 1800 * 3000, True)
     udp.sent.clear()
     relay.resend(output, "video", [1550])  # its slot last carried packet 526, still in the cache
-    assert udp.sent == [] and relay.rtx.missing == 1
+    assert udp.sent == [] and (relay.rtx.missing, relay.rtx.pending) == (1, 0)
     relay.forward("video", "VP8", "p", 1750, vp8(), 1750 * 3000, True)  # a kept one comes late
     assert seqs(udp) == [1750]
     relay.resend(output, "video", [1750])

@@ -297,28 +297,33 @@ class ViewerOutput:
                 return
             self.layer_counts.up += 1
 
-    def resend(self, kind: str, seqs: list[int], cache: PacketCache, now: float) -> tuple[int, int, int]:
+    def resend(self, kind: str, seqs: list[int], cache: PacketCache, now: float) -> tuple[int, int, int, int]:
         """Answer a NACK from the show's cache: returns (packets resent, packets no longer cached,
-        packets refused past this viewer's allowance)."""
+        packets refused past this viewer's allowance, packets still missing upstream: they are sent
+        when the publisher's retransmission comes)."""
         track = self.tracks.get(kind)
         if track is None or self.closed:
-            return 0, 0, 0
+            return 0, 0, 0, 0
         udp = self._udp
         if udp.is_closing():
             self.closed = True
-            return 0, 0, 0
+            return 0, 0, 0, 0
         allowed = resend_allowance(track.packets, track.resent)
         refused = max(0, len(seqs) - allowed)
         if refused:
             seqs = seqs[:allowed]
-        resent = missing = 0
+        resent = missing = pending = 0
         for seq in seqs:
             seq &= 0xFFFF
             slot = seq & SENT_MASK
             back = (track.seq - seq) & 0xFFFF
-            hit = cache.get(track.sent[slot], now) if 0 < back <= SENT_RING else None
+            index = track.sent[slot] if 0 < back <= SENT_RING else -1
+            hit = cache.get(index, now)
             if hit is None:
-                missing += 1
+                if index >= 0 and index in track.holes:
+                    pending += 1  # lost on the way in too: aiortc has NACKed it upstream already
+                else:
+                    missing += 1
                 continue
             if udp.get_write_buffer_size() > MAX_BUFFERED:
                 break  # congested: forward() drops it to the next keyframe; more packets help no one
@@ -337,7 +342,7 @@ class ViewerOutput:
             udp.sendto(self._protect(packet), self._addr)
             resent += 1
         track.resent += resent
-        return resent, missing, refused
+        return resent, missing, refused, pending
 
 
 class ShowRelay:
@@ -450,7 +455,7 @@ class ShowRelay:
             self.keyframes.want()
             return
         try:
-            resent, missing, refused = output.resend(kind, seqs, cache, time.monotonic())
+            resent, missing, refused, pending = output.resend(kind, seqs, cache, time.monotonic())
         except Exception:
             output.closed = True  # as in forward: SRTP protect after the session closed
             log.debug("viewer resend failed", exc_info=True)
@@ -458,6 +463,7 @@ class ShowRelay:
         self.rtx.resent += resent
         self.rtx.missing += missing
         self.rtx.refused += refused
+        self.rtx.pending += pending
         if missing:
             self.keyframes.want()
 

@@ -42,6 +42,7 @@ class RtxCounts:
     resent: int = 0  # packets sent again (RTX, or the original where RTX is not negotiated)
     missing: int = 0  # asked for but no longer cached (or never sent): a keyframe request instead
     refused: int = 0  # asked for past the viewer's resend allowance (``resend_allowance``)
+    pending: int = 0  # asked for while still missing upstream too: sent when its retransmission comes
 
 
 def resend_allowance(sent: int, resent: int) -> int:

@@ -86,6 +86,11 @@ class RelayCollector(Collector):
             value=counts.refused,
         )
         yield CounterMetricFamily(
+            "liveshow_rtx_pending_packets",
+            "Packets viewers asked for that the publisher's link lost too (sent when its resend came)",
+            value=counts.pending,
+        )
+        yield CounterMetricFamily(
             "liveshow_relay_layer_dropped_packets",
             "Video packets not sent to a viewer because their temporal layer was above the viewer's",
             value=self.layers.dropped,
