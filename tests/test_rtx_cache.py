@@ -13,6 +13,8 @@ from liveshow.media.forward import ShowPacket
 from liveshow.media.frames import EncodedFrame
 from liveshow.media.relay import OutTrack, ShowRelay, ViewerOutput
 from liveshow.media.rtx import (
+    AWAIT_UPSTREAM,
+    MAX_AWAITED,
     RESEND_BURST,
     RESEND_SHARE,
     PacketCache,
@@ -67,6 +69,25 @@ def test_cache_forgets_packets_older_than_max_age() -> None:
     assert cache.get(0, 1.5) is not None
     assert cache.get(0, 1.51) is None
     assert cache.get(1, 1.51) is not None
+
+
+def test_cache_awaits_a_gap_until_it_comes_or_for_a_while() -> None:
+    cache = PacketCache(size=16, max_age=10.0)
+    cache.await_gap(3, 6, now=1.0)  # packets 3, 4 and 5 did not come in order
+    assert [cache.awaited(i, 1.2) for i in range(2, 7)] == [False, True, True, True, False]
+    cache.add(pkt(4), now=1.3)  # its retransmission came
+    assert not cache.awaited(4, 1.3) and cache.get(4, 1.3) is not None
+    assert cache.awaited(3, 1.0 + AWAIT_UPSTREAM)
+    assert not cache.awaited(3, 1.0 + AWAIT_UPSTREAM + 0.01)  # lost for good: a keyframe instead
+
+
+def test_cache_awaits_at_most_the_latest_packets_of_a_long_gap() -> None:
+    cache = PacketCache()
+    cache.await_gap(0, 10 * MAX_AWAITED, now=0.0)
+    assert not cache.awaited(0, 0.0) and cache.awaited(10 * MAX_AWAITED - 1, 0.0)
+    assert len(cache._awaited) == MAX_AWAITED
+    cache.await_gap(10 * MAX_AWAITED + 1, 10 * MAX_AWAITED + 2, now=0.1)
+    assert len(cache._awaited) == MAX_AWAITED and cache.awaited(10 * MAX_AWAITED + 1, 0.1)
 
 
 def test_cache_needs_a_slot() -> None:

@@ -320,7 +320,7 @@ class ViewerOutput:
             index = track.sent[slot] if 0 < back <= SENT_RING else -1
             hit = cache.get(index, now)
             if hit is None:
-                if index >= 0 and index in track.holes:
+                if cache.awaited(index, now):
                     pending += 1  # lost on the way in too: aiortc has NACKed it upstream already
                 else:
                     missing += 1
@@ -418,7 +418,11 @@ class ShowRelay:
                     track.waiting = True
             self.keyframes.want()
         new_timestamp = False
+        cache = self.caches.get(kind)
+        now = time.monotonic()
         if index > show_index.high:
+            if cache is not None and index > show_index.high + 1 and not new_source:
+                cache.await_gap(show_index.high + 1, index, now)
             new_timestamp = pts != show_index.last_timestamp
             show_index.high = index
             show_index.last_timestamp = pts
@@ -428,9 +432,8 @@ class ShowRelay:
             packet.start = packet.keyframe = False
             packet.tid = ALL_LAYERS + 1
         self.packets_in += 1
-        cache = self.caches.get(kind)
         if cache is not None:
-            cache.add(packet, time.monotonic())
+            cache.add(packet, now)
         if not self.outputs:
             return
         ntp = clock.current_ntp_time() if (marker or kind != "video") else 0

@@ -22,6 +22,10 @@ from liveshow.media.forward import ShowPacket
 # serves it better).
 CACHE_PACKETS = 1024
 MAX_AGE = 1.5  # seconds
+# How long a packet the publisher's link lost is awaited: its retransmission (aiortc NACKs upstream)
+# normally comes within a round trip; a viewer asking for it later gets a keyframe instead.
+AWAIT_UPSTREAM = 0.5  # seconds
+MAX_AWAITED = 128  # packets awaited at once; older gaps are given up
 # What one viewer may have resent: a burst, then one packet for every RESEND_SHARE packets sent to it. A
 # real lossy link stays far below (5 % loss resends ~1 in 20); a viewer NACKing everything cannot make
 # the relay spend more than half again its normal work on it.
@@ -55,7 +59,7 @@ class PacketCache:
     index. The packets themselves are kept (the same objects every viewer was sent): adding one
     allocates nothing."""
 
-    __slots__ = ("_packets", "_time", "max_age", "size")
+    __slots__ = ("_awaited", "_packets", "_time", "max_age", "size")
 
     def __init__(self, size: int = CACHE_PACKETS, max_age: float = MAX_AGE) -> None:
         if size < 1:
@@ -64,15 +68,31 @@ class PacketCache:
         self.max_age = max_age
         self._packets: list[ShowPacket | None] = [None] * size
         self._time = [0.0] * size
+        self._awaited: dict[int, float] = {}  # show index not received yet -> since when
 
     def add(self, packet: ShowPacket, now: float) -> None:
         """Keep one packet under its show index (a late one only if its slot holds nothing newer)."""
         slot = packet.index % self.size
+        if self._awaited:
+            self._awaited.pop(packet.index, None)
         held = self._packets[slot]
         if held is not None and held.index > packet.index:
             return
         self._packets[slot] = packet
         self._time[slot] = now
+
+    def await_gap(self, first: int, end: int, now: float) -> None:
+        """Packets ``first`` .. ``end - 1`` did not come in order: they may still come (resent)."""
+        awaited = self._awaited
+        for index in range(max(first, end - MAX_AWAITED), end):
+            awaited[index] = now
+        while len(awaited) > MAX_AWAITED:
+            del awaited[next(iter(awaited))]
+
+    def awaited(self, index: int, now: float) -> bool:
+        """Whether this packet is missing upstream but may still come (within AWAIT_UPSTREAM)."""
+        since = self._awaited.get(index)
+        return since is not None and now - since <= AWAIT_UPSTREAM
 
     def get(self, index: int, now: float) -> ShowPacket | None:
         """The packet with this show index, or None if evicted, too old or never received."""
