@@ -191,15 +191,15 @@ def main() -> int:
         end="",
     )
     print(f"median of {args.rounds} interleaved runs (CPU time of the relay's send path, this process only)")
-    print(
-        f"{'configuration':44} {'us/packet/viewer':>17} {'ms/s/viewer':>12} {'pkts/viewer':>12} {'errors':>7}"
-    )
+    head = f"{'configuration':44} {'us/packet/viewer':>17} {'ms/s/viewer':>12} {'pkts/viewer':>12}"
+    print(f"{head} {'errors':>7} {'layer drops':>12}")
     for label, runs in results.items():
         us = statistics.median(r["us_per_packet"] for r in runs)
         ms = statistics.median(r["ms_per_s"] for r in runs)
         pkts = min(r["min_sent"] for r in runs)
         errors = sum(r["send_errors"] for r in runs)
-        print(f"{label:44} {us:17.2f} {ms:12.3f} {pkts:12.0f} {errors:7.0f}")
+        drops = sum(r["layer_dropped"] for r in runs)
+        print(f"{label:44} {us:17.2f} {ms:12.3f} {pkts:12.0f} {errors:7.0f} {drops:12.0f}")
     return 0
 
 
