@@ -44,6 +44,12 @@ class Settings:
     max_photo_bytes: int = 8 * 1024 * 1024
     max_photos_per_listing: int = 8
     publisher_grace_seconds: float = 60.0
+    # The relay answers viewers' NACKs from each show's packet cache (off: a lost packet costs a
+    # keyframe request, as a relay without retransmission would; benchmarks compare the two).
+    relay_rtx: bool = True
+    # The relay sends each viewer only the VP8 temporal layers its link carries (off: every viewer gets
+    # every layer).
+    relay_layers: bool = True
     # Base URL other server processes redirect WHEP viewers to when this process holds a show's
     # publisher (several processes on Redis); empty means http://{host}:{port}.
     advertise_url: str = ""

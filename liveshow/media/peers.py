@@ -1,5 +1,6 @@
 """aiortc peers for the relay: the publisher's receive side (no decoder) and a viewer's send side
-(no encoder), plus the small adapters that make aiortc hand us encoded frames and raw transports."""
+(no encoder), plus the small adapters that make aiortc hand us RTP packets, encoded frames and raw
+transports."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from aiortc.codecs import CODECS
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtp import RtpPacket
 
 from liveshow.media.icenet import IceNetwork, IcePeer
 from liveshow.media.udpmux import UdpMux
@@ -88,12 +90,49 @@ class FrameTap:
             log.exception("ingest failed on a frame")
 
 
-def tap_receiver(transceiver: RTCRtpTransceiver, on_frame: Callable[[str, bytes, int], None]) -> None:
+class PacketTap:
+    """Stands in for an RTCRtpReceiver's jitter buffer: each RTP packet goes to ``on_packet`` as it
+    arrives, after SRTP, RTX unwrapping and the receiver's NACK bookkeeping (so aiortc still asks the
+    publisher for what was lost), and then into the real jitter buffer, which still assembles the
+    frames ``FrameTap`` hands on (the recorder's input). Only ``add`` and ``capacity`` are used by
+    the receiver."""
+
+    def __init__(
+        self, buffer: JitterBuffer, codecs: dict[int, Any], on_packet: Callable[[str, RtpPacket], None]
+    ) -> None:
+        self.buffer = buffer
+        self._codecs = codecs  # the receiver's own payload type -> codec map, filled when it starts
+        self.on_packet = on_packet
+
+    @property
+    def capacity(self) -> int:
+        return self.buffer.capacity
+
+    def add(self, packet: RtpPacket) -> tuple[bool, Any]:
+        codec = self._codecs.get(packet.payload_type)
+        if codec is not None:
+            try:
+                self.on_packet(codec.name, packet)
+            except Exception:
+                log.exception("ingest failed on a packet")
+        return self.buffer.add(packet)
+
+
+def tap_receiver(
+    transceiver: RTCRtpTransceiver,
+    on_frame: Callable[[str, bytes, int], None],
+    on_packet: Callable[[str, RtpPacket], None],
+) -> None:
+    """Packets to ``on_packet`` as they arrive, whole frames to ``on_frame``; nothing decoded."""
     receiver = transceiver.receiver
     receiver._RTCRtpReceiver__decoder_queue = FrameTap(on_frame)  # type: ignore[attr-defined]
     if transceiver.kind == "audio":
-        # Each Opus packet is a frame: forward it at once instead of holding 4 packets (80 ms).
-        receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=0)  # type: ignore[attr-defined]
+        # Each Opus packet is a frame: hand it on at once instead of holding 4 packets (80 ms).
+        buffer = JitterBuffer(capacity=16, prefetch=0)
+    else:
+        buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    codecs = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+    receiver._RTCRtpReceiver__jitter_buffer = PacketTap(buffer, codecs, on_packet)  # type: ignore[attr-defined]
 
 
 def request_pli(transceiver: RTCRtpTransceiver) -> None:

@@ -1,24 +1,32 @@
-"""The publisher's peer: WHIP offer in, answer out, its encoded frames onto the show clock."""
+"""The publisher's peer: WHIP offer in, answer out, its RTP packets and encoded frames onto the show clock.
+
+Packets go to the relay as they arrive (forwarded to viewers); whole frames go to the show's sinks
+(the recorder)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.rtp import RtpPacket
 
 from liveshow.media.clock import ShowClock, StreamTimeline
+from liveshow.media.forward import InboundStream
 from liveshow.media.frames import EncodedFrame, clock_rate, is_keyframe
 from liveshow.media.peers import FORWARDED, PeerIce, capabilities, make_peer, request_pli, tap_receiver
 
 log = logging.getLogger(__name__)
 
 StateCallback = Callable[["Publisher", str], Awaitable[None]]
+# (kind, codec, source key, packet number from the source's first, payload, pts, marker): ShowRelay.forward
+PacketCallback = Callable[[str, str, Hashable, int, bytes, int, bool], None]
 
 
 class Publisher:
-    """One publish session (a WHIP resource). ``on_frame`` gets every complete encoded frame."""
+    """One publish session (a WHIP resource). ``on_packet`` gets every RTP packet as it arrives,
+    ``on_frame`` every complete encoded frame."""
 
     def __init__(
         self,
@@ -27,12 +35,16 @@ class Publisher:
         ice: PeerIce,
         on_frame: Callable[[EncodedFrame], None],
         on_state: StateCallback,
+        on_packet: PacketCallback,
     ) -> None:
         self.session_id = session_id
         self.pc: RTCPeerConnection = make_peer(ice)
         self.clock = clock
         self.on_frame = on_frame
         self.on_state = on_state
+        self.on_packet = on_packet
+        self.packets = 0
+        self._inbound: dict[tuple[str, int], InboundStream] = {}
         self.codecs: dict[str, str] = {}
         self.frames = 0
         self._video: RTCRtpTransceiver | None = None
@@ -44,7 +56,7 @@ class Publisher:
         for kind in kinds:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(capabilities(kind, FORWARDED[kind]))
-            tap_receiver(transceiver, self._frame_handler(kind))
+            tap_receiver(transceiver, self._frame_handler(kind), self._packet_handler(kind))
             if kind == "video":
                 self._video = transceiver
 
@@ -79,6 +91,29 @@ class Publisher:
             )
 
         return on_frame
+
+    def _packet_handler(self, kind: str) -> Callable[[str, RtpPacket], None]:
+        rate = clock_rate(kind)
+        inbound = self._inbound
+
+        def on_packet(codec: str, packet: RtpPacket) -> None:
+            if self._closed:
+                return
+            key = (kind, packet.ssrc)
+            stream = inbound.get(key)
+            if stream is None:
+                # A new SSRC (this session's first, or the browser restarted its stream): its
+                # timestamps start from the show clock now, its packets after every earlier one.
+                stream = inbound[key] = InboundStream(
+                    packet.sequence_number, packet.timestamp, self.clock.now(rate)
+                )
+            n, pts = stream.map(packet.sequence_number, packet.timestamp)
+            self.packets += 1
+            self.on_packet(
+                kind, codec, (self.session_id, packet.ssrc), n, packet.payload, pts, bool(packet.marker)
+            )
+
+        return on_packet
 
     def request_keyframe(self) -> None:
         if self._video is not None and not self._closed:

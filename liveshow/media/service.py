@@ -38,6 +38,7 @@ from liveshow.media.errors import (
 from liveshow.media.frames import MediaSink
 from liveshow.media.icenet import IceNetwork
 from liveshow.media.iceservers import IceServerSettings
+from liveshow.media.layers import LayerCounts
 from liveshow.media.owners import PUBLISHING, RECONNECTING, make_owners
 from liveshow.media.peers import PeerIce
 from liveshow.media.publisher import Publisher
@@ -58,12 +59,13 @@ log = logging.getLogger(__name__)
 Source = Publisher | FrameSource
 
 
-class RtxCollector(Collector):
-    """The relays' NACK answers as Prometheus counters, read when /metrics is scraped (the relays only
-    add to plain integers: no metric call on the media path)."""
+class RelayCollector(Collector):
+    """The relays' NACK answers and temporal layer choices as Prometheus counters, read when /metrics
+    is scraped (the relays only add to plain integers: no metric call on the media path)."""
 
-    def __init__(self, counts: RtxCounts) -> None:
+    def __init__(self, counts: RtxCounts, layers: LayerCounts) -> None:
         self.counts = counts
+        self.layers = layers
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         counts = self.counts
@@ -83,6 +85,24 @@ class RtxCollector(Collector):
             "Packets viewers asked for past their resend allowance (not resent)",
             value=counts.refused,
         )
+        yield CounterMetricFamily(
+            "liveshow_rtx_pending_packets",
+            "Packets viewers asked for that the publisher's link lost too (sent when its resend came)",
+            value=counts.pending,
+        )
+        yield CounterMetricFamily(
+            "liveshow_relay_layer_dropped_packets",
+            "Video packets not sent to a viewer because their temporal layer was above the viewer's",
+            value=self.layers.dropped,
+        )
+        switches = CounterMetricFamily(
+            "liveshow_relay_layer_switches",
+            "Changes of a viewer's temporal layer, down (its link lost packets or backed up) or up",
+            labels=["direction"],
+        )
+        switches.add_metric(["down"], self.layers.down)
+        switches.add_metric(["up"], self.layers.up)
+        yield switches
 
 
 class MediaService:
@@ -100,7 +120,8 @@ class MediaService:
         )
         self._keeper: asyncio.Task[None] | None = None
         self.rtx = RtxCounts()  # every show's relay adds to it
-        context.metrics.registry.register(RtxCollector(self.rtx))
+        self.layer_counts = LayerCounts()  # and to this
+        context.metrics.registry.register(RelayCollector(self.rtx, self.layer_counts))
         # Checked here, at startup: a misconfigured TURN server fails the start, not every viewer.
         self.ice_servers = IceServerSettings.from_urls(
             self.settings.ice_servers,
@@ -147,7 +168,14 @@ class MediaService:
         media = self.shows.get(show.id)
         if media is None:
             holder: list[ShowMedia] = []
-            relay = ShowRelay(show.id, lambda: holder[0].request_keyframe(), self.rtx)
+            relay = ShowRelay(
+                show.id,
+                lambda: holder[0].request_keyframe(),
+                self.rtx,
+                resend=self.settings.relay_rtx,
+                layers=self.settings.relay_layers,
+                layer_counts=self.layer_counts,
+            )
             media = ShowMedia(show_id=show.id, relay=relay)
             holder.append(media)
             self.shows[show.id] = media
@@ -172,8 +200,9 @@ class MediaService:
                 secrets.token_urlsafe(24),
                 media.clock,
                 self.peer_ice,
-                media.relay.push,
+                media.relay.to_sinks,
                 self._on_publisher,
+                media.relay.forward,
             )
             media.source = publisher
             try:
@@ -347,6 +376,7 @@ class MediaService:
             self._on_viewer,
             media.relay.keyframes.want,
             media.relay.resend,
+            media.relay.report,
         )
         try:
             answer = await viewer.accept(offer, kinds, media.codecs, {})
