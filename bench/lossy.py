@@ -55,6 +55,7 @@ class LossyWatcher(Watcher):
         self.dropped_video = 0  # first sends of video packets dropped (not RTX)
         self.dropped = 0
         self.nacked_again = 0
+        self.rtx_received = 0  # RTX packets (resends) that got through; 0 when RTX is not negotiated
 
     async def watch(self, url: str) -> None:
         if not self.rtx:
@@ -83,6 +84,8 @@ class LossyWatcher(Watcher):
                 data = await receive()
                 is_video = 127 < data[0] < 192 and not is_rtcp(data) and data[1] & 0x7F in video_pts
                 if not is_video or not self.pattern.drop():
+                    if is_video and data[1] & 0x7F != self.video_pt:
+                        self.rtx_received += 1
                     return data
                 self.dropped += 1
                 if data[1] & 0x7F == self.video_pt:

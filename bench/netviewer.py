@@ -37,6 +37,7 @@ def report(viewer: LossyWatcher) -> dict[str, Any]:
         "dropped": viewer.dropped,
         "dropped_video": viewer.dropped_video,
         "nacked_again": viewer.nacked_again,
+        "rtx_received": viewer.rtx_received,
         "connection": viewer.pc.connectionState,
     }
 
