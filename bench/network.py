@@ -143,6 +143,9 @@ def run_mode(
         "publisher_fps": (sent_after["frames"] - sent_before["frames"]) / window,
         "publisher_kbit": (sent_after["bytes"] - sent_before["bytes"]) * 8 / window / 1000,
         "publisher_mode": sent_after.get("mode", ""),
+        # Chromium lowers its rate or size when it runs short of CPU or bandwidth: say which.
+        "publisher_limit": f"{sent_after.get('width')}x{sent_after.get('height')}, "
+        f"limited by {sent_after.get('limitation') or 'nothing'}",
         "server_cpu_s": cpu_after - cpu_before,
         **{name.removeprefix("liveshow_rtx_"): value for name, value in counters.items()},
     }
@@ -151,13 +154,13 @@ def run_mode(
 
 def print_mode(label: str, seen: list[Seen], totals: dict[str, Any], publish_kbit: int) -> list[str]:
     """Prints the mode's table; returns the targets it missed."""
+    t = totals
     print(
-        f"\n[{label}] publisher {totals['publisher_mode']} {totals['publisher_fps']:.1f} fps "
-        f"{totals['publisher_kbit']:.0f} kbit/s over {totals['window_s']:.1f} s; server CPU "
-        f"{totals['server_cpu_s']:.2f} s; server NACKed {totals.get('nacked_packets_total', 0):.0f}, "
-        f"resent {totals.get('packets_total', 0):.0f}, "
-        f"gone from cache {totals.get('missing_packets_total', 0):.0f}, "
-        f"refused {totals.get('refused_packets_total', 0):.0f}"
+        f"\n[{label}] publisher {t['publisher_mode']} {t['publisher_fps']:.1f} fps {t['publisher_kbit']:.0f} "
+        f"kbit/s ({t['publisher_limit']}) over {t['window_s']:.1f} s; server CPU {t['server_cpu_s']:.2f} s; "
+        f"server NACKed {t.get('nacked_packets_total', 0):.0f}, resent {t.get('packets_total', 0):.0f}, "
+        f"gone from cache {t.get('missing_packets_total', 0):.0f}, "
+        f"refused {t.get('refused_packets_total', 0):.0f}"
     )
     print(
         f"  {'viewer':<10} {'frames':>6} {'of ref':>7} {'fps':>5} {'freeze s':>8} {'rtx rx':>6} "

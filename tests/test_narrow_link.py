@@ -84,7 +84,10 @@ def test_a_narrow_viewer_keeps_playing_beside_a_clean_one(narrow_link: NarrowLin
     played = {name: playback(r["video_times"], start, end) for name, r in seen.items()}
     dropped = link_after.dropped - link_before.dropped
     sent = link_after.sent_packets - link_before.sent_packets
-    print(f"publisher: {sent_after['mode']} {publisher_fps:.1f} fps {publisher_kbit:.0f} kbit/s")
+    limit = (
+        f"{sent_after['width']}x{sent_after['height']}, limited by {sent_after['limitation'] or 'nothing'}"
+    )
+    print(f"publisher: {sent_after['mode']} {publisher_fps:.1f} fps {publisher_kbit:.0f} kbit/s ({limit})")
     for name, p in played.items():
         freeze = f"longest freeze {p.longest_freeze:.2f} s"
         print(f"{name}: {p.frames} frames in {window:.1f} s, {p.fps:.1f} fps, {freeze}")
