@@ -13,10 +13,12 @@ LIVESHOW_RELAY_LAYERS=false (``off``) where this code base has those settings; w
 For every viewer, over the same window: frames decoded (and the share of the reference's), frame rate,
 longest freeze, RTX packets it received, packets it dropped, NACKs it sent again, and for each link the
 packets its queue sent and dropped; for each mode the server's NACK/RTX counters and CPU seconds.
-Targets (``on`` mode only; ``off`` is reported for comparison): at up to 5 % loss a viewer decodes at
-least 95 % of the reference's frames; the reference keeps at least 28 fps; behind each link a viewer
-keeps at least 10 fps with no freeze over 1 s (28 fps where the link carries the whole stream). Exits 1
-when a target was missed or a viewer failed.
+Targets (``on`` mode only; ``off`` is reported for comparison): the publisher sends at least 28 fps
+(Chromium slows it when the machine runs short of CPU: then nothing else can be judged); the reference
+viewer, and a viewer behind a link that carries the whole stream, decode at least 95 % of the frames
+the publisher sent in the window; at up to 5 % loss a viewer decodes at least 95 % of the reference's
+frames; behind a narrower link a viewer keeps at least 10 fps; behind any link, no freeze over 1 s.
+Exits 1 when a target was missed or a viewer failed.
 
     .venv/bin/python bench/network.py            # every step, both modes: about 2 minutes
     .venv/bin/python bench/network.py --short    # 0 and 5 % loss, 600 kbit (tests/test_network_bench.py)
@@ -41,10 +43,10 @@ from bench.playback import Playback, playback
 
 LOSSES = [0.0, 0.01, 0.02, 0.05, 0.10]
 LINKS_KBIT = [3000, 1000, 600]
-FULL_FPS = 28.0  # "keeps 30 fps", less what a window's edges can cost
+FULL_FPS = 28.0  # the publisher must send "30 fps", less what a window's edges can cost
 NARROW_FPS = 10.0
 MAX_FREEZE_S = 1.0
-DECODED_SHARE = 0.95
+SHARE = 0.95  # of the frames a viewer is to decode
 LOSS_TARGET_UP_TO = 0.05
 OFF_ENV = {"LIVESHOW_RELAY_RTX": "false", "LIVESHOW_RELAY_LAYERS": "false"}
 
@@ -65,31 +67,44 @@ class Seen:
     link_dropped: int = 0
 
 
+def carries_all(step: Step, publish_kbit: int) -> bool:
+    """A link wide enough for the whole stream and its resends."""
+    return step.link_kbit > 1.5 * publish_kbit
+
+
 def target(step: Step, publish_kbit: int) -> str:
-    """What ``step`` must hold with the features on (pure)."""
+    """What ``step`` must hold with the features on (pure). Full-rate steps are judged against the
+    frames the publisher sent in the same window, so a publisher that Chromium slowed is not counted
+    against the relay (the run fails on that separately)."""
     if step.link_kbit:
-        if step.link_kbit > 1.5 * publish_kbit:  # the whole stream and its resends fit
-            return f">= {FULL_FPS:g} fps, no freeze over {MAX_FREEZE_S:g} s"
-        return f">= {NARROW_FPS:g} fps, no freeze over {MAX_FREEZE_S:g} s"
+        rate = (
+            f">= {SHARE:.0%} of the publisher's frames"
+            if carries_all(step, publish_kbit)
+            else f">= {NARROW_FPS:g} fps"
+        )
+        return f"{rate}, no freeze over {MAX_FREEZE_S:g} s"
     if step.loss == 0:
-        return f">= {FULL_FPS:g} fps"
+        return f">= {SHARE:.0%} of the publisher's frames"
     if step.loss <= LOSS_TARGET_UP_TO:
-        return f">= {DECODED_SHARE:.0%} of the reference's frames"
+        return f">= {SHARE:.0%} of the reference's frames"
     return ""
 
 
-def held(step: Step, seen: Seen, reference: Seen, publish_kbit: int) -> bool | None:
+def held(step: Step, seen: Seen, reference: Seen, sent_frames: int, publish_kbit: int) -> bool | None:
     """Whether ``seen`` met ``target(step)``; None where the step has none (pure)."""
-    wanted = target(step, publish_kbit)
-    if not wanted:
+    if not target(step, publish_kbit):
         return None
-    fps, freeze = seen.played.fps, seen.played.longest_freeze
+    frames, freeze = seen.played.frames, seen.played.longest_freeze
     if step.link_kbit:
-        floor = FULL_FPS if wanted.startswith(f">= {FULL_FPS:g}") else NARROW_FPS
-        return fps >= floor and freeze <= MAX_FREEZE_S
+        enough = (
+            frames >= SHARE * sent_frames
+            if carries_all(step, publish_kbit)
+            else seen.played.fps >= NARROW_FPS
+        )
+        return enough and freeze <= MAX_FREEZE_S
     if step.loss == 0:
-        return fps >= FULL_FPS
-    return seen.played.frames >= DECODED_SHARE * reference.played.frames
+        return frames >= SHARE * sent_frames
+    return frames >= SHARE * reference.played.frames
 
 
 def run_mode(
@@ -140,6 +155,7 @@ def run_mode(
     window = end - start
     totals = {
         "window_s": window,
+        "publisher_frames": sent_after["frames"] - sent_before["frames"],
         "publisher_fps": (sent_after["frames"] - sent_before["frames"]) / window,
         "publisher_kbit": (sent_after["bytes"] - sent_before["bytes"]) * 8 / window / 1000,
         "publisher_mode": sent_after.get("mode", ""),
@@ -172,7 +188,9 @@ def print_mode(label: str, seen: list[Seen], totals: dict[str, Any], publish_kbi
         r = s.report
         share = s.played.frames / reference.played.frames if reference.played.frames else 0.0
         wanted = target(s.step, publish_kbit)
-        verdict = held(s.step, s, reference, publish_kbit) if label == "on" else None
+        verdict = (
+            held(s.step, s, reference, totals["publisher_frames"], publish_kbit) if label == "on" else None
+        )
         mark = (
             "" if not wanted else ("held" if verdict else "MISSED") if label == "on" else "(for comparison)"
         )

@@ -97,8 +97,8 @@ def test_a_narrow_viewer_keeps_playing_beside_a_clean_one(narrow_link: NarrowLin
     assert sent_after["mode"] == "L1T3", sent_after
     assert publisher_fps >= 28, sent_after
     assert publisher_kbit > LINK_KBIT, publisher_kbit
-    # The clean viewer is not slowed by the narrow one...
-    assert played["clean"].fps >= 28, played
+    # The clean viewer is not slowed by the narrow one: it decodes what the publisher sent...
+    assert played["clean"].frames >= 0.95 * (sent_after["frames"] - sent_before["frames"]), played
     assert played["clean"].longest_freeze < 0.5, played
     # ...and the narrow one keeps playing at a lower rate.
     assert played["narrow"].fps >= 10, played
