@@ -51,11 +51,14 @@ PUBLISH_JS = r"""async ({whip, key, mode, maxBitrate, startKbps, source}) => {
   const resp = await fetch(whip, {method: "POST", body: pc.localDescription.sdp,
     headers: {"Content-Type": "application/sdp", Authorization: "Bearer " + key}});
   if (resp.status !== 201) throw new Error("WHIP " + resp.status + ": " + await resp.text());
-  // Start at the rate asked for, instead of ramping up from 300 kbps over tens of seconds on the
-  // server's REMB: Chromium reads these from the answer's VP8 format parameters.
+  // Hold the rate asked for: start there (instead of ramping up from 300 kbps over tens of seconds),
+  // with no congestion feedback from the server to move it (its REMB falls when a busy machine delays
+  // the server's reads, which would measure this machine's load, not the viewers' links).
   const vp8 = /^a=rtpmap:(\d+) VP8\/90000/m.exec(await resp.clone().text());
   let sdp = await resp.text();
   if (vp8 && startKbps) {
+    sdp = sdp.split("\r\n").filter((line) => !/^a=rtcp-fb:\S+ (goog-remb|transport-cc)/.test(line)
+      && !/^a=extmap:\d+\S* \S*(abs-send-time|transport-wide-cc)/.test(line)).join("\r\n");
     const rates = `x-google-start-bitrate=${startKbps};x-google-min-bitrate=${startKbps}`;
     const fmtp = new RegExp(`^a=fmtp:${vp8[1]} ([^\\r\\n]*)`, "m");
     sdp = fmtp.test(sdp) ? sdp.replace(fmtp, `a=fmtp:${vp8[1]} $1;${rates}`)
@@ -94,7 +97,8 @@ def publish(
     source: str = "",
 ) -> None:
     """Publish from ``page`` (already on the server's origin) and wait until its peer is connected;
-    ``start_kbps`` also holds the encoder at that rate at least (0: Chromium's own ramp-up)."""
+    ``start_kbps`` holds the encoder at that rate, whatever the server's feedback (0: Chromium's own
+    ramp-up and congestion control)."""
     args = {"whip": whip, "key": key, "mode": mode, "maxBitrate": max_kbps * 1000, "startKbps": start_kbps}
     page.evaluate(PUBLISH_JS, {**args, "source": source})
     page.wait_for_function("window.publisher.connectionState === 'connected'", timeout=20000)
