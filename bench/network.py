@@ -140,7 +140,7 @@ def run_mode(
         sent_after, cpu_after, end = chromium.sent(page), server.cpu_seconds(), time.monotonic()
         shaped_after = {kbit: link.shaper() for kbit, link in links.items()}
         reports = {step: viewer.report() for step, viewer in viewers.items()}
-        counters = server.metrics("liveshow_rtx")
+        counters = {**server.metrics("liveshow_rtx"), **server.metrics("liveshow_relay_layer")}
     finally:
         browser.close()
         for viewer in viewers.values():
@@ -178,6 +178,13 @@ def print_mode(label: str, seen: list[Seen], totals: dict[str, Any], publish_kbi
         f"gone from cache {t.get('missing_packets_total', 0):.0f}, "
         f"refused {t.get('refused_packets_total', 0):.0f}"
     )
+    layers = {
+        k.removeprefix("liveshow_relay_layer_"): v
+        for k, v in t.items()
+        if k.startswith("liveshow_relay_layer")
+    }
+    counted = ", ".join(f"{k} {v:.0f}" for k, v in layers.items())
+    print(f"  layer filter: {counted or 'no counters (not in this server)'}")
     print(
         f"  {'viewer':<10} {'frames':>6} {'of ref':>7} {'fps':>5} {'freeze s':>8} {'rtx rx':>6} "
         f"{'dropped':>7} {'re-NACK':>7} {'link sent':>9} {'link drop':>9}  target"

@@ -72,7 +72,7 @@ def test_a_narrow_viewer_keeps_playing_beside_a_clean_one(narrow_link: NarrowLin
                 seen = {v.name: v.report() for v in viewers}
             finally:
                 browser.close()
-        rtx = server.metrics("liveshow_rtx")
+        counters = {**server.metrics("liveshow_rtx"), **server.metrics("liveshow_relay_layer")}
     finally:
         for viewer in viewers:
             viewer.close()
@@ -91,7 +91,7 @@ def test_a_narrow_viewer_keeps_playing_beside_a_clean_one(narrow_link: NarrowLin
     for name, p in played.items():
         freeze = f"longest freeze {p.longest_freeze:.2f} s"
         print(f"{name}: {p.frames} frames in {window:.1f} s, {p.fps:.1f} fps, {freeze}")
-    print(f"narrow link: {sent} packets sent, {dropped} dropped by its queue; server {rtx}")
+    print(f"narrow link: {sent} packets sent, {dropped} dropped by its queue; server {counters}")
 
     # The premises: layers, the full rate, more than the narrow link carries.
     assert sent_after["mode"] == "L1T3", sent_after
