@@ -16,6 +16,7 @@ from aiortc.rtp import is_rtcp
 from liveshow.signaling.client import Watcher
 
 NACK_RETRY = 0.1  # seconds a packet stays missing before the viewer asks for it again
+MAX_NACKS = 10  # times a viewer asks for one packet before giving up on it (libwebrtc's kMaxNackRetries)
 
 
 class DropPattern:
@@ -56,6 +57,15 @@ class LossyWatcher(Watcher):
         self.dropped = 0
         self.nacked_again = 0
         self.rtx_received = 0  # RTX packets (resends) that got through; 0 when RTX is not negotiated
+        self.keyframes_asked = 0  # PLIs this viewer sent (aiortc sends one when its jitter buffer gives up)
+        self.resyncs = 0  # keyframes decoding went on from, past packets that never came
+        self.given_up = 0  # packets asked for the last (MAX_NACKS-th) time
+        self._missing: set[int] = set()
+
+    @property
+    def missing_now(self) -> int:
+        """Video packets this viewer is still waiting for (and asking again for)."""
+        return len(self._missing)
 
     async def watch(self, url: str) -> None:
         if not self.rtx:
@@ -92,7 +102,42 @@ class LossyWatcher(Watcher):
                     self.dropped_video += 1
 
         ice._recv = lossy
+        receiver: Any = video.receiver
+        self._missing = receiver._RTCRtpReceiver__nack_generator.missing
+        send_pli = receiver._send_rtcp_pli
+
+        async def counted_pli(media_ssrc: int) -> None:
+            self.keyframes_asked += 1
+            await send_pli(media_ssrc)
+
+        receiver._send_rtcp_pli = counted_pli
+        if video._codecs[0].mimeType == "video/VP8":
+            self._resync_at_keyframes(receiver)
         self._tasks.append(asyncio.ensure_future(self._nack_again(video.receiver)))
+
+    def _resync_at_keyframes(self, receiver: Any) -> None:
+        """Go on decoding from a keyframe that arrives while older packets are still missing, as
+        browsers do (libwebrtc's packet buffer drops the incomplete frames before a complete keyframe,
+        and its NackRequester stops asking for packets older than it). aiortc's jitter buffer would
+        wait for the hole until 512 packets later (at a narrow link's rate: many seconds), a property
+        of this test client, not of the relay, which asks the publisher for that keyframe when it
+        cannot resend a packet."""
+        buffer = receiver._RTCRtpReceiver__jitter_buffer
+        add = buffer.add
+
+        def add_resyncing(packet: Any) -> Any:
+            origin = buffer._origin
+            if origin is not None and self._missing and vp8_keyframe_start(packet.payload):
+                seq = packet.sequence_number
+                older = {m for m in self._missing if 0 < (seq - m) % 65536 < 32768}
+                ahead = (seq - origin) % 65536
+                if older and 0 < ahead < buffer.capacity:
+                    buffer.remove(ahead)  # the incomplete frames before the keyframe
+                    self._missing -= older
+                    self.resyncs += 1
+            return add(packet)
+
+        buffer.add = add_resyncing
 
     async def _nack_again(self, receiver: Any) -> None:
         """Ask again for packets still missing after a retry interval, as browsers do (libwebrtc's
@@ -103,11 +148,35 @@ class LossyWatcher(Watcher):
         streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams
         rtx_ssrcs: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc
         before: set[int] = set()
+        asked: dict[int, int] = {}
         while True:
             await asyncio.sleep(NACK_RETRY)
-            still = before & missing
+            for seq in [s for s in asked if s not in missing]:
+                del asked[seq]
+            still = {s for s in before & missing if asked.get(s, 1) < MAX_NACKS}
             media = [ssrc for ssrc in streams if ssrc not in rtx_ssrcs]
             if still and media:
                 self.nacked_again += len(still)
+                for seq in still:
+                    asked[seq] = asked.get(seq, 1) + 1  # aiortc's own NACK was the first
+                    self.given_up += asked[seq] == MAX_NACKS
                 await receiver._send_rtcp_nack(media[0], sorted(still))
             before = set(missing)
+
+
+def vp8_keyframe_start(payload: bytes) -> bool:
+    """Whether an RTP payload is the first packet of a VP8 keyframe (RFC 7741: the payload descriptor
+    says start of partition 0, and the VP8 payload header's P bit is 0)."""
+    if len(payload) < 2 or payload[0] & 0x17 != 0x10:  # S=1, PID=0
+        return False
+    at = 1
+    if payload[0] & 0x80:  # X: an extension byte follows
+        ext = payload[1]
+        at = 2
+        if ext & 0x80:  # I: a picture id, 7 or 15 bits
+            at += 2 if len(payload) > at and payload[at] & 0x80 else 1
+        if ext & 0x40:  # L: TL0PICIDX
+            at += 1
+        if ext & 0x30:  # T or K: TID/Y/KEYIDX
+            at += 1
+    return len(payload) > at and payload[at] & 0x01 == 0

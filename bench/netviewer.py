@@ -38,6 +38,10 @@ def report(viewer: LossyWatcher) -> dict[str, Any]:
         "dropped_video": viewer.dropped_video,
         "nacked_again": viewer.nacked_again,
         "rtx_received": viewer.rtx_received,
+        "missing_now": viewer.missing_now,
+        "keyframes_asked": viewer.keyframes_asked,
+        "resyncs": viewer.resyncs,
+        "given_up": viewer.given_up,
         "connection": viewer.pc.connectionState,
     }
 

@@ -28,6 +28,7 @@ QUEUE_MS = 250
 PUBLISH_KBIT = 800
 SETTLE_S = 4.0  # after both play: the relay judges the narrow link from its RTCP, then holds
 WINDOW_S = 8.0
+MAX_FREEZE_S = 1.0  # a picture held longer than this is a freeze (the words)
 
 
 @pytest.fixture
@@ -91,6 +92,12 @@ def test_a_narrow_viewer_keeps_playing_beside_a_clean_one(narrow_link: NarrowLin
     for name, p in played.items():
         freeze = f"longest freeze {p.longest_freeze:.2f} s"
         print(f"{name}: {p.frames} frames in {window:.1f} s, {p.fps:.1f} fps, {freeze}")
+    for name, r in seen.items():
+        counts = {
+            k: r[k]
+            for k in ("rtx_received", "nacked_again", "given_up", "missing_now", "keyframes_asked", "resyncs")
+        }
+        print(f"{name} viewer: {counts}")
     print(f"narrow link: {sent} packets sent, {dropped} dropped by its queue; server {counters}")
 
     # The premises: layers, the full rate, more than the narrow link carries.
@@ -99,8 +106,8 @@ def test_a_narrow_viewer_keeps_playing_beside_a_clean_one(narrow_link: NarrowLin
     assert publisher_kbit > LINK_KBIT, publisher_kbit
     # The clean viewer is not slowed by the narrow one: it decodes what the publisher sent...
     assert played["clean"].frames >= 0.95 * (sent_after["frames"] - sent_before["frames"]), played
-    assert played["clean"].longest_freeze < 0.5, played
+    assert played["clean"].longest_freeze <= MAX_FREEZE_S, played
     # ...and the narrow one keeps playing at a lower rate.
     assert played["narrow"].fps >= 10, played
-    assert played["narrow"].longest_freeze <= 1.0, played
+    assert played["narrow"].longest_freeze <= MAX_FREEZE_S, played
     assert seen["narrow"]["sizes"] == [[640, 480]], seen["narrow"]["sizes"]
