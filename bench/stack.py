@@ -178,6 +178,20 @@ class Stack:
             self.nginx = None
 
 
+def ensure_database(url: str) -> None:
+    """Create a PostgreSQL database named by ``url`` when it does not exist yet (``make cluster``)."""
+    if not url.startswith("postgresql"):
+        return
+    import psycopg
+
+    parsed = httpx.URL(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    name = parsed.path.lstrip("/")
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin.replace("postgresql+psycopg://", "postgresql://", 1), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="liveshow processes behind nginx on this machine")
     parser.add_argument("--processes", type=int, default=3)
@@ -193,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="liveshow-cluster-"))
     stack = Stack(workdir, args.database_url, args.bus_url, processes=args.processes, port=args.port)
+    ensure_database(args.database_url)
     stack.liveshow("migrate")
     password = secrets.token_urlsafe(9)
     print(stack.liveshow("demo", "--password", password).stdout.strip())
