@@ -1,8 +1,8 @@
 """One show's HLS rendition as a MediaSink on its relay: frames in, the window updated, waiters woken.
 
 ``on_frame`` runs on the relay's event loop. Unlike the recorder (PyAV and file writes, so a thread),
-the work here is appending a few boxes around bytes the frame already holds: about 20 µs per frame
-(``bench/hls.py`` prints it), and a part's fragment once every 200 ms. Requests that wait for a part
+the work here is copying the frame's bytes into MP4 form and, every 200 ms, a part's boxes around
+them: tens of microseconds per frame (``bench/hls.py`` prints it). Requests that wait for a part
 (blocking playlist reload, preload hints) wait on futures woken when a part completes.
 """
 
