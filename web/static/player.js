@@ -163,10 +163,15 @@
     if (hls || video.dataset.hls === "native" || state === "ended") return;
     clearTimeout(hlsRetry);
     video.srcObject = null;
-    const url = root.dataset.hlsUrl;
+    // Behind a proxy, any process answers 307 to the one holding the show: follow it once here, so
+    // the player's many playlist reloads and parts go there directly (a new holder: a fatal error,
+    // and this runs again).
+    const url = await fetch(root.dataset.hlsUrl).then((r) => (r.ok ? r.url : root.dataset.hlsUrl),
+      () => root.dataset.hlsUrl);
     if (window.MediaSource && await loadHlsJs() && window.Hls.isSupported()) {
       if (hls || state === "ended") return;
-      const player = new window.Hls({ lowLatencyMode: true, backBufferLength: 30 });
+      // After a stall it plays up to 1.5x until it is back at the target latency (hls.js stays behind otherwise).
+      const player = new window.Hls({ lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
       hls = player;
       player.on(window.Hls.Events.ERROR, (_, data) => {
         if (!data.fatal || hls !== player) return;
