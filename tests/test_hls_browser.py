@@ -1,6 +1,7 @@
 """The HLS fallback in headless Chromium: the studio publishes H.264 over WHIP (its own preference, which
 the server now follows); with the show capped at one WebRTC viewer, a second viewer is refused (503)
-and plays the show's LL-HLS rendition through hls.js, saying which latency mode each is in."""
+and plays the show's LL-HLS rendition through hls.js, saying which latency mode each is in; a third
+whose WebRTC keeps failing falls back too."""
 
 from __future__ import annotations
 
@@ -48,7 +49,7 @@ def position(page: Any) -> float:
 def test_a_viewer_refused_webrtc_plays_hls(browser: Any, capped_stage: tuple[LiveServer, Show]) -> None:
     server, show = capped_stage
     studio = go_live(browser, server.url, show.id or 0)
-    first_ctx, second_ctx = browser.new_context(), browser.new_context()
+    first_ctx, second_ctx, third_ctx = browser.new_context(), browser.new_context(), browser.new_context()
     first, second = first_ctx.new_page(), second_ctx.new_page()
     refused: list[int] = []
     second.on(
@@ -73,7 +74,15 @@ def test_a_viewer_refused_webrtc_plays_hls(browser: Any, capped_stage: tuple[Liv
         assert second.evaluate("window.liveshowPlayer.hls.targetLatency") == pytest.approx(1.002)
         played = position(second)
         wait_until(lambda: position(second) > played + 1.0, timeout=10)  # it keeps playing
+
+        # WebRTC that keeps failing (here: WHEP unreachable) also ends in HLS, after three tries
+        third = third_ctx.new_page()
+        third.route("**/whep/**", lambda route: route.abort())
+        third.goto(f"{server.url}/test/show/{show.id}")
+        wait_until(lambda: position(third) > 1.0, timeout=40)
+        assert third.evaluate("document.getElementById('player').dataset.hlsReason") == "failed"
     finally:
         studio.close()
         first_ctx.close()
         second_ctx.close()
+        third_ctx.close()
