@@ -43,7 +43,8 @@
   }
 
   function backoff() {
-    if (attempt >= WEBRTC_TRIES && fallBackToHls("failed")) return;
+    // Only while the show is live: a publisher reconnecting (not_live) is no reason to leave WebRTC.
+    if (attempt >= WEBRTC_TRIES && state === "live" && fallBackToHls("failed")) return;
     const delay = Math.min(500 * 2 ** attempt, 10000) * (0.75 + Math.random() / 2);
     attempt += 1;
     schedule(delay);
