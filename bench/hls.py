@@ -14,6 +14,9 @@
    comes from the studio's WebRTC stats (mean encode time + mean packet send delay); their sum plus one
    display frame is the glass-to-glass estimate. A plain HTTP client also fetches each preload-hinted
    part as the players do (a blocking request): *part served after its first frame arrived*.
+3. Audience: ``--clients`` plain-HTTP clients follow the live edge the same way, all at once, through
+   nginx: how many of their requests reach liveshow (the cache lock lets one per object through), the
+   CPU of the liveshow processes and of nginx, and the part latency they see.
 
 Prints percentiles and every count that could hide a failure (samples, stalls, errors, requests that
 reached the liveshow processes versus requests the players made).
@@ -22,6 +25,8 @@ reached the liveshow processes versus requests the players made).
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import re
 import secrets
 import statistics
@@ -156,7 +161,132 @@ def part_probe(url: str, show_id: int, stop: threading.Event, out: list[float], 
                 time.sleep(0.2)
 
 
-def latency(seconds: int, viewers: int) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc), 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+async def follow_live_edge(
+    client: httpx.AsyncClient, base: str, until: float, latencies: list[float], counts: dict[str, int]
+) -> None:
+    """One LL-HLS client: the hinted part (held until it exists), then the playlist held until it lists
+    it, again and again; each part's arrival is timed against its first frame's arrival at the server."""
+    pdt = re.compile(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)")
+    hint: str | None = None
+    while time.monotonic() < until:
+        query, received = "", 0.0
+        try:
+            if hint is not None:
+                part = await client.get(f"{base}/{hint}")
+                counts["requests"] += 1
+                received = time.time()
+                if part.status_code != 200:
+                    counts[f"part {part.status_code}"] = counts.get(f"part {part.status_code}", 0) + 1
+                    hint = None
+                    continue
+                msn, index = hint.rsplit("/", 1)[1].removesuffix(".m4s").split(".")
+                query = f"?_HLS_msn={msn}&_HLS_part={index}"
+            playlist = await client.get(f"{base}/live.m3u8{query}")
+            counts["requests"] += 1
+            if playlist.status_code != 200:
+                counts[f"playlist {playlist.status_code}"] = (
+                    counts.get(f"playlist {playlist.status_code}", 0) + 1
+                )
+                hint = None
+                await asyncio.sleep(0.2)
+                continue
+            base = str(playlist.url).rsplit("/", 1)[0]
+            lines = playlist.text.splitlines()
+            if hint is not None:
+                at = next(i for i, line in enumerate(lines) if f'URI="{hint}"' in line)
+                dated = max(i for i, line in enumerate(lines[:at]) if pdt.match(line))
+                match = pdt.match(lines[dated])
+                assert match is not None
+                start = datetime.fromisoformat(match[1].replace("Z", "+00:00")).timestamp()
+                start += sum(
+                    float(line.split("DURATION=")[1].split(",")[0])
+                    for line in lines[dated:at]
+                    if line.startswith("#EXT-X-PART:")
+                )
+                latencies.append((received - start) * 1000)
+            last = next(line for line in reversed(lines) if line.startswith("#EXT-X-PRELOAD-HINT"))
+            hint = last.split('URI="')[1].rstrip('"')
+        except (httpx.HTTPError, StopIteration, ValueError) as exc:
+            counts[type(exc).__name__] = counts.get(type(exc).__name__, 0) + 1
+            hint = None
+            await asyncio.sleep(0.2)
+
+
+def audience(stack: Stack, show_id: int, clients: int, seconds: int) -> None:
+    """``clients`` plain-HTTP LL-HLS clients through nginx at once: what reaches liveshow, and its CPU."""
+
+    def hls_lines() -> int:
+        return sum(stack.log_tail(i, 10**9).count('"GET /hls/') for i in range(len(stack.ports)))
+
+    assert stack.nginx is not None
+    nginx = [stack.nginx.pid, *children(stack.nginx.pid)]
+    servers = [proc.pid for proc in stack.procs]
+    latencies: list[float] = []
+    counts = {"requests": 0}
+
+    async def run() -> None:
+        limits = httpx.Limits(max_connections=clients * 2, max_keepalive_connections=clients * 2)
+        async with httpx.AsyncClient(follow_redirects=True, timeout=15, limits=limits) as client:
+            until = time.monotonic() + seconds
+            base = f"{stack.url}/hls/{show_id}"
+            await asyncio.gather(
+                *(follow_live_edge(client, base, until, latencies, counts) for _ in range(clients))
+            )
+
+    upstream_before = hls_lines()
+    cpu_before = [sum(cpu_seconds(p) for p in servers), sum(cpu_seconds(p) for p in nginx)]
+    began = time.monotonic()
+    # In a thread of its own: Playwright's sync API keeps an event loop running in this one.
+    worker = threading.Thread(target=lambda: asyncio.run(run()), name="hls-audience")
+    worker.start()
+    worker.join()
+    wall = time.monotonic() - began
+    time.sleep(0.5)  # the access log lines of the last requests
+    upstream = hls_lines() - upstream_before
+    cpu = [
+        sum(cpu_seconds(p) for p in servers) - cpu_before[0],
+        sum(cpu_seconds(p) for p in nginx) - cpu_before[1],
+    ]
+    print(f"3. {clients} plain-HTTP LL-HLS clients through nginx at once (one Python process), {seconds} s:")
+    summary("part received after its first frame reached the server", latencies)
+    print(
+        f"  client requests {counts['requests']} ({counts['requests'] / wall:.0f}/s);"
+        f" reaching liveshow {upstream} ({upstream / wall:.0f}/s,"
+        f" {upstream / max(1, counts['requests']) * 100:.1f} %)"
+    )
+    print(
+        f"  CPU: liveshow processes {cpu[0] / wall * 100:.1f} % of a core (both; publisher, room included),"
+        f" nginx {cpu[1] / wall * 100:.1f} %"
+    )
+    per_client = counts["requests"] / wall / clients
+    print(
+        f"  counts: {len(latencies)} parts received, outcomes {counts}; {per_client:.1f} requests/s per"
+        " client (one keeping up makes ~9: a part and a playlist per part; fewer means this client"
+        " process, not the server, fell behind, and its part latency is its own lag)"
+    )
+
+
+def latency(seconds: int, viewers: int, clients: int) -> None:
     from playwright.sync_api import sync_playwright
     from sqlmodel import select
 
@@ -182,7 +312,7 @@ def latency(seconds: int, viewers: int) -> None:
             browser = pw.chromium.launch(
                 executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
             )
-            run_latency(browser, stack, show_id, seconds, viewers, SELLER)
+            run_latency(browser, stack, show_id, seconds, viewers, SELLER, clients)
             browser.close()
     finally:
         stack.stop()
@@ -191,7 +321,9 @@ def latency(seconds: int, viewers: int) -> None:
         print(f"  requests for /hls/ that reached the liveshow processes: {upstream}")
 
 
-def run_latency(browser: Any, stack: Stack, show_id: int, seconds: int, viewers: int, seller: str) -> None:
+def run_latency(
+    browser: Any, stack: Stack, show_id: int, seconds: int, viewers: int, seller: str, clients: int
+) -> None:
     studio_ctx = browser.new_context()
     studio_ctx.grant_permissions(["camera", "microphone"])
     studio = studio_ctx.new_page()
@@ -276,6 +408,10 @@ def run_latency(browser: Any, stack: Stack, show_id: int, seconds: int, viewers:
         f" {len(probes)} parts probed, {len(errors)} probe errors {sorted(set(errors))[:5]},"
         f" {requests[0]} /hls/ requests by the players; modes shown: {sorted(set(modes))}"
     )
+    for page in pages:
+        page.context.close()  # the studio goes on publishing for part 3
+    if clients:
+        audience(stack, show_id, clients, seconds)
     studio_ctx.close()
 
 
@@ -283,9 +419,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--seconds", type=int, default=30)
     parser.add_argument("--viewers", type=int, default=3)
+    parser.add_argument(
+        "--clients", type=int, default=100, help="plain HTTP LL-HLS clients in part 3 (0: skip)"
+    )
     args = parser.parse_args()
     mux_cost()
-    latency(args.seconds, args.viewers)
+    latency(args.seconds, args.viewers, args.clients)
     return 0
 
 
