@@ -171,8 +171,13 @@
       () => root.dataset.hlsUrl);
     if (window.MediaSource && await loadHlsJs() && window.Hls.isSupported()) {
       if (hls || state === "ended") return;
-      // After a stall it plays up to 1.5x until it is back at the target latency (hls.js stays behind otherwise).
-      const player = new window.Hls({ lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5 });
+      // Aim 1 s behind the live edge (the playlist's PART-HOLD-BACK); after a stall play up to 1.5x to get
+      // back there, and more than 6 s behind jump to the edge: bids and claims happen now (hls.js would
+      // otherwise stay wherever a stall left it).
+      const player = new window.Hls({
+        lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5,
+        liveSyncDuration: 1, liveMaxLatencyDuration: 6,
+      });
       hls = player;
       player.on(window.Hls.Events.ERROR, (_, data) => {
         if (!data.fatal || hls !== player) return;
