@@ -50,6 +50,10 @@ class Settings:
     # The relay sends each viewer only the VP8 temporal layers its link carries (off: every viewer gets
     # every layer).
     relay_layers: bool = True
+    # What the browser studio publishes: "layered" (VP8 with three temporal layers where the browser
+    # can encode them, so the relay can adapt each viewer) or "h264" (H.264 first: hardware encoding and
+    # the LL-HLS rendition, which browsers cannot play from VP8; one layer). See the README, Video.
+    studio_video: str = "layered"
     # Base URL other server processes redirect WHEP viewers to when this process holds a show's
     # publisher (several processes on Redis); empty means http://{host}:{port}.
     advertise_url: str = ""

@@ -66,6 +66,25 @@ def capabilities(
     return caps
 
 
+def in_offer_order(offer: str, kind: str, caps: list[RTCRtpCodecCapability]) -> list[RTCRtpCodecCapability]:
+    """``caps`` sorted as the offer's ``kind`` section lists their codecs (stable; unlisted last).
+
+    The publisher's order decides what a show is sent in: the studio and OBS put H.264 first, and only
+    H.264 shows get an HLS rendition (browsers' MSE takes no VP8 in MP4); a VP8-first offer stays VP8.
+    """
+    rank: dict[str, int] = {}
+    in_kind = False
+    for line in offer.splitlines():
+        if line.startswith("m="):
+            in_kind = line.startswith(f"m={kind} ")
+        elif in_kind and line.startswith("a=rtpmap:"):
+            parts = line.split(None, 1)
+            if len(parts) == 2:
+                name = parts[1].split("/", 1)[0].lower()
+                rank.setdefault(name, len(rank))
+    return sorted(caps, key=lambda c: rank.get(c.mimeType.split("/", 1)[-1].lower(), len(rank)))
+
+
 class FrameTap:
     """Stands in for an RTCRtpReceiver's decoder queue: complete encoded frames come to ``on_frame``.
 

@@ -15,7 +15,15 @@ from aiortc.rtp import RtpPacket
 from liveshow.media.clock import ShowClock, StreamTimeline
 from liveshow.media.forward import InboundStream
 from liveshow.media.frames import EncodedFrame, clock_rate, is_keyframe
-from liveshow.media.peers import FORWARDED, PeerIce, capabilities, make_peer, request_pli, tap_receiver
+from liveshow.media.peers import (
+    FORWARDED,
+    PeerIce,
+    capabilities,
+    in_offer_order,
+    make_peer,
+    request_pli,
+    tap_receiver,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +63,7 @@ class Publisher:
         """Answer the offer, receiving one stream of each offered kind in a codec we forward."""
         for kind in kinds:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-            transceiver.setCodecPreferences(capabilities(kind, FORWARDED[kind]))
+            transceiver.setCodecPreferences(in_offer_order(offer, kind, capabilities(kind, FORWARDED[kind])))
             tap_receiver(transceiver, self._frame_handler(kind), self._packet_handler(kind))
             if kind == "video":
                 self._video = transceiver

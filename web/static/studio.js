@@ -77,11 +77,13 @@
     // VP8 with three temporal layers where the browser can encode them: the relay then sends a viewer on
     // a narrow link only the layers it carries (fewer frames per second, never a frozen picture).
     // Browsers do not all list scalability modes in their capabilities: ask for L1T3 and see if it stuck.
+    // An operator who wants the LL-HLS rendition (H.264 only) sets studio_video = "h264": one layer.
+    const wantLayers = root.dataset.video !== "h264";
     let layered = false;
     for (const track of stream.getTracks()) {
       const init = { direction: "sendonly", streams: [stream] };
       let tr = null;
-      if (track.kind === "video") {
+      if (track.kind === "video" && wantLayers) {
         try {
           tr = pc.addTransceiver(track, { ...init, sendEncodings: [{ scalabilityMode: "L1T3" }] });
           layered = (tr.sender.getParameters().encodings || [])[0]?.scalabilityMode === "L1T3";
