@@ -1,0 +1,139 @@
+"""An edge's upstream peer: it watches a show on the process that feeds it (server to server WHEP)
+and hands every complete encoded frame on, as a publisher's peer does. Nothing is decoded.
+
+The offer receives video in a codec we forward and Opus; the feeding process answers in exactly the
+codec its show is sent in (as for any viewer), so the edge's own viewers get the same bytes. Lost
+packets are NACKed upstream by aiortc's receiver (the feeder answers from its cache); a keyframe
+request is a PLI upstream, which the feeder passes on to its own source, up to the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+import httpx
+from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+
+from liveshow.media import edgeauth
+from liveshow.media.clock import ShowClock, StreamTimeline
+from liveshow.media.frames import EncodedFrame, clock_rate, is_keyframe
+from liveshow.media.peers import FORWARDED, PeerIce, capabilities, make_peer, request_pli, tap_receiver
+
+log = logging.getLogger(__name__)
+
+EXCHANGE_TIMEOUT = 10.0  # seconds for the feeder to answer the offer
+
+
+class PullRefused(Exception):
+    """The feeder did not answer the offer with 201 (gone, full, not holding the show)."""
+
+
+class UpstreamPull:
+    """One pull session: ``open()`` negotiates (the codecs are known when it returns), frames go to
+    ``on_frame`` once ICE and DTLS are up; ``close()`` ends the session upstream too."""
+
+    def __init__(
+        self,
+        url: str,
+        show_id: int,
+        secret_key: str,
+        ice: PeerIce,
+        clock: ShowClock,
+        on_frame: Callable[[EncodedFrame], None],
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.show_id = show_id
+        self.secret_key = secret_key
+        # Its own UDP port even when the process shares one (udpmux): the mux tells its sessions apart
+        # by the ICE username a client puts in its checks, and here the server is the client.
+        self.pc: RTCPeerConnection = make_peer(dataclasses.replace(ice, mux=None))
+        self.clock = clock
+        self.on_frame = on_frame
+        self.codecs: dict[str, str] = {}
+        self.location = ""
+        self.opened_at = time.monotonic()
+        self.last_frame_at: float | None = None  # monotonic time of the last video frame
+        self.frames = 0
+        self.keyframe_requests = 0
+        self._video: RTCRtpTransceiver | None = None
+        self._closed = False
+
+    @property
+    def state(self) -> str:
+        return str(self.pc.connectionState)
+
+    async def open(self) -> dict[str, str]:
+        for kind in ("video", "audio"):
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            transceiver.setCodecPreferences(capabilities(kind, FORWARDED[kind]))
+            tap_receiver(transceiver, self._frame_handler(kind))
+            if kind == "video":
+                self._video = transceiver
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        endpoint = f"{self.url}/whep/{self.show_id}"
+        headers = {
+            "Content-Type": "application/sdp",
+            edgeauth.HEADER: edgeauth.pull_token(self.secret_key, self.show_id),
+        }
+        # No redirects: a feeder that does not hold the show says so, and the edge picks again.
+        async with httpx.AsyncClient(timeout=EXCHANGE_TIMEOUT, follow_redirects=False) as http:
+            try:
+                resp = await http.post(endpoint, content=self.pc.localDescription.sdp, headers=headers)
+            except httpx.HTTPError as exc:
+                raise PullRefused(f"{endpoint}: {exc!r}") from exc
+        if resp.status_code != 201:
+            raise PullRefused(f"{endpoint}: {resp.status_code} {resp.text[:200]}")
+        self.location = str(resp.url.join(resp.headers.get("location", "")))
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=resp.text, type="answer"))
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.kind is not None and transceiver._codecs:
+                self.codecs[transceiver.kind] = transceiver._codecs[0].name
+        self.opened_at = time.monotonic()
+        return dict(self.codecs)
+
+    def _frame_handler(self, kind: str) -> Callable[[str, bytes, int], None]:
+        timeline = StreamTimeline(self.clock, clock_rate(kind))
+
+        def on_frame(codec: str, data: bytes, stream_ts: int) -> None:
+            if self._closed or not data:
+                return
+            if kind == "video":
+                self.frames += 1
+                self.last_frame_at = time.monotonic()
+            self.on_frame(
+                EncodedFrame(
+                    kind=kind,
+                    codec=codec,
+                    data=data,
+                    pts=timeline.pts(stream_ts),
+                    keyframe=is_keyframe(codec, data),
+                )
+            )
+
+        return on_frame
+
+    def request_keyframe(self) -> None:
+        """A PLI to the feeder (the relay rate-limits how often this is called)."""
+        if self._video is not None and not self._closed:
+            self.keyframe_requests += 1
+            request_pli(self._video)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self.location:
+            # Tell the feeder at once (its viewer count, its caps); a dead feeder costs a short wait.
+            try:
+                async with httpx.AsyncClient(timeout=2) as http:
+                    await http.delete(self.location)
+            except httpx.HTTPError:
+                pass
+        try:
+            await asyncio.wait_for(self.pc.close(), timeout=5)
+        except Exception:
+            log.warning("edge pull from %s did not close cleanly", self.url, exc_info=True)
