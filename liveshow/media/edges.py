@@ -91,11 +91,14 @@ class EdgeShows:
         feed = self.feeds.get(show_id)
         return feed.media if feed is not None else None
 
-    async def media_for(self, show_id: int, origin: str) -> ShowMedia:
-        """The show's local media, pulled from upstream first if this is its first viewer here;
-        PullRefused when no feeder answered."""
+    async def media_for(self, show_id: int, origin: str | None) -> ShowMedia:
+        """The show's local media, pulled from upstream first if this is its first viewer here
+        (``origin``: where the show is held); PullRefused when no feeder answered. A viewer arriving
+        while the first pull is being made waits for it (its answer needs the pull's codecs)."""
         feed = self.feeds.get(show_id)
         if feed is None:
+            if origin is None:
+                raise PullRefused("no process holds the show")
             holder: list[EdgeFeed] = []
             relay = ShowRelay(show_id, lambda: holder[0].request_keyframe(), self.rtx)
             feed = EdgeFeed(media=ShowMedia(show_id=show_id, relay=relay))

@@ -383,15 +383,15 @@ class MediaService:
         media = self.shows.get(show_id)
         if media is None or media.source is None:
             elsewhere = await self.owners.owner_url(show_id)
-            edge = self.edges.media(show_id)
-            if edge is not None:
-                media = edge  # relayed here already (its supervisor follows the show if it moves)
-            elif elsewhere is not None:
-                if pull or not self.has_headroom():
-                    raise ServedElsewhere(f"{elsewhere}/whep/{show_id}")
+            relayed = self.edges.media(show_id) is not None  # an edge of the show here already
+            if elsewhere is not None and not relayed and (pull or not self.has_headroom()):
+                raise ServedElsewhere(f"{elsewhere}/whep/{show_id}")
+            if relayed or elsewhere is not None:
                 try:
                     media = await self.edges.media_for(show_id, elsewhere)
                 except PullRefused as exc:
+                    if elsewhere is None:
+                        raise NotLive("The show is between servers; try again shortly.") from exc
                     log.warning("show %s: no pull from %s (%s): redirecting", show_id, elsewhere, exc)
                     raise ServedElsewhere(f"{elsewhere}/whep/{show_id}") from exc
         if media is None or not media.codecs:
