@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bench.cluster import setup_show
 from bench.faults import Server
 from liveshow.signaling.client import Watcher, publish
 from tests.conftest import REDIS_URL
@@ -81,24 +82,6 @@ class RetryingViewer:
             await self.watcher.close()
 
 
-def setup_show(db_url: str) -> tuple[int, str]:
-    from liveshow.accounts.models import User
-    from liveshow.db import Database
-    from liveshow.shows.models import Show
-
-    db = Database(db_url)
-    with db.session() as s:
-        seller = User(username="edge-seller", password_hash="x")
-        s.add(seller)
-        s.commit()
-        show = Show(seller_id=seller.id or 0, title="Edges", stream_key=secrets.token_hex(8))
-        s.add(show)
-        s.commit()
-        out = (show.id or 0, show.stream_key)
-    db.close()
-    return out
-
-
 @pytest.fixture
 def processes(tmp_path: Path, sqlite_url: str, redis_prefix: str) -> Iterator[list[Server]]:
     env = {
@@ -143,7 +126,7 @@ async def test_killing_an_edge_moves_its_viewers_to_another_process_within_5_s(
     processes: list[Server], sqlite_url: str
 ) -> None:
     a, b, c = processes
-    show_id, key = setup_show(sqlite_url)
+    show_id, key = setup_show(sqlite_url, migrate=False)
     pub, _ = await publish(f"{a.url}/whip/{show_id}", key)
     for _ in range(300):
         async with httpx.AsyncClient(timeout=5) as http:
