@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import secrets
 import statistics
 import subprocess
@@ -45,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from bench import relay
+from bench import machine, relay
 from bench.faults import Server
 from bench.services import PrivateRedis
 from bench.tally import ViewerWindow, relay_held, relay_step, relay_summary
@@ -241,7 +242,10 @@ def ramp(
         time.sleep(1.5)  # first keyframes out, queues settle
         for proc in procs:
             relay.ask(proc, "start")
-        cpu = cpu_rate(pids, window)
+        clients = {f"viewers{i}": proc.pid for i, proc in enumerate(procs)}
+        measured = cpu_rate({**pids, **clients}, window)
+        cpu = {name: measured[name] for name in pids}
+        client_cpu = sum(measured[name] for name in clients)
         viewers: list[dict[str, Any]] = []
         per_target: dict[str, int] = {}
         for proc, target in zip(procs, targets, strict=True):
@@ -265,6 +269,7 @@ def ramp(
             "fps": fps,
             "loss": loss,
             "cpu": cpu,
+            "client_cpu": client_cpu,
             "per_target": per_target,
             "cpu_per_viewer_ms": statistics.median(per_viewer.values()) if per_viewer else float("nan"),
             "per_viewer_ms": per_viewer,
@@ -276,7 +281,8 @@ def ramp(
         each = " ".join(f"{k} {v:.2f}" for k, v in per_viewer.items())
         print(
             f"{label:7} N={n:4d} joined {len(viewers)} failed {failed}  fps {fps:4.1f}  frame loss "
-            f"{loss * 100:5.2f}%  cpu: {cpus}  ms/s per viewer: {each}"
+            f"{loss * 100:5.2f}%  cpu: {cpus}  ms/s per viewer: {each}  viewer procs {client_cpu * 100:.0f}%"
+            f"  load {os.getloadavg()[0]:.1f}"
             + (f"  origin per edge {per_edge * 100:.1f}%" if per_edge is not None else "")
             + ("  held" if not failures else "  FAILED: " + "; ".join(failures)),
             flush=True,
@@ -348,7 +354,8 @@ def run(args: argparse.Namespace) -> int:
         wait_live(origin.url, show_id)
         time.sleep(1.0)
         idle = cpu_rate(pids, 3.0)
-        print(f"publisher only: origin cpu {idle['origin'] * 100:.1f}%", flush=True)
+        load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"publisher only: origin cpu {idle['origin'] * 100:.1f}%  (load average {load})", flush=True)
 
         # hops
         hops = spawn("hops", str(args.hop_seconds), whep["origin"], whep["e1"], whep["e2"], whep["e3"])
@@ -434,7 +441,7 @@ def run(args: argparse.Namespace) -> int:
         f"                 origin {b['cpu_per_viewer_ms']:.2f} ms/s   (median over held steps)"
     )
     print(f"sessions on the origin at the end of the cluster ramp: {pulls_on_origin} (one per edge: 2)")
-    print(f"run took {time.time() - started:.0f} s")
+    print(f"run took {time.time() - started:.0f} s; {machine.describe()}")
     if not a["sound"]:
         failed.append("a step of the cluster ramp at or below its largest N failed, or none held")
     if pulls_on_origin != 2:
