@@ -223,13 +223,13 @@ class EdgeShows:
             return
         if feed.task is not None and feed.task is not asyncio.current_task():
             feed.task.cancel()
+        with contextlib.suppress(Exception):  # first: no other edge picks this one as its feeder now
+            await self.registry.withdraw(show_id, self.settings.own_url)
         for viewer in list(feed.media.viewers.values()):
             await self.ports.drop_viewer(feed.media, viewer)
         feed.media.relay.close()
         if feed.pull is not None:
             await feed.pull.close()
-        with contextlib.suppress(Exception):
-            await self.registry.withdraw(show_id, self.settings.own_url)
 
     async def stop(self) -> None:
         for show_id in list(self.feeds):
