@@ -272,3 +272,26 @@ async def test_private_shows_stay_private_on_edges_and_a_full_edge_redirects(fla
     assert resp.status_code == 307 and resp.headers["location"] == f"{a.url}/whep/{show_id}"
     assert show_id not in c.media.edges.feeds
     await pub.close()
+
+
+async def test_an_edge_pulls_again_from_elsewhere_when_its_feeder_goes(tree: Trio) -> None:
+    a, b, c, show_id = tree.a, tree.b, tree.c, tree.show_id
+    pub, _ = await publish(f"{a.url}/whip/{show_id}", tree.show.stream_key)
+    await wait_for(lambda: a.media.state(show_id) == "live")
+    on_b = Watcher()
+    await on_b.watch(tree.whep(b))
+    await wait_for(lambda: on_b.frames["video"] >= 10)
+    on_c = Watcher()
+    await on_c.watch(tree.whep(c))
+    await wait_for(lambda: on_c.frames["video"] >= 10)
+    assert c.media.edges.feeds[show_id].upstream == b.url
+
+    await asyncio.to_thread(b.server.stop)  # C's feeder goes away
+    await wait_for(lambda: c.media.edges.feeds[show_id].upstream == a.url, timeout=10)
+    before = on_c.frames["video"]
+    await wait_for(lambda: on_c.frames["video"] > before + 30)  # the same session, fed again
+    assert c.media.edges.feeds[show_id].pulls == 2 and c.media.edges.feeds[show_id].depth == 1
+    assert c.media.viewer_count(show_id) == 1
+    await on_c.close()
+    await on_b.close(delete=False)
+    await pub.close()
