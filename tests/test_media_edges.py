@@ -123,6 +123,10 @@ async def test_viewers_on_edges_decode_and_the_origin_pays_one_viewer_per_edge(f
     async with httpx.AsyncClient() as http:
         status = (await http.get(f"{c.url}/api/shows/{show_id}/media")).json()
     assert status == {"id": show_id, "state": "live", "viewers": 1}
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"{b.url}/metrics")).text
+    assert "liveshow_edge_shows 1.0" in metrics and "liveshow_edge_viewers 2.0" in metrics
+    assert "liveshow_edge_pulls_total 1.0" in metrics
 
     # the last viewer on C leaves: after its grace C drops its pull, and the origin its viewer
     await on_c.close()

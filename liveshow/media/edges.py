@@ -19,8 +19,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from liveshow.media.edgeregistry import EdgeRegistry
 from liveshow.media.edgetree import EdgeEntry, choose_upstream
@@ -76,6 +79,29 @@ class EdgeFeed:
             self.pull.request_keyframe()
 
 
+class EdgeCollector(Collector):
+    """The edges of this process for /metrics, read when scraped."""
+
+    def __init__(self, edges: EdgeShows) -> None:
+        self.edges = edges
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        feeds = list(self.edges.feeds.values())
+        yield GaugeMetricFamily(
+            "liveshow_edge_shows", "Shows this process relays as an edge", value=len(feeds)
+        )
+        yield GaugeMetricFamily(
+            "liveshow_edge_viewers",
+            "Viewers served here from edge pulls",
+            value=sum(len(f.media.viewers) for f in feeds),
+        )
+        yield CounterMetricFamily(
+            "liveshow_edge_pulls",
+            "Pulls opened from a feeder (first pulls and re-pulls)",
+            value=self.edges.pulls,
+        )
+
+
 class EdgeShows:
     def __init__(
         self, settings: EdgeSettings, ports: EdgePorts, registry: EdgeRegistry, ice: PeerIce, rtx: RtxCounts
@@ -86,6 +112,7 @@ class EdgeShows:
         self.ice = ice
         self.rtx = rtx
         self.feeds: dict[int, EdgeFeed] = {}
+        self.pulls = 0  # every pull opened here, for /metrics
 
     def media(self, show_id: int) -> ShowMedia | None:
         feed = self.feeds.get(show_id)
@@ -142,6 +169,7 @@ class EdgeShows:
                 depth = 1
             old, feed.pull, feed.depth = feed.pull, pull, depth
             feed.pulls += 1
+            self.pulls += 1
             if feed.media.codecs and codecs != feed.media.codecs:
                 # The show changed codec upstream: the viewers here negotiated the old one; their
                 # players reconnect and negotiate again.

@@ -29,7 +29,7 @@ from prometheus_client.registry import Collector
 from liveshow.errors import Forbidden, NotAuthenticated, NotFound
 from liveshow.media import edgeauth
 from liveshow.media.edgeregistry import make_edges
-from liveshow.media.edges import EdgePorts, EdgeSettings, EdgeShows
+from liveshow.media.edges import EdgeCollector, EdgePorts, EdgeSettings, EdgeShows
 from liveshow.media.errors import (
     NoMediaPort,
     NotLive,
@@ -146,6 +146,7 @@ class MediaService:
             self.peer_ice,
             self.rtx,
         )
+        context.metrics.registry.register(EdgeCollector(self.edges))
 
     # ------------------------------------------------------------ queries
 
