@@ -195,8 +195,8 @@ async def _offer() -> str:
 
 @pytest.fixture
 def capped(tmp_path: Path, sqlite_url: str, redis_prefix: str) -> Iterator[Trio]:
-    # two watch requests a minute per address (cluster-wide, on Redis), one open session per address
-    yield from trio(tmp_path, sqlite_url, redis_prefix, limit_whep_address="2/60", max_whep_per_address=1)
+    # four watch requests a minute per address (cluster-wide, on Redis), one open session per address
+    yield from trio(tmp_path, sqlite_url, redis_prefix, limit_whep_address="4/60", max_whep_per_address=1)
 
 
 async def test_pulls_skip_browser_limits_but_need_the_clusters_token(capped: Trio) -> None:
@@ -218,18 +218,20 @@ async def test_pulls_skip_browser_limits_but_need_the_clusters_token(capped: Tri
             capped.whep(a), content=await _offer(), headers={**sdp_type, edgeauth.HEADER: other}
         )
         assert resp.status_code == 401
-    # two browsers on two edges, whose pulls come from the same address as the browsers: had the
-    # pulls counted, the second browser would be over the rate limit, and the origin's second pull
-    # over the one-session-per-address cap
+    # two browsers on two edges, whose pulls come from the same address as the browsers: the two
+    # refused pulls above counted against the limit, and had these pulls counted too, the second
+    # browser would be over it; the origin's second pull would be over the one-session cap
     watchers = [Watcher(), Watcher()]
     await watchers[0].watch(capped.whep(b))
     await watchers[1].watch(capped.whep(c))
     for watcher in watchers:
         await wait_for(lambda w=watcher: w.frames["video"] >= 10)  # type: ignore[misc]
     assert a.media.viewer_count(show_id) == 2
-    # while a browser still meets the limits
+    # while a browser still meets the limits, and so does a wrong token
     async with httpx.AsyncClient() as http:
         resp = await http.post(capped.whep(a), content=await _offer(), headers=sdp_type)
+        assert resp.status_code == 429
+        resp = await http.post(capped.whep(a), content=b"x", headers={edgeauth.HEADER: "0"})
         assert resp.status_code == 429
     for watcher in watchers:
         await watcher.close()

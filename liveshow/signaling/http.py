@@ -141,9 +141,11 @@ async def whep_post(request: Request, caps: WhepCaps) -> Response:
 async def edge_pull(request: Request, show_id: int, token: str) -> Response:
     """Another process of the cluster pulls the show to relay it (liveshow.media.edgeauth): one
     session per edge, so neither the per-address caps nor the WHEP rate limit (meant for browsers) apply;
-    a wrong token is a 401 before the offer is read, so the header opens nothing to the public."""
+    a wrong token is a 401 before the offer is read, and counts against the address's WHEP limit (so
+    the header is no way around it)."""
     service = media(request)
     if not service.pull_allowed(show_id, token):
+        await limit(request, "whep.address")
         raise NotAuthenticated("Wrong edge pull token.")
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=False)
