@@ -150,7 +150,13 @@ class EdgeShows:
     async def _pull(self, feed: EdgeFeed, origin: str, exclude: tuple[str, ...]) -> None:
         """Open a pull from the best feeder (the origin when an edge fails us), then let the old go."""
         show_id = feed.media.show_id
-        edges = await self.registry.edges(show_id)
+        try:
+            edges = await self.registry.edges(show_id)
+        except Exception:  # Redis away: the origin is always a feeder
+            log.warning(
+                "edge registry unreadable for show %s: pulling from the origin", show_id, exc_info=True
+            )
+            edges = []
         url, depth = choose_upstream(origin, edges, self.settings.own_url, self.settings.fanout, exclude)
         tried = [url] if url == origin else [url, origin]
         error: PullRefused | None = None
@@ -179,7 +185,10 @@ class EdgeShows:
             feed.media.state = "live"
             if old is not None:
                 await old.close()
-            await self._announce(feed)
+            try:
+                await self._announce(feed)
+            except Exception:  # the supervisor announces again within ttl/4
+                log.warning("edge registry: could not announce show %s", show_id, exc_info=True)
             feed.media.relay.keyframes.want()
             log.info("edge: show %s pulled from %s (depth %s)", show_id, attempt, depth)
             return

@@ -1,10 +1,11 @@
 """Which server process owns a show's publisher, shared by every process (Redis) or kept in memory.
 
-A viewer may reach any process, but the encoded media of a show only flows through the process whose
+A viewer may reach any process, but the encoded media of a show enters through the process whose
 publisher it is. That process registers itself under ``{prefix}:media:{show_id}:owner`` with its
 advertised base URL and a TTL it refreshes while it holds the show (``publishing``, or
-``reconnecting`` during the grace period); other processes redirect WHEP there and refuse a second
-WHIP publisher with 409. A republish arriving on another process during the grace period takes the
+``reconnecting`` during the grace period); other processes pull the show from there to serve their
+own viewers (``edges``; or redirect WHEP there when they have no headroom) and refuse a second WHIP
+publisher with 409. A republish arriving on another process during the grace period takes the
 show over (the old owner notices on its next refresh and lets go). Ending a show from any process marks
 the key ``ended`` so the owner stops its publisher. The value is ``token<TAB>state<TAB>url``.
 
