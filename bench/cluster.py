@@ -121,6 +121,15 @@ def wait_live(base: str, show_id: int, timeout: float = 30) -> None:
         time.sleep(0.1)
 
 
+def metric(base: str, name: str) -> float:
+    """One unlabelled sample of a server's /metrics (loopback: no token needed); 0 when absent."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+        for line in resp.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    return 0.0
+
+
 def cpu_rate(pids: dict[str, int], seconds: float) -> dict[str, float]:
     """Each process's CPU (cores) over the next ``seconds``."""
     c0 = {name: relay.cpu_seconds(pid) for name, pid in pids.items()}
@@ -227,9 +236,11 @@ def ramp(
     pids: dict[str, int],
     idle: dict[str, float],
     pulls: int,
+    bases: dict[str, str],
 ) -> list[dict[str, Any]]:
     """Grow the audience over ``procs`` (one viewer process per target process), step by step; each
-    step's figures over a window: fps and loss (bench/tally.py), each server's CPU."""
+    step's figures over a window: fps and loss (bench/tally.py), each server's CPU, and for an edge
+    the frame rate its pull received and the keyframe requests it sent upstream (/metrics)."""
     rows: list[dict[str, Any]] = []
     joined = [0] * len(procs)
     for n in steps:
@@ -243,7 +254,22 @@ def ramp(
         for proc in procs:
             relay.ask(proc, "start")
         clients = {f"viewers{i}": proc.pid for i, proc in enumerate(procs)}
+        edges = sorted({t for t in targets if t != "origin"})
+        before = {
+            e: (
+                metric(bases[e], "liveshow_edge_video_frames_total"),
+                metric(bases[e], "liveshow_edge_keyframe_requests_total"),
+            )
+            for e in edges
+        }
         measured = cpu_rate({**pids, **clients}, window)
+        pull_in = {
+            e: (
+                (metric(bases[e], "liveshow_edge_video_frames_total") - before[e][0]) / window,
+                metric(bases[e], "liveshow_edge_keyframe_requests_total") - before[e][1],
+            )
+            for e in edges
+        }
         cpu = {name: measured[name] for name in pids}
         client_cpu = sum(measured[name] for name in clients)
         viewers: list[dict[str, Any]] = []
@@ -270,6 +296,7 @@ def ramp(
             "loss": loss,
             "cpu": cpu,
             "client_cpu": client_cpu,
+            "pull_in": pull_in,
             "per_target": per_target,
             "cpu_per_viewer_ms": statistics.median(per_viewer.values()) if per_viewer else float("nan"),
             "per_viewer_ms": per_viewer,
@@ -283,6 +310,7 @@ def ramp(
             f"{label:7} N={n:4d} joined {len(viewers)} failed {failed}  fps {fps:4.1f}  frame loss "
             f"{loss * 100:5.2f}%  cpu: {cpus}  ms/s per viewer: {each}  viewer procs {client_cpu * 100:.0f}%"
             f"  load {os.getloadavg()[0]:.1f}"
+            + "".join(f"  {e} pull {fps_in:.1f} fps, {kf:.0f} PLI up" for e, (fps_in, kf) in pull_in.items())
             + (f"  origin per edge {per_edge * 100:.1f}%" if per_edge is not None else "")
             + ("  held" if not failures else "  FAILED: " + "; ".join(failures)),
             flush=True,
@@ -395,8 +423,17 @@ def run(args: argparse.Namespace) -> int:
         procs += viewer_procs
         cluster_idle = dict(idle)
         cluster_idle.update({k: v for k, v in cpu_rate(pids, 2.0).items() if k in ("e1", "e2")})
+        bases = {s.name: s.url for s in servers}
         cluster = ramp(
-            "cluster", viewer_procs, targets, [s * 2 for s in steps], args.window, pids, cluster_idle, pulls=2
+            "cluster",
+            viewer_procs,
+            targets,
+            [s * 2 for s in steps],
+            args.window,
+            pids,
+            cluster_idle,
+            2,
+            bases,
         )
         quit_all(viewer_procs)
         procs = [p for p in procs if p not in viewer_procs]
@@ -406,7 +443,7 @@ def run(args: argparse.Namespace) -> int:
         single_procs = [relay.spawn("viewers", whep["origin"]) for _ in range(per_edge * 2)]
         procs += single_procs
         single = ramp(
-            "single", single_procs, ["origin"] * len(single_procs), steps, args.window, pids, idle, pulls=0
+            "single", single_procs, ["origin"] * len(single_procs), steps, args.window, pids, idle, 0, bases
         )
         quit_all(single_procs)
         procs = [p for p in procs if p not in single_procs]

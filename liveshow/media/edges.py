@@ -100,6 +100,16 @@ class EdgeCollector(Collector):
             "Pulls opened from a feeder (first pulls and re-pulls)",
             value=self.edges.pulls,
         )
+        yield CounterMetricFamily(
+            "liveshow_edge_video_frames",
+            "Video frames received by the edge pulls now open",
+            value=sum(f.pull.frames for f in feeds if f.pull is not None),
+        )
+        yield CounterMetricFamily(
+            "liveshow_edge_keyframe_requests",
+            "Keyframe requests (PLI) sent upstream by the edge pulls now open",
+            value=sum(f.pull.keyframe_requests for f in feeds if f.pull is not None),
+        )
 
 
 class EdgeShows:
