@@ -86,7 +86,7 @@ def server_env(workdir: Path, redis_url: str, db_url: str) -> dict[str, str]:
         "LIVESHOW_BUS_PREFIX": "bench",
         "LIVESHOW_SECRET_KEY": secrets.token_urlsafe(24),
         "LIVESHOW_ICE_INTERFACES": "127.0.0.1",  # media on loopback, as in the tests
-        "LIVESHOW_LOG_LEVEL": "WARNING",
+        "LIVESHOW_LOG_LEVEL": os.environ.get("BENCH_LOG_LEVEL", "WARNING"),
         "LIVESHOW_LIMIT_WHEP_ADDRESS": "off",  # every viewer comes from 127.0.0.1
         "LIVESHOW_MAX_WHEP_PER_ADDRESS": "0",
         "LIVESHOW_MAX_WHEP_PER_SHOW": "0",
@@ -237,10 +237,13 @@ def ramp(
     idle: dict[str, float],
     pulls: int,
     bases: dict[str, str],
+    control: subprocess.Popen[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Grow the audience over ``procs`` (one viewer process per target process), step by step; each
     step's figures over a window: fps and loss (bench/tally.py), each server's CPU, and for an edge
-    the frame rate its pull received and the keyframe requests it sent upstream (/metrics)."""
+    the frame rate its pull received and the keyframe requests it sent upstream (/metrics).
+    ``control``: a viewer process with one viewer on the origin, counted apart: when it loses frames
+    too, the source (publisher, origin ingest, the machine) lost them, not the edges."""
     rows: list[dict[str, Any]] = []
     joined = [0] * len(procs)
     for n in steps:
@@ -251,7 +254,7 @@ def ramp(
                 reply = relay.ask(proc, f"add {share[i] - joined[i]}")
                 joined[i], failed = reply["joined"], failed + reply["failed"]
         time.sleep(1.5)  # first keyframes out, queues settle
-        for proc in procs:
+        for proc in [*procs, *([control] if control else [])]:
             relay.ask(proc, "start")
         clients = {f"viewers{i}": proc.pid for i, proc in enumerate(procs)}
         edges = sorted({t for t in targets if t != "origin"})
@@ -279,6 +282,13 @@ def ramp(
             viewers += got
             per_target[target] = per_target.get(target, 0) + len(got)
         windows = [ViewerWindow(v["frames"], v["expected"], v["window"]) for v in viewers]
+        control_text = ""
+        if control is not None:
+            mine = relay.ask(control, "end")["viewers"]
+            c_fps, c_loss = relay_step(
+                [ViewerWindow(v["frames"], v["expected"], v["window"]) for v in mine], 0, 1
+            )
+            control_text = f"  control viewer on the origin: {c_fps:.1f} fps, loss {c_loss * 100:.2f}%"
         fps, loss = relay_step(windows, failed, n)
         busiest = max(cpu.values())
         failures = relay_held(loss, fps, busiest, failed)
@@ -311,6 +321,7 @@ def ramp(
             f"{loss * 100:5.2f}%  cpu: {cpus}  ms/s per viewer: {each}  viewer procs {client_cpu * 100:.0f}%"
             f"  load {os.getloadavg()[0]:.1f}"
             + "".join(f"  {e} pull {fps_in:.1f} fps, {kf:.0f} PLI up" for e, (fps_in, kf) in pull_in.items())
+            + control_text
             + (f"  origin per edge {per_edge * 100:.1f}%" if per_edge is not None else "")
             + ("  held" if not failures else "  FAILED: " + "; ".join(failures)),
             flush=True,
@@ -424,6 +435,9 @@ def run(args: argparse.Namespace) -> int:
         cluster_idle = dict(idle)
         cluster_idle.update({k: v for k, v in cpu_rate(pids, 2.0).items() if k in ("e1", "e2")})
         bases = {s.name: s.url for s in servers}
+        control = relay.spawn("viewers", whep["origin"])
+        procs.append(control)
+        relay.ask(control, "add 1")
         cluster = ramp(
             "cluster",
             viewer_procs,
@@ -434,10 +448,15 @@ def run(args: argparse.Namespace) -> int:
             cluster_idle,
             2,
             bases,
+            control,
         )
-        quit_all(viewer_procs)
-        procs = [p for p in procs if p not in viewer_procs]
+        quit_all([*viewer_procs, control])
+        procs = [p for p in procs if p not in viewer_procs and p is not control]
+        deadline = time.monotonic() + 10  # the control viewer's session closing on the origin
         pulls_on_origin = media_status(origin.url, show_id)["viewers"]
+        while pulls_on_origin > 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            pulls_on_origin = media_status(origin.url, show_id)["viewers"]
 
         # one process: viewers on the origin itself
         single_procs = [relay.spawn("viewers", whep["origin"]) for _ in range(per_edge * 2)]
