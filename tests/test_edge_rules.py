@@ -10,7 +10,7 @@ import pytest
 
 from liveshow.media.edgeauth import pull_token, valid_pull_token
 from liveshow.media.edgeregistry import EdgeRegistry, MemoryEdges, RedisEdges, decode, encode
-from liveshow.media.edgetree import EdgeEntry, below, choose_upstream
+from liveshow.media.edgetree import EdgeEntry, below, choose_upstream, keep_stalled_pull
 from tests.conftest import REDIS_URL
 
 ORIGIN = "http://origin"
@@ -126,6 +126,27 @@ def test_below_follows_chains() -> None:
     edges = [edge("http://a", "http://me", 2), edge("http://b", "http://a", 3), edge("http://c")]
     assert below("http://a", edges, "http://me") and below("http://b", edges, "http://me")
     assert not below("http://c", edges, "http://me") and not below("http://me", edges, "http://me")
+
+
+# ------------------------------------------------------------ keep_stalled_pull
+
+
+def test_a_stalled_pull_is_kept_only_while_its_feeder_is_right_and_the_publisher_quiet() -> None:
+    e = "http://e1"
+    cases = [
+        # connected, upstream, listed, publishing, stalled_for -> kept (stall 2 s)
+        (True, ORIGIN, False, False, 100.0, True),  # publisher reconnecting: nothing to gain
+        (True, ORIGIN, False, True, 3.9, True),  # publishing, under twice the stall: a hiccup
+        (True, ORIGIN, False, True, 4.0, False),  # publishing and nothing for 2 x stall: broken
+        (False, ORIGIN, False, False, 0.0, False),  # the peer is down
+        (True, e, True, False, 100.0, True),  # an announced edge feeding us, publisher quiet
+        (True, e, False, False, 0.0, False),  # the feeding edge ran out of the registry
+        (True, e, True, True, 5.0, False),  # the edge sends nothing while the publisher sends
+        (False, e, True, False, 0.0, False),
+    ]
+    for connected, upstream, listed, publishing, stalled_for, kept in cases:
+        got = keep_stalled_pull(connected, upstream, ORIGIN, listed, publishing, stalled_for, 2.0)
+        assert got is kept, (connected, upstream, listed, publishing, stalled_for)
 
 
 # ------------------------------------------------------------ edgeauth

@@ -15,6 +15,9 @@ from typing import Any
 import httpx
 import pytest
 from aiortc import RTCPeerConnection
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from liveshow.accounts.models import User
 from liveshow.app import create_app
@@ -300,4 +303,34 @@ async def test_an_edge_pulls_again_from_elsewhere_when_its_feeder_goes(tree: Tri
     assert c.media.viewer_count(show_id) == 1
     await on_c.close()
     await on_b.close(delete=False)
+    await pub.close()
+
+
+async def mute_pulls(request: Request) -> Response:
+    """Test-only, on the origin: stop sending to the show's viewers (the pulls) while their peers stay
+    up, as a broken session would (run in the server's loop, which owns the relay)."""
+    media = request.app.state.ctx.media.shows[int(request.path_params["show_id"])]
+    for session_id in list(media.relay.outputs):
+        media.relay.remove_output(session_id)
+    return Response("ok")
+
+
+async def test_an_edge_fed_nothing_while_the_publisher_sends_pulls_again(flat: Trio) -> None:
+    a, b, show_id = flat.a, flat.b, flat.show_id
+    a.app.router.routes.insert(0, Route("/test/mute/{show_id:int}", mute_pulls, methods=["POST"]))
+    pub, _ = await publish(f"{a.url}/whip/{show_id}", flat.show.stream_key)
+    await wait_for(lambda: a.media.state(show_id) == "live")
+    on_b = Watcher()
+    await on_b.watch(flat.whep(b))
+    await wait_for(lambda: on_b.frames["video"] >= 10)
+    first = b.media.edges.feeds[show_id].pull
+
+    async with httpx.AsyncClient() as http:
+        assert (await http.post(f"{a.url}/test/mute/{show_id}")).status_code == 200
+    # the pull's peer stays connected, the publisher keeps sending: after twice the stall, a new pull
+    await wait_for(lambda: b.media.edges.feeds[show_id].pull is not first, timeout=10)
+    before = on_b.frames["video"]
+    await wait_for(lambda: on_b.frames["video"] > before + 30)  # the same viewer session, fed again
+    assert b.media.edges.feeds[show_id].pulls == 2
+    await on_b.close()
     await pub.close()

@@ -9,8 +9,9 @@ become PLIs upstream.
 A supervisor per show keeps it so: the announcement in the registry refreshed; the pull dropped when
 the last viewer has been gone ``grace`` seconds; a new pull (make before break: the viewers stay
 attached to the relay) when the pull failed, or stalled and its feeder is no longer where the show is
-(the origin moved, the feeding edge died and ran out of the registry); everything let go when the show
-ended or came to be held here.
+(the origin moved, the feeding edge died and ran out of the registry) or sends nothing while the
+publisher is sending (``edgetree.keep_stalled_pull``); everything let go when the show ended or came to
+be held here.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from liveshow.media.edgeregistry import EdgeRegistry
-from liveshow.media.edgetree import EdgeEntry, choose_upstream
+from liveshow.media.edgetree import EdgeEntry, choose_upstream, keep_stalled_pull
+from liveshow.media.owners import PUBLISHING
 from liveshow.media.peers import PeerIce
 from liveshow.media.pull import PullRefused, UpstreamPull
 from liveshow.media.relay import ShowRelay
@@ -53,7 +55,8 @@ class EdgeSettings:
 class EdgePorts:
     """What the edges need from the rest of the media service, passed in (it points one way)."""
 
-    owner_url: Callable[[int], Awaitable[str | None]]  # the origin's base URL, None when none holds it
+    # (the origin's base URL, publishing | reconnecting); None when no other process holds the show
+    holder: Callable[[int], Awaitable[tuple[str, str] | None]]
     show_ended: Callable[[int], Awaitable[bool]]
     held_here: Callable[[int], bool]  # the show came to be held by this process (a republish here)
     drop_viewer: Callable[[ShowMedia, Viewer], Awaitable[None]]
@@ -218,15 +221,23 @@ class EdgeShows:
             return now - pull.opened_at < max(FIRST_FRAME_SECONDS, self.settings.stall)
         return now - pull.last_frame_at < self.settings.stall
 
-    async def _feeder_still_valid(self, feed: EdgeFeed, origin: str) -> bool:
-        """A stalled but connected pull is kept while its feeder is still where the show is: the
-        publisher may just be reconnecting, and pulling again would change nothing."""
-        if feed.pull is None or feed.pull.state in ("failed", "closed"):
+    async def _keep(self, feed: EdgeFeed, origin: str, state: str, now: float) -> bool:
+        """Whether a pull that delivers nothing now is kept (``edgetree.keep_stalled_pull``)."""
+        pull = feed.pull
+        if pull is None:
             return False
-        if feed.upstream == origin:
-            return True
-        edges = await self.registry.edges(feed.media.show_id)
-        return any(e.url == feed.upstream for e in edges)
+        listed = True
+        if feed.upstream != origin:
+            listed = any(e.url == feed.upstream for e in await self.registry.edges(feed.media.show_id))
+        return keep_stalled_pull(
+            connected=pull.state not in ("failed", "closed"),
+            upstream=feed.upstream,
+            origin=origin,
+            upstream_listed=listed,
+            origin_publishing=state == PUBLISHING,
+            stalled_for=now - (pull.last_frame_at or pull.opened_at),
+            stall=self.settings.stall,
+        )
 
     async def _supervise(self, feed: EdgeFeed) -> None:
         show_id = feed.media.show_id
@@ -245,13 +256,14 @@ class EdgeShows:
                     await self._announce(feed)
                 if self._flowing(feed, now):
                     continue
-                origin = await self.ports.owner_url(show_id)
-                if origin is None:
+                held = await self.ports.holder(show_id)
+                if held is None:
                     if self.ports.held_here(show_id) or await self.ports.show_ended(show_id):
                         await self.drop(show_id)
                         return
                     continue  # no process holds it right now (a dead origin's hold running out)
-                if await self._feeder_still_valid(feed, origin):
+                origin, state = held
+                if await self._keep(feed, origin, state, now):
                     continue
                 failed = feed.upstream if feed.upstream != origin else ""
                 async with feed.lock:

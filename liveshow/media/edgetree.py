@@ -73,3 +73,26 @@ def choose_upstream(
 
     url, depth = min(candidates, key=rank)
     return url, depth + 1
+
+
+def keep_stalled_pull(
+    connected: bool,
+    upstream: str,
+    origin: str,
+    upstream_listed: bool,
+    origin_publishing: bool,
+    stalled_for: float,
+    stall: float,
+) -> bool:
+    """Whether an edge keeps a pull that has delivered no video for ``stalled_for`` seconds.
+
+    Kept while it is connected to a feeder that is still where the show is (the origin, or an edge
+    still announced) and the publisher is not sending (reconnecting: pulling again would change
+    nothing). Replaced when its peer is down, its feeding edge is gone, or the publisher is sending
+    and still nothing came for twice ``stall`` (the feeder dropped this session, or it is broken).
+    """
+    if not connected:
+        return False
+    if upstream != origin and not upstream_listed:
+        return False
+    return not (origin_publishing and stalled_for >= 2 * stall)

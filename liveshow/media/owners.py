@@ -64,6 +64,9 @@ class Owners(Protocol):
     async def owner_url(self, show_id: int) -> str | None:
         """The base URL of another process holding the show's publisher, or None."""
 
+    async def holder(self, show_id: int) -> tuple[str, str] | None:
+        """(base URL, ``publishing`` | ``reconnecting``) of another process holding the show, or None."""
+
     async def release(self, show_id: int) -> None: ...
 
     async def mark_ended(self, show_id: int) -> None: ...
@@ -85,11 +88,15 @@ class _Base:
     def _value(self, state: str) -> str:
         return f"{self.token}\t{state}\t{self.url}"
 
-    def _foreign_url(self, value: str | None) -> str | None:
+    def _foreign(self, value: str | None) -> tuple[str, str] | None:
         held = parse(value)
         if held is None or held[0] == self.token or held[1] == ENDED or not held[2]:
             return None
-        return held[2]
+        return held[2], held[1]
+
+    def _foreign_url(self, value: str | None) -> str | None:
+        foreign = self._foreign(value)
+        return foreign[0] if foreign is not None else None
 
 
 class RedisOwners(_Base):
@@ -123,6 +130,9 @@ class RedisOwners(_Base):
 
     async def owner_url(self, show_id: int) -> str | None:
         return self._foreign_url(await self.redis.get(self._key(show_id)))
+
+    async def holder(self, show_id: int) -> tuple[str, str] | None:
+        return self._foreign(await self.redis.get(self._key(show_id)))
 
     async def release(self, show_id: int) -> None:
         await self._release(keys=[self._key(show_id)], args=[self.token])
@@ -171,6 +181,9 @@ class MemoryOwners(_Base):
 
     async def owner_url(self, show_id: int) -> str | None:
         return self._foreign_url(self._get(show_id))
+
+    async def holder(self, show_id: int) -> tuple[str, str] | None:
+        return self._foreign(self._get(show_id))
 
     async def release(self, show_id: int) -> None:
         held = parse(self._get(show_id))

@@ -135,7 +135,7 @@ class MediaService:
                 ttl=self.settings.media_owner_ttl_seconds,
             ),
             EdgePorts(
-                owner_url=self.owners.owner_url,
+                holder=self.owners.holder,
                 show_ended=self._ended_in_store,
                 held_here=lambda show_id: show_id in self.shows,
                 drop_viewer=self._drop_viewer,
