@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import socket
 import time
 from collections.abc import Callable
 
@@ -26,6 +27,11 @@ from liveshow.media.peers import FORWARDED, PeerIce, capabilities, make_peer, re
 log = logging.getLogger(__name__)
 
 EXCHANGE_TIMEOUT = 10.0  # seconds for the feeder to answer the offer
+# Receive buffer of the pull's sockets. An edge's event loop is busy for a second or more while its
+# viewers join (DTLS handshakes); meanwhile the show piles up in the pull's socket, and a packet lost
+# there is lost for every viewer of the edge. 4 MiB holds ~10 s of a 1.5 Mbps show (Linux caps it at
+# net.core.rmem_max; aioice asks for 256 KiB, which overflowed in bench/cluster.py's join bursts).
+PULL_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 
 class PullRefused(Exception):
@@ -74,6 +80,7 @@ class UpstreamPull:
             if kind == "video":
                 self._video = transceiver
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        self._widen_receive_buffers()
         endpoint = f"{self.url}/whep/{self.show_id}"
         headers = {
             "Content-Type": "application/sdp",
@@ -94,6 +101,19 @@ class UpstreamPull:
                 self.codecs[transceiver.kind] = transceiver._codecs[0].name
         self.opened_at = time.monotonic()
         return dict(self.codecs)
+
+    def _widen_receive_buffers(self) -> None:
+        """Every UDP socket the pull gathered (after setLocalDescription) gets PULL_RECEIVE_BUFFER."""
+        for transceiver in self.pc.getTransceivers():
+            connection = getattr(transceiver.receiver.transport.transport, "_connection", None)
+            for protocol in getattr(connection, "_protocols", []):
+                sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+                if sock is None:
+                    continue
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, PULL_RECEIVE_BUFFER)
+                except OSError:
+                    log.debug("could not widen an edge pull's receive buffer", exc_info=True)
 
     def _frame_handler(self, kind: str) -> Callable[[str, bytes, int], None]:
         timeline = StreamTimeline(self.clock, clock_rate(kind))
