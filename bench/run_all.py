@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "glass": ("glass.py", "glass to glass in Chromium, through the server and peer to peer"),
     "network": ("network.py", "viewers on lossy and narrow links (namespaces: root), features on/off"),
     "hls": ("hls.py", "LL-HLS muxing cost, and latency through nginx to hls.js viewers"),
+    "cluster": ("cluster.py", "an origin and two edges: viewers held, CPU per edge, latency per hop"),
     "search": ("search.py", "search and similar items over 10,000 listings"),
     "faults": ("faults.py", "kills, Redis and PostgreSQL restarts under load: nothing acknowledged lost"),
 }

@@ -59,6 +59,13 @@ class Settings:
     advertise_url: str = ""
     # Seconds a process's claim on a show's publisher lives unless refreshed (it refreshes every ttl/4).
     media_owner_ttl_seconds: float = 8.0
+    # Edges (a process relaying a show it does not hold): at most this many edges pull from one node,
+    # the rest from edges (a tree); 0: every edge pulls from the origin.
+    media_edge_fanout: int = 0
+    # Seconds an edge keeps pulling a show after its last viewer there left.
+    media_edge_grace_seconds: float = 10.0
+    # Seconds without a video frame before an edge looks again at where the show is.
+    media_edge_stall_seconds: float = 2.0
     payment_window_minutes: int = 15
     # manual | test | stripe; empty: stripe when stripe_secret_key is set, else manual (orders.providers).
     payment_provider: str = ""

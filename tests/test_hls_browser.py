@@ -1,7 +1,7 @@
 """The HLS fallback in headless Chromium: the studio publishes H.264 over WHIP (studio_video = "h264",
-and the server follows the offer's codec order); with the show capped at one WebRTC viewer, a second viewer is refused (503)
-and plays the show's LL-HLS rendition through hls.js, saying which latency mode each is in; a third
-whose WebRTC keeps failing falls back too."""
+and the server follows the offer's codec order); with the show capped at one WebRTC viewer, a second
+viewer is refused (503) and plays the show's LL-HLS rendition through hls.js, saying which latency mode
+each is in; a third whose WebRTC keeps failing falls back too."""
 
 from __future__ import annotations
 

@@ -351,6 +351,19 @@ async def test_with_layers_off_every_viewer_gets_every_layer() -> None:
     assert len(seqs(udp)) == 16 and relay.layer_counts.dropped == 0
 
 
+async def test_an_edges_pull_takes_every_layer_whatever_its_backlog() -> None:
+    """A pull (add_output adapt=False) feeds a whole edge, which adapts each of its own viewers."""
+    relay = ShowRelay(1, lambda: None)
+    pull, udp = viewer()
+    relay.add_output("pull", pull, adapt=False)
+    assert pull.policy is None
+    pub = Publisher(relay, "p")
+    layered_frames(pub, 4)
+    udp.buffered = 100 * 1024  # what steps a viewer down (the test below)
+    layered_frames(pub, 4, key_first=False)
+    assert len(seqs(udp)) == 16 and continuous(seqs(udp)) and relay.layer_counts.dropped == 0
+
+
 async def test_a_backlogged_viewer_steps_down_and_the_others_do_not() -> None:
     relay = ShowRelay(1, lambda: None)
     slow, udp_s = viewer()

@@ -475,9 +475,10 @@ class ShowRelay:
         if output.policy is not None:
             output.policy.report(time.monotonic(), fraction_lost)
 
-    def add_output(self, session_id: str, output: ViewerOutput) -> None:
+    def add_output(self, session_id: str, output: ViewerOutput, adapt: bool = True) -> None:
+        """``adapt``: the viewer's layers follow its link (else it takes every layer: an edge's pull)."""
         output.layer_counts = self.layer_counts
-        output.policy = LayerPolicy(time.monotonic()) if self.layers else None
+        output.policy = LayerPolicy(time.monotonic()) if self.layers and adapt else None
         self.outputs[session_id] = output
         self.keyframes.want()
 

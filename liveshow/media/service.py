@@ -27,6 +27,9 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from liveshow.errors import Forbidden, NotAuthenticated, NotFound
+from liveshow.media import edgeauth
+from liveshow.media.edgeregistry import make_edges
+from liveshow.media.edges import EdgeCollector, EdgePorts, EdgeSettings, EdgeShows
 from liveshow.media.errors import (
     NoMediaPort,
     NotLive,
@@ -42,6 +45,7 @@ from liveshow.media.layers import LayerCounts
 from liveshow.media.owners import PUBLISHING, RECONNECTING, make_owners
 from liveshow.media.peers import PeerIce
 from liveshow.media.publisher import Publisher
+from liveshow.media.pull import PullRefused
 from liveshow.media.relay import ShowRelay
 from liveshow.media.rtx import RtxCounts
 from liveshow.media.show import ShowMedia
@@ -139,12 +143,49 @@ class MediaService:
         # One port for the whole process: its peers share it (a socket per local address, made on first use).
         mux = UdpMux(network.port_min) if network.port_min and network.port_min == network.port_max else None
         self.peer_ice = PeerIce(network, stun, mux)
+        # Whether this process may take one more viewer; False: WHEP is redirected to the origin.
+        # (The admission check that knows the process's load is plugged in here.)
+        self.has_headroom: Callable[[], bool] = lambda: True
+        self.edges = EdgeShows(
+            EdgeSettings(
+                own_url=self.settings.advertised_url,
+                secret_key=self.settings.secret_key,
+                fanout=self.settings.media_edge_fanout,
+                grace=self.settings.media_edge_grace_seconds,
+                stall=self.settings.media_edge_stall_seconds,
+                ttl=self.settings.media_owner_ttl_seconds,
+            ),
+            EdgePorts(
+                holder=self.owners.holder,
+                show_ended=self._ended_in_store,
+                held_here=lambda show_id: show_id in self.shows,
+                drop_viewer=self._drop_viewer,
+            ),
+            make_edges(
+                self.settings.bus_url, self.settings.bus_prefix, self.settings.media_owner_ttl_seconds
+            ),
+            self.peer_ice,
+            self.rtx,
+        )
+        context.metrics.registry.register(EdgeCollector(self.edges))
 
     # ------------------------------------------------------------ queries
 
     def viewer_count(self, show_id: int) -> int:
-        media = self.shows.get(show_id)
+        media = self._served(show_id)
         return len(media.relay.outputs) if media else 0
+
+    def _served(self, show_id: int) -> ShowMedia | None:
+        """The show's media here: held (its publisher is here) or pulled as an edge."""
+        return self.shows.get(show_id) or self.edges.media(show_id)
+
+    async def _ended_in_store(self, show_id: int) -> bool:
+        show = await self.store.get(show_id)
+        return show is None or show.state == "ended"
+
+    def pull_allowed(self, show_id: int, token: str) -> bool:
+        """Whether a server-to-server pull carries this cluster's token for the show (edgeauth)."""
+        return edgeauth.valid_pull_token(self.settings.secret_key, show_id, token)
 
     def state(self, show_id: int) -> str | None:
         media = self.shows.get(show_id)
@@ -357,17 +398,32 @@ class MediaService:
 
     # ------------------------------------------------------------ watching
 
-    async def watch(self, show_id: int, offer: str, kinds: list[str], user_id: int | None) -> tuple[str, str]:
+    async def watch(
+        self, show_id: int, offer: str, kinds: list[str], user_id: int | None, pull: bool = False
+    ) -> tuple[str, str]:
+        """A viewer's session. ``pull``: an edge's authenticated pull (edgeauth), which may watch a
+        private show (the edge checked its own viewer here, exactly as below) and is served only from
+        media this process already has: a process that neither holds nor relays the show refuses it,
+        and the edge picks another feeder (no chains through stale registry entries)."""
         show = await self.require_show(show_id)
-        if show.visibility == "private" and user_id != show.seller_id:
+        if show.visibility == "private" and user_id != show.seller_id and not pull:
             raise NotFound("No such show.")
         if show.state == "ended":
             raise ShowEnded("This show has ended.")
         media = self.shows.get(show_id)
         if media is None or media.source is None:
             elsewhere = await self.owners.owner_url(show_id)
-            if elsewhere is not None:
+            relayed = self.edges.media(show_id) is not None  # an edge of the show here already
+            if elsewhere is not None and not relayed and (pull or not self.has_headroom()):
                 raise ServedElsewhere(f"{elsewhere}/whep/{show_id}")
+            if relayed or elsewhere is not None:
+                try:
+                    media = await self.edges.media_for(show_id, elsewhere)
+                except PullRefused as exc:
+                    if elsewhere is None:
+                        raise NotLive("The show is between servers; try again shortly.") from exc
+                    log.warning("show %s: no pull from %s (%s): redirecting", show_id, elsewhere, exc)
+                    raise ServedElsewhere(f"{elsewhere}/whep/{show_id}") from exc
         if media is None or not media.codecs:
             raise NotLive("The show has not started yet.")
         viewer = Viewer(
@@ -378,6 +434,7 @@ class MediaService:
             media.relay.resend,
             media.relay.report,
         )
+        viewer.every_layer = pull
         try:
             answer = await viewer.accept(offer, kinds, media.codecs, {})
         except NoMediaPort:
@@ -396,13 +453,14 @@ class MediaService:
         return viewer.session_id, answer
 
     async def _on_viewer(self, viewer: Viewer, state: str) -> None:
-        media = next((m for m in self.shows.values() if viewer.session_id in m.viewers), None)
+        everywhere = [*self.shows.values(), *(f.media for f in self.edges.feeds.values())]
+        media = next((m for m in everywhere if viewer.session_id in m.viewers), None)
         if media is None:
             return
         if state == "connected":
             output = viewer.bind()
             if output is not None:
-                media.relay.add_output(viewer.session_id, output)
+                media.relay.add_output(viewer.session_id, output, adapt=not viewer.every_layer)
         elif state in ("failed", "closed"):
             await self._drop_viewer(media, viewer)
 
@@ -412,7 +470,7 @@ class MediaService:
         await viewer.close()
 
     def viewer(self, show_id: int, session_id: str) -> Viewer:
-        media = self.shows.get(show_id)
+        media = self._served(show_id)
         viewer = media.viewers.get(session_id) if media else None
         if viewer is None:
             raise NotFound("No such viewing session.")
@@ -420,7 +478,9 @@ class MediaService:
 
     async def delete_viewer(self, show_id: int, session_id: str) -> None:
         viewer = self.viewer(show_id, session_id)
-        await self._drop_viewer(self.shows[show_id], viewer)
+        media = self._served(show_id)
+        assert media is not None
+        await self._drop_viewer(media, viewer)
 
     # ------------------------------------------------------------ holding shows across processes
 
@@ -513,6 +573,7 @@ class MediaService:
         if self._keeper is not None:
             self._keeper.cancel()
             self._keeper = None
+        await self.edges.stop()
         for media in list(self.shows.values()):
             if media.owned:
                 try:

@@ -46,6 +46,9 @@ class Viewer:
         self.on_report = on_report
         self.output: ViewerOutput | None = None
         self.codecs: dict[str, str] = {}
+        # An edge's pull takes every layer: the edge adapts each of its own viewers, and a pull held
+        # at a lower layer would hold all of them there.
+        self.every_layer = False
         self._tracks: list[ParkedTrack] = []
 
     async def accept(

@@ -10,6 +10,7 @@
   const replay = document.getElementById("player-replay");
   const showId = root.dataset.showId;
   const LABELS = { scheduled: "Starting soon", live: "Live", reconnecting: "Reconnecting…", ended: "Show ended" };
+  const DISCONNECTED_MS = 1500;
   let state = root.dataset.showState || "scheduled";
   let pc = null, session = null, attempt = 0, timer = null, connecting = false;
 
@@ -73,6 +74,17 @@
       if (peer.connectionState === "connected") { attempt = 0; showMode("live, sub-second"); }
       if (peer.connectionState === "failed" || peer.connectionState === "closed") {
         if (state !== "ended") { render(LABELS.reconnecting); backoff(); }
+      }
+      // A server process that died answers nothing: the browser says "disconnected" within seconds
+      // but "failed" only after ICE consent runs out (30 s). Still disconnected a moment later: start
+      // over, and the proxy hands the new offer to a process that is alive (any serves any show).
+      if (peer.connectionState === "disconnected") {
+        setTimeout(() => {
+          if (pc === peer && peer.connectionState === "disconnected" && state !== "ended") {
+            render(LABELS.reconnecting);
+            backoff();
+          }
+        }, DISCONNECTED_MS);
       }
     });
     try {
