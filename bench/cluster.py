@@ -160,10 +160,13 @@ class TapViewer:
         self.t0 = time.monotonic()
         for kind in ("video", "audio"):
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            # Frames, not packets: a frame is known by its bytes at every hop (a viewer's packets are
+            # renumbered). Each viewer's jitter buffer holds a frame until the next one starts, the same
+            # interval at every hop, so the differences between hops are the hops' own.
             if kind == "video":
-                tap_receiver(transceiver, self._frame)
+                tap_receiver(transceiver, self._frame, lambda codec, packet: None)
             else:
-                tap_receiver(transceiver, lambda codec, data, ts: None)
+                tap_receiver(transceiver, lambda codec, data, ts: None, lambda codec, packet: None)
         await self.pc.setLocalDescription(await self.pc.createOffer())
         async with httpx.AsyncClient(timeout=30) as http:
             r = await http.post(
