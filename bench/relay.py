@@ -332,7 +332,8 @@ def serve_ours(port: int, workdir: Path, record: bool) -> None:
     from liveshow.accounts.service import create_user
     from liveshow.app import create_app
     from liveshow.db import migrate
-    from liveshow.settings import Settings
+    from liveshow.ratelimit.service import UNLIMITED
+    from liveshow.settings import Settings, coerce_values
     from liveshow.shows.models import Show
 
     url = f"sqlite:///{workdir / 'bench.db'}"
@@ -344,7 +345,7 @@ def serve_ours(port: int, workdir: Path, record: bool) -> None:
         log_level="WARNING",
         ice_interfaces=("127.0.0.1",),  # media on loopback, as in the tests
     )
-    unlimited = settings.with_overrides(max_whep_per_show=0, max_whep_per_address=0, limit_whep_address="off")
+    unlimited = settings.with_overrides(**coerce_values(UNLIMITED))
     app = create_app(unlimited)
     with app.state.ctx.db.session() as session:
         user = create_user(session, "bench", "correct horse battery")

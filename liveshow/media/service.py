@@ -20,6 +20,7 @@ import asyncio
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from liveshow.errors import Forbidden, NotAuthenticated, NotFound
+from liveshow.media.admission import Admission
 from liveshow.media.errors import (
     NoMediaPort,
     NotLive,
@@ -36,8 +38,10 @@ from liveshow.media.errors import (
     UnsupportedCodec,
 )
 from liveshow.media.frames import MediaSink
+from liveshow.media.headroom import HeadroomLimits
 from liveshow.media.icenet import IceNetwork
 from liveshow.media.iceservers import IceServerSettings
+from liveshow.media.loadrecord import ProcessLoad, make_load_records
 from liveshow.media.owners import PUBLISHING, RECONNECTING, make_owners
 from liveshow.media.peers import PeerIce
 from liveshow.media.publisher import Publisher
@@ -56,6 +60,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Source = Publisher | FrameSource
+LOAD_REPORT_S = 1.0
 
 
 class RtxCollector(Collector):
@@ -99,6 +104,22 @@ class MediaService:
             self.settings.media_owner_ttl_seconds,
         )
         self._keeper: asyncio.Task[None] | None = None
+        self._reporter: asyncio.Task[None] | None = None
+        settings = self.settings
+        # New viewers only (never the publisher, never a viewer already watching): see headroom.py.
+        self.admission = Admission(
+            HeadroomLimits(
+                max_viewers=settings.max_viewers_per_process,
+                cpu_ceiling=settings.cpu_ceiling,
+                lag_ceiling_s=settings.loop_lag_ceiling_ms / 1000,
+            ),
+            settings.max_joining_viewers,
+            settings.join_wait_seconds,
+            settings.join_timeout_seconds,
+        )
+        self.loads = make_load_records(
+            settings.bus_url, settings.bus_prefix, settings.load_record_ttl_seconds
+        )
         self.rtx = RtxCounts()  # every show's relay adds to it
         context.metrics.registry.register(RtxCollector(self.rtx))
         # Checked here, at startup: a misconfigured TURN server fails the start, not every viewer.
@@ -124,6 +145,23 @@ class MediaService:
     def viewer_count(self, show_id: int) -> int:
         media = self.shows.get(show_id)
         return len(media.relay.outputs) if media else 0
+
+    def total_viewers(self) -> int:
+        """Viewers of every show on this process, joined or joining (answered, not yet connected)."""
+        return sum(len(media.viewers) for media in self.shows.values())
+
+    def load(self) -> ProcessLoad:
+        """This process's load record now (what a newcomer would be told, and the shows fed here)."""
+        verdict = self.admission.check(self.total_viewers())
+        return ProcessLoad(
+            process=self.owners.token,
+            url=self.settings.advertised_url,
+            viewers=self.total_viewers(),
+            admit=verdict.admit,
+            reason=verdict.reason,
+            shows=tuple(sorted(m.show_id for m in self.shows.values() if m.source is not None)),
+            updated_at=time.time(),
+        )
 
     def state(self, show_id: int) -> str | None:
         media = self.shows.get(show_id)
@@ -341,6 +379,16 @@ class MediaService:
                 raise ServedElsewhere(f"{elsewhere}/whep/{show_id}")
         if media is None or not media.codecs:
             raise NotLive("The show has not started yet.")
+        # A slot among the joins in progress, or 503 + Retry-After when this process has no headroom.
+        ticket = await self.admission.enter(self.total_viewers)
+        session_id: str | None = None
+        try:
+            session_id, answer = await self._answer_viewer(media, offer, kinds)
+        finally:
+            self.admission.answered(ticket, session_id)
+        return session_id, answer
+
+    async def _answer_viewer(self, media: ShowMedia, offer: str, kinds: list[str]) -> tuple[str, str]:
         viewer = Viewer(
             secrets.token_urlsafe(24),
             self.peer_ice,
@@ -369,6 +417,8 @@ class MediaService:
         media = next((m for m in self.shows.values() if viewer.session_id in m.viewers), None)
         if media is None:
             return
+        if state in ("connected", "failed", "closed"):
+            self.admission.leave(viewer.session_id)  # its join is over: the slot goes to the next
         if state == "connected":
             output = viewer.bind()
             if output is not None:
@@ -377,6 +427,7 @@ class MediaService:
             await self._drop_viewer(media, viewer)
 
     async def _drop_viewer(self, media: ShowMedia, viewer: Viewer) -> None:
+        self.admission.leave(viewer.session_id)
         media.viewers.pop(viewer.session_id, None)
         media.relay.remove_output(viewer.session_id)
         await viewer.close()
@@ -472,10 +523,22 @@ class MediaService:
 
     # ------------------------------------------------------------ startup and shutdown
 
+    async def _report(self) -> None:
+        """Publish this process's load record every LOAD_REPORT_S (well inside its TTL)."""
+        while True:
+            try:
+                await self.loads.publish(self.load())
+            except Exception:
+                log.warning("could not publish this process's load record", exc_info=True)
+            await asyncio.sleep(LOAD_REPORT_S)
+
     async def start(self) -> None:
         await self.owners.start()
+        await self.loads.start()
         await self.recover()
+        self.admission.start()
         self._keeper = asyncio.create_task(self._keep(), name="media-owner-keeper")
+        self._reporter = asyncio.create_task(self._report(), name="media-load-record")
 
     async def stop(self) -> None:
         """App shutdown: close every peer and sink; shows stay live in the database for a republish
@@ -483,6 +546,14 @@ class MediaService:
         if self._keeper is not None:
             self._keeper.cancel()
             self._keeper = None
+        if self._reporter is not None:
+            self._reporter.cancel()
+            self._reporter = None
+        self.admission.stop()
+        try:
+            await self.loads.withdraw(self.owners.token)
+        except Exception:
+            log.warning("could not withdraw this process's load record", exc_info=True)
         for media in list(self.shows.values()):
             if media.owned:
                 try:
@@ -500,4 +571,5 @@ class MediaService:
         self.shows.clear()
         if self.peer_ice.mux is not None:
             self.peer_ice.mux.close()
+        await self.loads.stop()
         await self.owners.stop()
