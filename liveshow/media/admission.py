@@ -128,7 +128,7 @@ class Admission:
         """A join slot for one more viewer, waiting up to ``join_wait_s`` for one; raises ProcessFull
         (503 + Retry-After) when the process has no headroom or the joins stay busy. ``viewers``
         counts the process's viewers (asked again after each wait)."""
-        self._check_or_raise(viewers)
+        self.refuse_if_full(viewers)
         token = f"offer-{next(self._offers)}"
         deadline = self.clock() + self.join_wait_s
         loop = asyncio.get_running_loop()
@@ -147,11 +147,12 @@ class Admission:
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
-            self._check_or_raise(viewers)  # headroom may have gone while it waited
+            self.refuse_if_full(viewers)  # headroom may have gone while it waited
         self._offering += 1
         return token
 
-    def _check_or_raise(self, viewers: Callable[[], int]) -> None:
+    def refuse_if_full(self, viewers: Callable[[], int]) -> None:
+        """Raise ProcessFull when one more viewer would be refused now (no slot is taken)."""
         verdict = self.check(viewers())
         if not verdict.admit:
             raise self._refuse(

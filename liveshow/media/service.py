@@ -366,6 +366,13 @@ class MediaService:
 
     # ------------------------------------------------------------ watching
 
+    def refuse_if_full(self, show_id: int) -> None:
+        """Asked before a WHEP offer is read: a process without headroom for a show it feeds answers
+        503 at the cost of a header check. (A show held elsewhere is redirected as before.)"""
+        media = self.shows.get(show_id)
+        if media is not None and media.source is not None:
+            self.admission.refuse_if_full(self.total_viewers)
+
     async def watch(self, show_id: int, offer: str, kinds: list[str], user_id: int | None) -> tuple[str, str]:
         show = await self.require_show(show_id)
         if show.visibility == "private" and user_id != show.seller_id:

@@ -118,6 +118,7 @@ async def whip_post(request: Request) -> Response:
 async def whep_post(request: Request, caps: WhepCaps) -> Response:
     show_id = show_id_of(request)
     address = await limit(request, "whep.address")
+    media(request).refuse_if_full(show_id)  # 503 before the offer is read or parsed
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=False)
     user = await current_user_async(request)
