@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import collections
 import json
+import os
 import secrets
 import subprocess
 import sys
@@ -41,6 +42,7 @@ import httpx
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
 
+from bench import machine
 from bench.relay import CLIP, FPS, ClipTrack, CountingViewer, Poller, av_caps, cpu_seconds, make_clip
 from bench.services import free_port
 from bench.tally import ViewerWindow, relay_step, viewer_expected_frames
@@ -363,6 +365,7 @@ def main() -> int:
     args = parser.parse_args()
     surge_n = args.surge or 2 * args.capacity
     make_clip()
+    print(machine.describe(), f"load average {os.getloadavg()[0]:.1f}", flush=True)
     started = time.monotonic()
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix="liveshow-overload-"))
@@ -462,7 +465,7 @@ def main() -> int:
                 proc.wait()
         server.kill()
         server.wait()
-    print(f"run took {time.monotonic() - started:.0f} s")
+    print(f"run took {time.monotonic() - started:.0f} s; load average {os.getloadavg()[0]:.1f}")
     for reason in failures:
         print(f"FAILED: {reason}")
     return 1 if failures else 0

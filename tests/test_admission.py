@@ -163,6 +163,10 @@ async def test_a_full_process_refuses_newcomers_with_503_and_keeps_its_show_flow
             body: dict[str, Any] = resp.json()
             assert body["error"] == "full" and body["cause"] == VIEWERS and body["retry_after"] == 10
         assert stage.media.total_viewers() == 2
+        async with httpx.AsyncClient(base_url=stage.server.url) as http:
+            metrics = (await http.get("/metrics")).text
+        assert 'liveshow_whep_refused_total{cause="viewers"} 5.0' in metrics
+        assert "liveshow_headroom_admitting 0.0" in metrics
 
         # The publisher and the viewers already watching are untouched: frames keep coming to both.
         seen = [w.frames["video"] for w in watchers]

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from liveshow.errors import Forbidden, NotAuthenticated, NotFound
@@ -90,6 +90,42 @@ class RtxCollector(Collector):
         )
 
 
+class AdmissionCollector(Collector):
+    """The process's headroom as Prometheus figures, read when /metrics is scraped."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        admission = self.admission
+        refused = CounterMetricFamily(
+            "liveshow_whep_refused",
+            "New viewers refused for lack of headroom (503), by cause",
+            labels=["cause"],
+        )
+        for cause, count in sorted(admission.refused.items()):
+            refused.add_metric([cause], count)
+        yield refused
+        yield GaugeMetricFamily(
+            "liveshow_headroom_cpu",
+            "This process's smoothed CPU, in cores (what admission compares)",
+            value=admission.cpu,
+        )
+        yield GaugeMetricFamily(
+            "liveshow_headroom_loop_lag_seconds",
+            "The event loop's smoothed lag (what admission compares)",
+            value=admission.lag_s,
+        )
+        yield GaugeMetricFamily(
+            "liveshow_headroom_admitting",
+            "1 while this process takes new viewers, 0 while it refuses them",
+            value=1.0 if admission.verdict.admit else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "liveshow_viewers_joining", "Viewer joins (ICE + DTLS) in progress", value=admission.joining()
+        )
+
+
 class MediaService:
     def __init__(self, context: AppContext) -> None:
         self.context = context
@@ -117,6 +153,7 @@ class MediaService:
             settings.join_wait_seconds,
             settings.join_timeout_seconds,
         )
+        context.metrics.registry.register(AdmissionCollector(self.admission))
         self.loads = make_load_records(
             settings.bus_url, settings.bus_prefix, settings.load_record_ttl_seconds
         )
