@@ -13,6 +13,7 @@ from liveshow.media.loadrecord import (
     ProcessLoad,
     RedisLoadRecords,
     make_load_records,
+    with_headroom,
 )
 from tests.conftest import REDIS_URL
 
@@ -127,3 +128,19 @@ def test_the_record_round_trips_through_json_and_refuses_what_is_not_one() -> No
 def test_the_bus_url_picks_the_adapter(redis_prefix: str) -> None:
     assert isinstance(make_load_records("memory://", redis_prefix, 3), MemoryLoadRecords)
     assert isinstance(make_load_records(REDIS_URL, redis_prefix, 3), RedisLoadRecords)
+
+
+def test_with_headroom_keeps_fresh_admitting_processes_least_loaded_first() -> None:
+    now = 1_700_000_010.0
+    loads = [
+        load("p1", viewers=50, updated_at=now - 1),
+        load("p2", viewers=10, updated_at=now - 1, shows=(1, 2, 3)),
+        load("p3", viewers=10, updated_at=now - 0.5, shows=(1,)),
+        load("p4", viewers=0, admit=False, updated_at=now),  # refusing
+        load("p5", viewers=0, updated_at=now - 5),  # stale: stuck, its key not yet expired
+        load("p6", viewers=0, updated_at=now),  # the asking process itself
+    ]
+    chosen = with_headroom(loads, now, max_age=3.0, exclude="p6")
+    assert [c.process for c in chosen] == ["p3", "p2", "p1"]
+    assert with_headroom(loads, now, max_age=3.0)[0].process == "p6"
+    assert with_headroom([], now, max_age=3.0) == []

@@ -141,3 +141,16 @@ def make_load_records(bus_url: str, prefix: str, ttl: float) -> LoadRecords:
     if is_redis_url(bus_url):
         return RedisLoadRecords(bus_url, prefix, ttl)
     return MemoryLoadRecords(ttl)
+
+
+def with_headroom(
+    loads: list[ProcessLoad], now: float, max_age: float, exclude: str | None = None
+) -> list[ProcessLoad]:
+    """The processes that take a viewer now, least loaded first (viewers, then those already holding
+    fewer shows; ties by process for a stable order). A record older than ``max_age`` seconds by the
+    reader's wall clock ``now`` is skipped (its process may be stuck even if its key has not expired
+    yet), and so is ``exclude`` (the asking process)."""
+    fresh = [
+        load for load in loads if load.admit and load.process != exclude and now - load.updated_at <= max_age
+    ]
+    return sorted(fresh, key=lambda load: (load.viewers, len(load.shows), load.process))
