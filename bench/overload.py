@@ -339,6 +339,12 @@ def window(
     return pub, viewers, cpu, replies
 
 
+def server_viewers(base: str, show: int) -> int:
+    """Viewers the server counts (connected or joining): tells a viewer the server dropped from one
+    whose own process lost it."""
+    return int(httpx.get(f"{base}/api/shows/{show}/media", timeout=30).json()["viewers"])
+
+
 def line_for(label: str, pub: dict[str, Any], existing: dict[str, Any], cpu: list[float]) -> str:
     return (
         f"{label:7} publisher {pub['fps']:4.1f} fps, loss {pub['loss'] * 100:4.2f}% "
@@ -401,7 +407,11 @@ def main() -> int:
 
         pub0, (ex0,), cpu0, _ = window(publisher, [existing], pids, args.window)
         before = viewer_figures(ex0)
-        print(line_for("before", pub0, before, cpu0), flush=True)
+        print(
+            line_for("before", pub0, before, cpu0),
+            f"| server counts {server_viewers(base, info['show'])}",
+            flush=True,
+        )
 
         shares = [
             surge_n // args.surge_procs + (1 if i < surge_n % args.surge_procs else 0)
@@ -411,7 +421,11 @@ def main() -> int:
             publisher, [existing], pids, args.window, surgers, "|".join(f"surge {n}" for n in shares)
         )
         during = viewer_figures(ex1)
-        print(line_for("during", pub1, during, cpu1), flush=True)
+        print(
+            line_for("during", pub1, during, cpu1),
+            f"| server counts {server_viewers(base, info['show'])}",
+            flush=True,
+        )
 
         admitted = sum(r["admitted"] for r in replies)
         refused = sum(r["refused"] for r in replies)
@@ -432,7 +446,11 @@ def main() -> int:
         pub2, groups, cpu2, _ = window(publisher, [existing, *surgers], pids, args.window)
         after = viewer_figures(groups[0])
         newcomers = viewer_figures([v for g in groups[1:] for v in g])
-        print(line_for("after", pub2, after, cpu2), flush=True)
+        print(
+            line_for("after", pub2, after, cpu2),
+            f"| server counts {server_viewers(base, info['show'])}",
+            flush=True,
+        )
         print(
             f"after   admitted newcomers {newcomers['n']}: {newcomers['fps']:4.1f} fps, frame loss "
             f"{newcomers['loss'] * 100:4.2f}%, dropped {newcomers['dropped']}",
