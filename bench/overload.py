@@ -48,6 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import AudioStreamTrack
+from starlette.routing import Route
 
 from bench import machine
 from bench.relay import CLIP, FPS, ClipTrack, CountingViewer, Poller, av_caps, cpu_seconds, make_clip
@@ -85,6 +86,7 @@ def serve(port: int, workdir: Path, capacity: int, extra: dict[str, str]) -> Non
         max_viewers_per_process=capacity,
     ).with_overrides(**coerce_values(extra))
     app = create_app(settings)
+    app.router.routes.insert(0, Route("/bench/relay", relay_counts(app)))
     with app.state.ctx.db.session() as session:
         user = create_user(session, "bench", "correct horse battery")
         show = Show(seller_id=user.id or 0, title="bench", stream_key=secrets.token_urlsafe(16))
@@ -92,6 +94,27 @@ def serve(port: int, workdir: Path, capacity: int, extra: dict[str, str]) -> Non
         session.commit()
         print(json.dumps({"show": show.id, "key": show.stream_key}), flush=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+
+
+def relay_counts(app: Any) -> Any:
+    """A bench-only route: the relay's own counts, so a viewer starved by its own process (frames
+    dropped at the server for a full socket) is told from a show that stopped."""
+    from starlette.responses import JSONResponse
+
+    async def handler(request: Any) -> Any:
+        out: dict[str, Any] = {"frames_in": 0, "video_waiting": 0, "dropped_frames": 0, "outputs": 0}
+        for media in app.state.ctx.media.shows.values():
+            relay = media.relay
+            out["frames_in"] += relay.frames_in
+            out["keyframe_requests"] = relay.keyframes.sent
+            for output in relay.outputs.values():
+                out["outputs"] += 1
+                out["dropped_frames"] += output.dropped_frames
+                track = output.tracks.get("video")
+                out["video_waiting"] += 1 if track is not None and track.waiting else 0
+        return JSONResponse(out)
+
+    return handler
 
 
 # ------------------------------------------------------------------ publisher that reports
@@ -346,10 +369,28 @@ def window(
     return pub, viewers, cpu, replies
 
 
-def server_viewers(base: str, show: int) -> int:
-    """Viewers the server counts (connected or joining): tells a viewer the server dropped from one
-    whose own process lost it."""
-    return int(httpx.get(f"{base}/api/shows/{show}/media", timeout=30).json()["viewers"])
+def server_view(base: str, show: int) -> str:
+    """What the server says of itself: its viewers (connected or joining: tells a viewer the server
+    dropped from one whose own process lost it) and the headroom it measures (/metrics)."""
+    viewers = int(httpx.get(f"{base}/api/shows/{show}/media", timeout=30).json()["viewers"])
+    figures: dict[str, float] = {}
+    for line in httpx.get(f"{base}/metrics", timeout=30).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in (
+            "liveshow_headroom_cpu",
+            "liveshow_headroom_loop_lag_seconds",
+            "liveshow_headroom_admitting",
+        ):
+            figures[name] = float(value)
+    relay = httpx.get(f"{base}/bench/relay", timeout=30).json()
+    return (
+        f"| relay: frames in {relay['frames_in']}, outputs {relay['outputs']} "
+        f"({relay['video_waiting']} waiting for a keyframe), frames dropped for a full socket "
+        f"{relay['dropped_frames']}, keyframe requests {relay.get('keyframe_requests', 0)} "
+        f"| server: {viewers} viewers, smoothed cpu {figures.get('liveshow_headroom_cpu', -1) * 100:.0f}%, "
+        f"loop lag {figures.get('liveshow_headroom_loop_lag_seconds', -1) * 1000:.0f} ms, "
+        f"{'admitting' if figures.get('liveshow_headroom_admitting') else 'refusing'}"
+    )
 
 
 def line_for(label: str, pub: dict[str, Any], existing: dict[str, Any], cpu: list[float]) -> str:
@@ -416,7 +457,7 @@ def main() -> int:
         before = viewer_figures(ex0)
         print(
             line_for("before", pub0, before, cpu0),
-            f"| server counts {server_viewers(base, info['show'])}",
+            server_view(base, info["show"]),
             flush=True,
         )
 
@@ -430,7 +471,7 @@ def main() -> int:
         during = viewer_figures(ex1)
         print(
             line_for("during", pub1, during, cpu1),
-            f"| server counts {server_viewers(base, info['show'])}",
+            server_view(base, info["show"]),
             flush=True,
         )
 
@@ -455,7 +496,7 @@ def main() -> int:
         newcomers = viewer_figures([v for g in groups[1:] for v in g])
         print(
             line_for("after", pub2, after, cpu2),
-            f"| server counts {server_viewers(base, info['show'])}",
+            server_view(base, info["show"]),
             flush=True,
         )
         print(

@@ -101,7 +101,7 @@ class Settings:
     # event loop's smoothed lag in ms (0: off).
     max_viewers_per_process: int = 300
     cpu_ceiling: float = 0.9
-    loop_lag_ceiling_ms: float = 50.0
+    loop_lag_ceiling_ms: float = 100.0
     # Viewers whose join (answer, ICE, DTLS) may be in progress at once (0: no limit); a newcomer past
     # it waits up to join_wait_seconds for a slot, then gets 503 + Retry-After.
     max_joining_viewers: int = 16
