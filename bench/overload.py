@@ -369,6 +369,28 @@ def window(
     return pub, viewers, cpu, replies
 
 
+def udp_drops(pid: int) -> tuple[int, int]:
+    """(datagrams the kernel dropped on ``pid``'s UDP sockets for a full receive buffer, the largest
+    receive queue now in bytes): a process whose loop reads too late loses packets here."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    drops = queue = 0
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                if fields[9] in inodes:
+                    drops += int(fields[-1])
+                    queue = max(queue, int(fields[4].split(":")[1], 16))
+    return drops, queue
+
+
 def server_view(base: str, show: int) -> str:
     """What the server says of itself: its viewers (connected or joining: tells a viewer the server
     dropped from one whose own process lost it) and the headroom it measures (/metrics)."""
@@ -458,6 +480,7 @@ def main() -> int:
         print(
             line_for("before", pub0, before, cpu0),
             server_view(base, info["show"]),
+            "| server UDP drops {}, largest receive queue {} bytes".format(*udp_drops(server.pid)),
             flush=True,
         )
 
@@ -472,6 +495,7 @@ def main() -> int:
         print(
             line_for("during", pub1, during, cpu1),
             server_view(base, info["show"]),
+            "| server UDP drops {}, largest receive queue {} bytes".format(*udp_drops(server.pid)),
             flush=True,
         )
 
@@ -497,6 +521,7 @@ def main() -> int:
         print(
             line_for("after", pub2, after, cpu2),
             server_view(base, info["show"]),
+            "| server UDP drops {}, largest receive queue {} bytes".format(*udp_drops(server.pid)),
             flush=True,
         )
         print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,9 @@ from liveshow.app import create_app
 from liveshow.media.admission import JOINING, Admission
 from liveshow.media.errors import ProcessFull
 from liveshow.media.headroom import CPU, VIEWERS, HeadroomLimits
+from liveshow.media.peers import enlarge_receive_buffers
+from liveshow.media.publisher import PUBLISHER_RECEIVE_BUFFER, Publisher
+from liveshow.media.viewer import Viewer
 from liveshow.signaling.client import NO_ICE_SERVERS, Watcher, publish
 from tests.conftest import LiveServer, make_settings
 from tests.test_whip_media import Stage, make_show, wait_for
@@ -225,5 +229,34 @@ async def test_the_load_record_tells_viewers_headroom_and_shows(full_stage: Stag
         assert record.url == stage.app.state.ctx.settings.advertised_url
         assert record.process == stage.media.owners.token
         assert record.viewers == 0 and record.admit and record.reason == "ok"
+    finally:
+        await pub.close()
+
+
+def rmem_max() -> int:
+    return int(Path("/proc/sys/net/core/rmem_max").read_text())
+
+
+async def test_the_publishers_sockets_queue_seconds_of_its_stream(full_stage: Stage) -> None:
+    """While the loop runs late (joins, a busy machine) the kernel holds the publisher's packets
+    instead of dropping them: its sockets get a receive buffer past the 512 KB every peer has."""
+    stage = full_stage
+    show_id = stage.show.id or 0
+    pub, _ = await publish(stage.whip, stage.show.stream_key)
+    try:
+        await wait_for(lambda: stage.media.state(show_id) == "live")
+        source = stage.media.shows[show_id].source
+        assert isinstance(source, Publisher)
+        sizes = []
+        for transceiver in source.pc.getTransceivers():
+            connection = transceiver.receiver.transport.transport._connection
+            for protocol in connection._protocols:
+                sock = protocol.transport.get_extra_info("socket")
+                sizes.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+        expected = 2 * min(PUBLISHER_RECEIVE_BUFFER, rmem_max())  # Linux doubles what it grants
+        assert sizes and all(size >= expected for size in sizes), (sizes, expected)
+        viewer = Viewer("v", stage.media.peer_ice, lambda *_: asyncio.sleep(0), lambda: None)
+        assert enlarge_receive_buffers(viewer.pc, 1) == 0  # nothing gathered yet: nothing to set
+        await viewer.pc.close()
     finally:
         await pub.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -124,6 +125,35 @@ class ParkedTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._ended.set()
+
+
+def enlarge_receive_buffers(pc: RTCPeerConnection, size: int) -> int:
+    """Ask the kernel for ``size`` bytes of receive buffer on every UDP socket of ``pc``'s ICE
+    connections (gathered already); returns how many sockets were set.
+
+    For the publisher: everything the show sends comes in on one socket, read by the event loop
+    between everything else it does. While the loop runs late (a surge of viewers joining, the
+    machine busy), the kernel queues the publisher's packets; with the default buffer (about a second
+    of a 720p stream, each datagram counted at its full kernel size) it drops them and every viewer
+    sees the loss. A larger queue turns that loss into a delay the jitter buffers absorb. The kernel
+    caps it at net.core.rmem_max."""
+    count = 0
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        connection = getattr(transceiver.receiver.transport.transport, "_connection", None)
+        for protocol in getattr(connection, "_protocols", []):
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is None or sock.fileno() in seen:
+                continue
+            seen.add(sock.fileno())
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            except OSError:
+                log.warning("could not enlarge a publisher socket's receive buffer", exc_info=True)
+                continue
+            count += 1
+    return count
 
 
 def raw_transport(pc: RTCPeerConnection) -> tuple[Any, Any, Any] | None:

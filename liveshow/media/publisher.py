@@ -10,9 +10,20 @@ from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
 from liveshow.media.clock import ShowClock, StreamTimeline
 from liveshow.media.frames import EncodedFrame, clock_rate, is_keyframe
-from liveshow.media.peers import FORWARDED, PeerIce, capabilities, make_peer, request_pli, tap_receiver
+from liveshow.media.peers import (
+    FORWARDED,
+    PeerIce,
+    capabilities,
+    enlarge_receive_buffers,
+    make_peer,
+    request_pli,
+    tap_receiver,
+)
 
 log = logging.getLogger(__name__)
+
+# The publisher's receive queue in the kernel: several seconds of a 720p stream (enlarge_receive_buffers).
+PUBLISHER_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 StateCallback = Callable[["Publisher", str], Awaitable[None]]
 
@@ -57,7 +68,8 @@ class Publisher:
             if transceiver.kind is not None and transceiver._codecs:
                 self.codecs[transceiver.kind] = transceiver._codecs[0].name
         answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
+        await self.pc.setLocalDescription(answer)  # gathers: the sockets exist from here
+        enlarge_receive_buffers(self.pc, PUBLISHER_RECEIVE_BUFFER)
         return self.pc.localDescription.sdp
 
     def _frame_handler(self, kind: str) -> Callable[[str, bytes, int], None]:
