@@ -97,6 +97,19 @@ async def test_a_join_past_the_limit_waits_for_a_slot_given_back() -> None:
     assert second != first and gate.joining() == 1
 
 
+async def test_a_waiter_woken_then_cancelled_passes_its_slot_on() -> None:
+    gate = Admission(HeadroomLimits(), max_joining=1, join_wait_s=5.0, join_timeout_s=10.0)
+    first = await gate.enter(lambda: 0)
+    gone = asyncio.create_task(gate.enter(lambda: 0))
+    await asyncio.sleep(0.05)
+    patient = asyncio.create_task(gate.enter(lambda: 0))
+    await asyncio.sleep(0.05)
+    gate.leave(first)  # wakes `gone`, whose request is cancelled before it runs again
+    gone.cancel()
+    await asyncio.wait_for(patient, 1)  # at once, not after the 5 s wait
+    assert gone.cancelled() and gate.joining() == 1
+
+
 async def test_a_join_that_waits_too_long_is_refused_and_a_failed_answer_frees_its_slot() -> None:
     gate = Admission(HeadroomLimits(), max_joining=1, join_wait_s=0.1, join_timeout_s=10.0)
     first = await gate.enter(lambda: 0)

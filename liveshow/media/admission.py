@@ -144,6 +144,10 @@ class Admission:
             self._waiters.append(waiter)
             try:
                 await asyncio.wait([waiter], timeout=wait)
+            except asyncio.CancelledError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_next()  # woken for a free slot but gone: the next waiter takes it
+                raise
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
@@ -170,11 +174,14 @@ class Admission:
     def leave(self, token: str) -> None:
         """The join of ``token`` is over (connected, failed or closed): its slot goes to a waiter."""
         if self.joins.leave(token):
-            while self._waiters:
-                waiter = self._waiters.popleft()
-                if not waiter.done():
-                    waiter.set_result(None)
-                    break
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     def joining(self) -> int:
         return self.joins.joining(self.clock())
