@@ -152,6 +152,13 @@ async def run_publisher(url: str, key: str) -> None:
         )
     r.raise_for_status()
     await pc.setRemoteDescription(RTCSessionDescription(sdp=r.text, type="answer"))
+
+    @pc.on("connectionstatechange")
+    def changed() -> None:
+        # To stderr (the run's own output): a publisher that lost its connection explains a show
+        # that stopped.
+        print(f"publisher connection {pc.connectionState} at {time.strftime('%H:%M:%S')}", file=sys.stderr)
+
     print("{}", flush=True)
     loop = asyncio.get_running_loop()
     mark: tuple[float, int, int, int] = (0.0, 0, 0, 0)
