@@ -54,6 +54,7 @@ from bench import machine
 from bench.relay import CLIP, FPS, ClipTrack, CountingViewer, Poller, av_caps, cpu_seconds, make_clip
 from bench.services import free_port
 from bench.tally import ViewerWindow, relay_step, viewer_expected_frames
+from liveshow.media.peers import tolerate_late_consent
 
 ADD_RETRY_S = 60.0
 
@@ -144,6 +145,9 @@ async def run_publisher(url: str, key: str) -> None:
     pc.addTransceiver(AudioStreamTrack(), direction="sendonly")
     video.setCodecPreferences([c for c in av_caps("video") if c.mimeType in ("video/VP8", "video/rtx")])
     await pc.setLocalDescription(await pc.createOffer())
+    # Consent as a browser or OBS keeps it (30 s of silence), not aioice's six 0.5 s checks: a
+    # server answering late is not a server gone.
+    tolerate_late_consent(pc)
     async with httpx.AsyncClient(timeout=30) as http:
         r = await http.post(
             url,

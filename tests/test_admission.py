@@ -16,7 +16,12 @@ from liveshow.app import create_app
 from liveshow.media.admission import JOINING, Admission
 from liveshow.media.errors import ProcessFull
 from liveshow.media.headroom import CPU, VIEWERS, HeadroomLimits
-from liveshow.media.peers import enlarge_receive_buffers
+from liveshow.media.peers import (
+    CONSENT_GIVE_UP_S,
+    consent_until_silent,
+    enlarge_receive_buffers,
+    ice_connections,
+)
 from liveshow.media.publisher import PUBLISHER_RECEIVE_BUFFER, Publisher
 from liveshow.media.viewer import Viewer
 from liveshow.signaling.client import NO_ICE_SERVERS, Watcher, publish
@@ -268,6 +273,10 @@ async def test_the_publishers_sockets_queue_seconds_of_its_stream(full_stage: St
                 sizes.append(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
         expected = 2 * min(PUBLISHER_RECEIVE_BUFFER, rmem_max())  # Linux doubles what it grants
         assert sizes and all(size >= expected for size in sizes), (sizes, expected)
+        # and its consent ends only after 30 s of silence, not after answers read late (test_consent.py)
+        (connection,) = ice_connections(source.pc)
+        assert connection.query_consent.func is consent_until_silent
+        assert connection.query_consent.args[1] == CONSENT_GIVE_UP_S
         viewer = Viewer("v", stage.media.peer_ice, lambda *_: asyncio.sleep(0), lambda: None)
         assert enlarge_receive_buffers(viewer.pc, 1) == 0  # nothing gathered yet: nothing to set
         await viewer.pc.close()

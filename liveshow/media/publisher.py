@@ -18,6 +18,7 @@ from liveshow.media.peers import (
     make_peer,
     request_pli,
     tap_receiver,
+    tolerate_late_consent,
 )
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Publisher:
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)  # gathers: the sockets exist from here
         enlarge_receive_buffers(self.pc, PUBLISHER_RECEIVE_BUFFER)
+        tolerate_late_consent(self.pc)  # a late loop must not end the show (peers.consent_until_silent)
         return self.pc.localDescription.sdp
 
     def _frame_handler(self, kind: str) -> Callable[[str, bytes, int], None]:
