@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import collections
 import json
+import logging
 import os
 import secrets
 import subprocess
@@ -577,6 +578,12 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "serve":
         serve(int(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4]), json.loads(sys.argv[5]))
     elif len(sys.argv) > 1 and sys.argv[1] == "publish":
+        # Why a publisher's connection ends (consent, DTLS) goes to the run's output.
+        logging.basicConfig(
+            level=logging.WARNING, stream=sys.stderr, format="publisher %(name)s: %(message)s"
+        )
+        for name in ("aioice", "aiortc.rtcdtlstransport", "aiortc.rtcicetransport", "liveshow"):
+            logging.getLogger(name).setLevel(logging.INFO)
         make_clip()
         asyncio.run(run_publisher(sys.argv[2], sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "viewers":
