@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SERVER_STAMP := $(VENV)/.installed-server
 
-.PHONY: install install-server run test lint bench clean services browser turn
+.PHONY: install install-server run test lint bench clean services browser turn nginx cluster
 
 # What the server needs to run (make run); the test and lint tools (browser driver included) on top.
 install-server: $(SERVER_STAMP)
@@ -38,7 +38,16 @@ services:
 turn:
 	bash scripts/ensure-coturn.sh
 
-test: install browser services turn
+nginx:
+	bash scripts/ensure-nginx.sh
+
+# Redis and PostgreSQL (this machine's, started if down), three liveshow processes and nginx at
+# http://127.0.0.1:8080 (LIVESHOW_DATABASE_URL, default postgresql://postgres@127.0.0.1:5432/liveshow,
+# must exist: createdb -h 127.0.0.1 -U postgres liveshow). Ctrl-C stops it.
+cluster: install-server services nginx
+	PYTHONPATH=. $(BIN)/python -m bench.stack --processes 3 --port 8080
+
+test: install browser services turn nginx
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install

@@ -12,6 +12,8 @@ recording off gives the recorder's cost.
 
     /tmp/venv/bin/python bench/relay.py                      # default, about 3 minutes
     /tmp/venv/bin/python bench/relay.py --steps 100,200,400,600,800 --viewer-procs 3 --window 8
+    LIVESHOW_RELAY_RTX=0 LIVESHOW_RELAY_LAYERS=0 /tmp/venv/bin/python bench/relay.py   # features off
+    /tmp/venv/bin/python bench/relay.py --layered    # the publisher's packets carry L1T3 layer ids
 """
 
 from __future__ import annotations
@@ -103,6 +105,34 @@ class ClipTrack(MediaStreamTrack):
         self.i += 1
         self.pos += 1
         return packet
+
+
+L1T3 = (0, 2, 1, 2)  # temporal layer of consecutive frames in a three-layer stream
+
+
+def publish_layered() -> None:
+    """Make this (publisher) process's VP8 packets carry temporal layer ids, as the studio's L1T3
+    stream does, so the relay's layer filter runs. The clip is not encoded in layers: the viewers here
+    count packets and never decode, and each viewer on loopback stays at the top layer anyway."""
+    from aiortc.codecs.vpx import Vp8Encoder
+
+    packetize = Vp8Encoder._packetize
+
+    def layered(buffer: bytes, picture_id: int) -> list[bytes]:
+        tid = L1T3[picture_id % 4]
+        tl0 = (picture_id // 4) & 0xFF
+        # aiortc writes X|S|PID, then I (0x80), then a 15-bit PictureID: add L and T after it.
+        layer = bytes((tl0, (tid << 6) | (0x20 if tid else 0)))
+        ext = 0x80 | 0x40 | 0x20  # I, L, T
+        return [bytes((p[0], ext)) + p[2:4] + layer + p[4:] for p in packetize(buffer, picture_id)]
+
+    # aiortc calls it on the encoder instance: it must stay a classmethod.
+    Vp8Encoder._packetize = classmethod(lambda cls, buffer, picture_id: layered(buffer, picture_id))  # type: ignore[method-assign,assignment]
+
+
+def env_flag(name: str) -> bool:
+    """A relay feature switch as the server reads it (LIVESHOW_RELAY_RTX, LIVESHOW_RELAY_LAYERS)."""
+    return os.environ.get(name, "true").strip().lower() in ("1", "true", "yes", "on")
 
 
 async def run_publisher(url: str, key: str) -> None:
@@ -344,6 +374,8 @@ def serve_ours(port: int, workdir: Path, record: bool) -> None:
         secret_key="bench",
         log_level="WARNING",
         ice_interfaces=("127.0.0.1",),  # media on loopback, as in the tests
+        relay_rtx=env_flag("LIVESHOW_RELAY_RTX"),
+        relay_layers=env_flag("LIVESHOW_RELAY_LAYERS"),
     )
     unlimited = settings.with_overrides(**coerce_values(UNLIMITED))
     app = create_app(unlimited)
@@ -570,6 +602,11 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--steps", default="50,100,200,300,400")
+    parser.add_argument(
+        "--layered",
+        action="store_true",
+        help="the publisher's VP8 packets carry temporal layer ids (L1T3), so the relay's layer filter runs",
+    )
     parser.add_argument("--baseline-steps", default="1,2,4")
     parser.add_argument("--window", type=float, default=5.0)
     parser.add_argument("--viewer-procs", type=int, default=2, help="processes the viewers are spread over")
@@ -578,6 +615,13 @@ def main() -> int:
         "--recorder-step", type=int, default=100, help="N of the run repeated with recording off (0: skip)"
     )
     args = parser.parse_args()
+    if args.layered:
+        os.environ["LIVESHOW_BENCH_LAYERED"] = "1"  # the publisher process reads it
+    print(
+        f"relay features: rtx={env_flag('LIVESHOW_RELAY_RTX')} layers={env_flag('LIVESHOW_RELAY_LAYERS')} "
+        f"layered publisher={args.layered}",
+        flush=True,
+    )
     make_clip()
     started = time.time()
     steps = [int(x) for x in args.steps.split(",")]
@@ -636,6 +680,8 @@ if __name__ == "__main__":
             serve_baseline(int(sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "publish":
         make_clip()
+        if os.environ.get("LIVESHOW_BENCH_LAYERED") == "1":
+            publish_layered()
         asyncio.run(run_publisher(sys.argv[2], sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "probe":
         asyncio.run(run_probes(sys.argv[2], int(sys.argv[3])))

@@ -25,6 +25,10 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "bids": ("bids.py", "claims and bids through two server processes, Redis and PostgreSQL"),
     "room": ("room.py", "chat fan-out to thousands of room WebSockets"),
     "relay": ("relay.py", "WebRTC viewers per publisher, no transcoding"),
+    "glass": ("glass.py", "glass to glass in Chromium, through the server and peer to peer"),
+    "network": ("network.py", "viewers on lossy and narrow links (namespaces: root), features on/off"),
+    "hls": ("hls.py", "LL-HLS muxing cost, and latency through nginx to hls.js viewers"),
+    "cluster": ("cluster.py", "an origin and two edges: viewers held, CPU per edge, latency per hop"),
     "search": ("search.py", "search and similar items over 10,000 listings"),
     "faults": ("faults.py", "kills, Redis and PostgreSQL restarts under load: nothing acknowledged lost"),
 }

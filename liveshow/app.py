@@ -21,6 +21,7 @@ from liveshow.context import WEB_DIR, AppContext
 from liveshow.db import Database
 from liveshow.errors import DomainError
 from liveshow.gctune import pauses_timed, tune_gc
+from liveshow.hls import install as hls_install
 from liveshow.logs import setup_logging
 from liveshow.looplag import measure_lag_forever
 from liveshow.media import install as media_install
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *pages.routes(context),
         *social_routes.install(context),
         *media_install.install(context),
+        *hls_install.install(context),
         *replay_install.install(context),
         *orders_install.install(context),
         *auction_install(context),

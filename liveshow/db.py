@@ -129,14 +129,25 @@ class LoopConnection:
 
     async def fetchone(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         try:
-            if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
-            cursor = await self._conn.execute(query, params, prepare=True)
+            cursor = await (await self._open()).execute(query, params, prepare=True)
             row: tuple[Any, ...] | None = await cursor.fetchone()
             return row
         except psycopg.Error:
             await self.close()
             raise
+
+    async def execute(self, query: str, params: dict[str, Any]) -> None:
+        """Run a statement that returns no rows."""
+        try:
+            await (await self._open()).execute(query, params, prepare=True)
+        except psycopg.Error:
+            await self.close()
+            raise
+
+    async def _open(self) -> psycopg.AsyncConnection[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        return self._conn
 
     async def close(self) -> None:
         if self._conn is not None:

@@ -44,11 +44,28 @@ class Settings:
     max_photo_bytes: int = 8 * 1024 * 1024
     max_photos_per_listing: int = 8
     publisher_grace_seconds: float = 60.0
+    # The relay answers viewers' NACKs from each show's packet cache (off: a lost packet costs a
+    # keyframe request, as a relay without retransmission would; benchmarks compare the two).
+    relay_rtx: bool = True
+    # The relay sends each viewer only the VP8 temporal layers its link carries (off: every viewer gets
+    # every layer).
+    relay_layers: bool = True
+    # What the browser studio publishes: "layered" (VP8 with three temporal layers where the browser
+    # can encode them, so the relay can adapt each viewer) or "h264" (H.264 first: hardware encoding and
+    # the LL-HLS rendition, which browsers cannot play from VP8; one layer). See the README, Video.
+    studio_video: str = "layered"
     # Base URL other server processes redirect WHEP viewers to when this process holds a show's
     # publisher (several processes on Redis); empty means http://{host}:{port}.
     advertise_url: str = ""
     # Seconds a process's claim on a show's publisher lives unless refreshed (it refreshes every ttl/4).
     media_owner_ttl_seconds: float = 8.0
+    # Edges (a process relaying a show it does not hold): at most this many edges pull from one node,
+    # the rest from edges (a tree); 0: every edge pulls from the origin.
+    media_edge_fanout: int = 0
+    # Seconds an edge keeps pulling a show after its last viewer there left.
+    media_edge_grace_seconds: float = 10.0
+    # Seconds without a video frame before an edge looks again at where the show is.
+    media_edge_stall_seconds: float = 2.0
     payment_window_minutes: int = 15
     # manual | test | stripe; empty: stripe when stripe_secret_key is set, else manual (orders.providers).
     payment_provider: str = ""

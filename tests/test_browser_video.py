@@ -40,7 +40,11 @@ def add_test_pages(app: Any) -> None:
             if sign_in_seller:
                 sign_in(request, seller)
             html = templates.env.from_string(PAGE).render(
-                request=request, show=show, partial=partial, csrf=csrf_token(request)
+                request=request,
+                show=show,
+                partial=partial,
+                csrf=csrf_token(request),
+                studio_video=app.state.ctx.settings.studio_video,
             )
             return HTMLResponse(html)
 

@@ -1,6 +1,7 @@
 """Two real server processes (uvicorn apps) sharing Redis and one database: a viewer may hit either.
 
-The process holding a show's publisher registers itself; WHEP on the other answers 307 to it, a second
+The process holding a show's publisher registers itself; WHEP on the other, when it has no headroom,
+answers 307 to it (else it serves the viewer as an edge: tests/test_media_edges.py), a second
 WHIP publisher there gets 409, show state changes reach both through the bus, a republish during the
 grace period may land on the other process (it takes the show over), and ending the show from the
 process without the publisher stops the publisher.
@@ -96,7 +97,9 @@ async def test_viewer_on_any_process(cluster: Cluster) -> None:
     pub, _location = await publish(f"{a.url}/whip/{show_id}", cluster.show.stream_key)
     await wait_for(lambda: a.media.state(show_id) == "live")
 
-    # B holds nothing: it points the viewer at A, keeping the method (307), and relays nothing itself
+    # B holds nothing and has no headroom: it points the viewer at A, keeping the method (307), and
+    # relays nothing itself (with headroom it serves the viewer as an edge: tests/test_media_edges.py)
+    b.media.has_headroom = lambda: False
     offer = await _offer("recvonly")
     async with httpx.AsyncClient() as http:
         resp = await http.post(
@@ -161,6 +164,7 @@ async def test_republish_on_the_other_process_takes_the_show_over(cluster: Clust
     pub2, _ = await publish(f"{b.url}/whip/{show_id}", key)
     await wait_for(lambda: b.media.state(show_id) == "live")
     await wait_for(lambda: show_id not in a.media.shows, timeout=5)  # A noticed and let go
+    a.media.has_headroom = lambda: False
     watcher = Watcher()
     await watcher.watch(f"{a.url}/whep/{show_id}")  # redirected to B
     assert watcher.location.startswith(f"{b.url}/")

@@ -1,4 +1,4 @@
-"""The retransmission cache, the viewer's sequence-number runs and the RFC 4588 rewrite (pure), and the
+"""The retransmission cache and the RFC 4588 rewrite (pure), and the
 relay answering a NACK from them for one viewer (a fake socket and SRTP, no network)."""
 
 from __future__ import annotations
@@ -9,111 +9,90 @@ from typing import Any
 import pytest
 from aiortc.rtp import RtpPacket, unwrap_rtx
 
+from liveshow.media.forward import ShowPacket
 from liveshow.media.frames import EncodedFrame
 from liveshow.media.relay import OutTrack, ShowRelay, ViewerOutput
 from liveshow.media.rtx import (
-    MAX_RUNS,
+    AWAIT_UPSTREAM,
+    MAX_AWAITED,
     RESEND_BURST,
     RESEND_SHARE,
     PacketCache,
-    SentRuns,
     plain_packet,
     resend_allowance,
     rtx_packet,
 )
+from liveshow.settings import load_settings
 
 # ------------------------------------------------------------------ PacketCache
 
 
-def test_cache_returns_each_packet_by_show_index_with_its_frame_pts_and_marker() -> None:
+def pkt(index: int, payload: bytes = b"p", pts: int = 0, marker: bool = False) -> ShowPacket:
+    return ShowPacket("VP8", index, payload, pts, marker)
+
+
+def test_cache_returns_each_packet_by_show_index() -> None:
     cache = PacketCache(size=8, max_age=1.0)
-    assert cache.add_frame([b"a0", b"a1", b"a2"], pts=3000, marked=True, now=10.0) == 0
-    assert cache.add_frame([b"b0"], pts=6000, marked=True, now=10.1) == 3
-    assert cache.get(0, 10.2) == (b"a0", 3000, False)
-    assert cache.get(2, 10.2) == (b"a2", 3000, True)
-    assert cache.get(3, 10.2) == (b"b0", 6000, True)
-    assert cache.get(4, 10.2) is None  # not sent yet
+    packets = [pkt(0, b"a0", 3000), pkt(1, b"a1", 3000), pkt(2, b"a2", 3000, True), pkt(3, b"b0", 6000, True)]
+    for packet in packets:
+        cache.add(packet, now=10.0)
+    assert [cache.get(i, 10.2) for i in range(4)] == packets
+    assert cache.get(4, 10.2) is None  # not received yet
     assert cache.get(-1, 10.2) is None
-
-
-def test_cache_unmarked_frames_carry_no_marker() -> None:
-    cache = PacketCache(size=4)
-    cache.add_frame([b"x", b"y"], pts=1, marked=False, now=0.0)
-    assert cache.get(1, 0.0) == (b"y", 1, False)
 
 
 def test_cache_holds_at_most_size_packets_and_evicts_the_oldest() -> None:
     cache = PacketCache(size=4, max_age=100.0)
     for i in range(6):
-        cache.add_frame([bytes([i])], pts=i, marked=True, now=0.0)
+        cache.add(pkt(i, bytes([i])), now=0.0)
     assert [cache.get(i, 0.0) is not None for i in range(6)] == [False, False, True, True, True, True]
-    assert cache.get(5, 0.0) == (b"\x05", 5, True)
     # A slot reused by a later packet never answers for the earlier one.
-    assert cache.get(1, 0.0) is None and cache.get(5 - 4, 0.0) is None
+    assert cache.get(1, 0.0) is None
+
+
+def test_cache_keeps_a_late_packet_unless_its_slot_holds_a_newer_one() -> None:
+    cache = PacketCache(size=4, max_age=100.0)
+    cache.add(pkt(0), now=0.0)
+    cache.add(pkt(2), now=0.0)
+    late = pkt(1)
+    cache.add(late, now=0.0)  # an upstream retransmission fills its gap
+    assert cache.get(1, 0.0) is late
+    cache.add(pkt(5), now=0.0)
+    cache.add(pkt(1, b"too late"), now=0.0)  # slot 1 holds packet 5 now
+    assert cache.get(1, 0.0) is None and cache.get(5, 0.0) is not None
 
 
 def test_cache_forgets_packets_older_than_max_age() -> None:
     cache = PacketCache(size=16, max_age=0.5)
-    cache.add_frame([b"old"], pts=0, marked=True, now=1.0)
-    cache.add_frame([b"new"], pts=1, marked=True, now=1.4)
-    assert cache.get(0, 1.5) == (b"old", 0, True)
+    cache.add(pkt(0, b"old"), now=1.0)
+    cache.add(pkt(1, b"new"), now=1.4)
+    assert cache.get(0, 1.5) is not None
     assert cache.get(0, 1.51) is None
-    assert cache.get(1, 1.51) == (b"new", 1, True)
+    assert cache.get(1, 1.51) is not None
+
+
+def test_cache_awaits_a_gap_until_it_comes_or_for_a_while() -> None:
+    cache = PacketCache(size=16, max_age=10.0)
+    cache.await_gap(3, 6, now=1.0)  # packets 3, 4 and 5 did not come in order
+    assert [cache.awaited(i, 1.2) for i in range(2, 7)] == [False, True, True, True, False]
+    cache.add(pkt(4), now=1.3)  # its retransmission came
+    assert not cache.awaited(4, 1.3) and cache.get(4, 1.3) is not None
+    assert cache.awaited(3, 1.0 + AWAIT_UPSTREAM)
+    assert not cache.awaited(3, 1.0 + AWAIT_UPSTREAM + 0.01)  # lost for good: a keyframe instead
+
+
+def test_cache_awaits_at_most_the_latest_packets_of_a_long_gap() -> None:
+    cache = PacketCache()
+    cache.await_gap(0, 10 * MAX_AWAITED, now=0.0)
+    assert not cache.awaited(0, 0.0) and cache.awaited(10 * MAX_AWAITED - 1, 0.0)
+    assert len(cache._awaited) == MAX_AWAITED
+    cache.await_gap(10 * MAX_AWAITED + 1, 10 * MAX_AWAITED + 2, now=0.1)
+    assert len(cache._awaited) == MAX_AWAITED and cache.awaited(10 * MAX_AWAITED + 1, 0.1)
 
 
 def test_cache_needs_a_slot() -> None:
     with pytest.raises(ValueError):
         PacketCache(size=0)
-
-
-# ------------------------------------------------------------------ SentRuns
-
-
-def test_runs_map_a_viewer_sequence_number_to_the_show_packet_it_carried() -> None:
-    runs = SentRuns()
-    # The viewer joined at show packet 100 with first sequence number 65534: its numbers wrap.
-    runs.start(0, 100)
-    next_seq, count = (65534 + 5) & 0xFFFF, 5  # 5 packets sent: 65534, 65535, 0, 1, 2
-    assert runs.index_of(65534, next_seq, count, window=64) == 100
-    assert runs.index_of(65535, next_seq, count, window=64) == 101
-    assert runs.index_of(0, next_seq, count, window=64) == 102
-    assert runs.index_of(2, next_seq, count, window=64) == 104
-    assert runs.index_of(3, next_seq, count, window=64) == -1  # not sent yet
-    assert runs.index_of(65533, next_seq, count, window=64) == -1  # before the viewer's first packet
-
-
-def test_runs_follow_a_viewer_that_skipped_to_a_keyframe() -> None:
-    runs = SentRuns()
-    runs.start(0, 10)  # packets 0..3 were show 10..13
-    runs.start(4, 50)  # dropped until show packet 50: packets 4.. are show 50..
-    seq0 = 1000
-    next_seq, count = seq0 + 7, 7
-    assert [runs.index_of(seq0 + n, next_seq, count, 64) for n in range(7)] == [10, 11, 12, 13, 50, 51, 52]
-
-
-def test_runs_replace_a_run_that_sent_nothing() -> None:
-    runs = SentRuns()
-    runs.start(0, 10)
-    runs.start(0, 20)
-    assert runs.index_of(5, 6, 1, 64) == 20
-
-
-def test_runs_answer_nothing_older_than_the_window() -> None:
-    runs = SentRuns()
-    runs.start(0, 0)
-    assert runs.index_of(0, 100, 100, window=100) == 0
-    assert runs.index_of(0, 101, 101, window=100) == -1
-
-
-def test_runs_are_bounded_and_forgotten_runs_answer_nothing() -> None:
-    runs = SentRuns()
-    for k in range(MAX_RUNS + 3):
-        runs.start(k * 2, k * 100)  # two packets per run
-    count = (MAX_RUNS + 3) * 2
-    assert len(runs._starts) == MAX_RUNS
-    assert runs.index_of(count - 1, count, count, 1000) == (MAX_RUNS + 2) * 100 + 1
-    assert runs.index_of(0, count, count, 1000) == -1  # its run was forgotten
-    assert runs.index_of(6, count, count, 1000) == 300  # the oldest remembered run
 
 
 # ------------------------------------------------------------------ RFC 4588 rewrite
@@ -275,3 +254,26 @@ async def test_a_viewer_nacking_everything_gets_at_most_its_allowance() -> None:
     allowance = RESEND_BURST + sent // RESEND_SHARE
     assert len(udp.sent) == relay.rtx.resent == allowance
     assert relay.rtx.refused == 5 * sent - allowance and relay.rtx.missing == 0
+
+
+async def test_a_relay_without_its_cache_answers_every_nack_with_a_keyframe_request() -> None:
+    # LIVESHOW_RELAY_RTX off: what the benchmark compares the cache against.
+    wanted: list[int] = []
+    relay = ShowRelay(1, lambda: wanted.append(1), resend=False)
+    relay.keyframes.interval = 0.0
+    output, udp = viewer()
+    relay.add_output("a", output)
+    relay.push(frame(1, keyframe=True))
+    udp.sent.clear()
+    asked = len(wanted)
+    relay.resend(output, "video", [65530])
+    assert udp.sent == [] and (relay.rtx.resent, relay.rtx.missing) == (0, 1)
+    assert len(wanted) == asked + 1
+
+
+def test_the_relay_features_are_on_by_default_and_switch_off_by_environment(tmp_path: Any) -> None:
+    env = {"LIVESHOW_DATA_DIR": str(tmp_path), "LIVESHOW_SECRET_KEY": "k"}
+    on = load_settings(env)
+    assert (on.relay_rtx, on.relay_layers) == (True, True)
+    off = load_settings({**env, "LIVESHOW_RELAY_RTX": "0", "LIVESHOW_RELAY_LAYERS": "false"})
+    assert (off.relay_rtx, off.relay_layers) == (False, False)

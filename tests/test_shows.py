@@ -71,6 +71,23 @@ def test_public_url_is_the_origin(tmp_path: Path, sqlite_url: str) -> None:
     assert data["whip_url"] == f"https://live.example.com/whip/{data['id']}"
 
 
+@pytest.mark.parametrize(("setting", "told"), [(None, "layered"), ("h264", "h264"), ("layered", "layered")])
+def test_the_studio_is_told_what_video_to_publish(
+    tmp_path: Path, sqlite_url: str, setting: str | None, told: str
+) -> None:
+    """studio_video: layered VP8 by default (per-viewer adaptation), H.264 where the operator wants the
+    LL-HLS rendition; studio.js reads data-video."""
+    from liveshow.app import create_app
+    from tests.conftest import make_settings
+
+    extra = {} if setting is None else {"studio_video": setting}
+    with TestClient(create_app(make_settings(tmp_path, sqlite_url, **extra))) as client:
+        signup(client, "selvid")
+        show_id = api_create_show(client)["id"]
+        studio = client.get(f"/studio/{show_id}")
+    assert studio.status_code == 200 and f'data-video="{told}"' in studio.text
+
+
 @pytest.mark.parametrize(
     ("body", "status"),
     [

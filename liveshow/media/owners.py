@@ -1,10 +1,11 @@
 """Which server process owns a show's publisher, shared by every process (Redis) or kept in memory.
 
-A viewer may reach any process, but the encoded media of a show only flows through the process whose
+A viewer may reach any process, but the encoded media of a show enters through the process whose
 publisher it is. That process registers itself under ``{prefix}:media:{show_id}:owner`` with its
 advertised base URL and a TTL it refreshes while it holds the show (``publishing``, or
-``reconnecting`` during the grace period); other processes redirect WHEP there and refuse a second
-WHIP publisher with 409. A republish arriving on another process during the grace period takes the
+``reconnecting`` during the grace period); other processes pull the show from there to serve their
+own viewers (``edges``; or redirect WHEP there when they have no headroom) and refuse a second WHIP
+publisher with 409. A republish arriving on another process during the grace period takes the
 show over (the old owner notices on its next refresh and lets go). Ending a show from any process marks
 the key ``ended`` so the owner stops its publisher. The value is ``token<TAB>state<TAB>url``.
 
@@ -63,6 +64,9 @@ class Owners(Protocol):
     async def owner_url(self, show_id: int) -> str | None:
         """The base URL of another process holding the show's publisher, or None."""
 
+    async def holder(self, show_id: int) -> tuple[str, str] | None:
+        """(base URL, ``publishing`` | ``reconnecting``) of another process holding the show, or None."""
+
     async def release(self, show_id: int) -> None: ...
 
     async def mark_ended(self, show_id: int) -> None: ...
@@ -84,11 +88,15 @@ class _Base:
     def _value(self, state: str) -> str:
         return f"{self.token}\t{state}\t{self.url}"
 
-    def _foreign_url(self, value: str | None) -> str | None:
+    def _foreign(self, value: str | None) -> tuple[str, str] | None:
         held = parse(value)
         if held is None or held[0] == self.token or held[1] == ENDED or not held[2]:
             return None
-        return held[2]
+        return held[2], held[1]
+
+    def _foreign_url(self, value: str | None) -> str | None:
+        foreign = self._foreign(value)
+        return foreign[0] if foreign is not None else None
 
 
 class RedisOwners(_Base):
@@ -122,6 +130,9 @@ class RedisOwners(_Base):
 
     async def owner_url(self, show_id: int) -> str | None:
         return self._foreign_url(await self.redis.get(self._key(show_id)))
+
+    async def holder(self, show_id: int) -> tuple[str, str] | None:
+        return self._foreign(await self.redis.get(self._key(show_id)))
 
     async def release(self, show_id: int) -> None:
         await self._release(keys=[self._key(show_id)], args=[self.token])
@@ -170,6 +181,9 @@ class MemoryOwners(_Base):
 
     async def owner_url(self, show_id: int) -> str | None:
         return self._foreign_url(self._get(show_id))
+
+    async def holder(self, show_id: int) -> tuple[str, str] | None:
+        return self._foreign(self._get(show_id))
 
     async def release(self, show_id: int) -> None:
         held = parse(self._get(show_id))

@@ -1,5 +1,6 @@
 """aiortc peers for the relay: the publisher's receive side (no decoder) and a viewer's send side
-(no encoder), plus the small adapters that make aiortc hand us encoded frames and raw transports."""
+(no encoder), plus the small adapters that make aiortc hand us RTP packets, encoded frames and raw
+transports."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from aiortc.codecs import CODECS
 from aiortc.jitterbuffer import JitterBuffer
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtp import RtpPacket
 
 from liveshow.media.icenet import IceNetwork, IcePeer
 from liveshow.media.udpmux import UdpMux
@@ -71,6 +73,25 @@ def capabilities(
     return caps
 
 
+def in_offer_order(offer: str, kind: str, caps: list[RTCRtpCodecCapability]) -> list[RTCRtpCodecCapability]:
+    """``caps`` sorted as the offer's ``kind`` section lists their codecs (stable; unlisted last).
+
+    The publisher's order decides what a show is sent in: the studio and OBS put H.264 first, and only
+    H.264 shows get an HLS rendition (browsers' MSE takes no VP8 in MP4); a VP8-first offer stays VP8.
+    """
+    rank: dict[str, int] = {}
+    in_kind = False
+    for line in offer.splitlines():
+        if line.startswith("m="):
+            in_kind = line.startswith(f"m={kind} ")
+        elif in_kind and line.startswith("a=rtpmap:"):
+            parts = line.split(None, 1)
+            if len(parts) == 2:
+                name = parts[1].split("/", 1)[0].lower()
+                rank.setdefault(name, len(rank))
+    return sorted(caps, key=lambda c: rank.get(c.mimeType.split("/", 1)[-1].lower(), len(rank)))
+
+
 class FrameTap:
     """Stands in for an RTCRtpReceiver's decoder queue: complete encoded frames come to ``on_frame``.
 
@@ -95,12 +116,49 @@ class FrameTap:
             log.exception("ingest failed on a frame")
 
 
-def tap_receiver(transceiver: RTCRtpTransceiver, on_frame: Callable[[str, bytes, int], None]) -> None:
+class PacketTap:
+    """Stands in for an RTCRtpReceiver's jitter buffer: each RTP packet goes to ``on_packet`` as it
+    arrives, after SRTP, RTX unwrapping and the receiver's NACK bookkeeping (so aiortc still asks the
+    publisher for what was lost), and then into the real jitter buffer, which still assembles the
+    frames ``FrameTap`` hands on (the recorder's input). Only ``add`` and ``capacity`` are used by
+    the receiver."""
+
+    def __init__(
+        self, buffer: JitterBuffer, codecs: dict[int, Any], on_packet: Callable[[str, RtpPacket], None]
+    ) -> None:
+        self.buffer = buffer
+        self._codecs = codecs  # the receiver's own payload type -> codec map, filled when it starts
+        self.on_packet = on_packet
+
+    @property
+    def capacity(self) -> int:
+        return self.buffer.capacity
+
+    def add(self, packet: RtpPacket) -> tuple[bool, Any]:
+        codec = self._codecs.get(packet.payload_type)
+        if codec is not None:
+            try:
+                self.on_packet(codec.name, packet)
+            except Exception:
+                log.exception("ingest failed on a packet")
+        return self.buffer.add(packet)
+
+
+def tap_receiver(
+    transceiver: RTCRtpTransceiver,
+    on_frame: Callable[[str, bytes, int], None],
+    on_packet: Callable[[str, RtpPacket], None],
+) -> None:
+    """Packets to ``on_packet`` as they arrive, whole frames to ``on_frame``; nothing decoded."""
     receiver = transceiver.receiver
     receiver._RTCRtpReceiver__decoder_queue = FrameTap(on_frame)  # type: ignore[attr-defined]
     if transceiver.kind == "audio":
-        # Each Opus packet is a frame: forward it at once instead of holding 4 packets (80 ms).
-        receiver._RTCRtpReceiver__jitter_buffer = JitterBuffer(capacity=16, prefetch=0)  # type: ignore[attr-defined]
+        # Each Opus packet is a frame: hand it on at once instead of holding 4 packets (80 ms).
+        buffer = JitterBuffer(capacity=16, prefetch=0)
+    else:
+        buffer = receiver._RTCRtpReceiver__jitter_buffer  # type: ignore[attr-defined]
+    codecs = receiver._RTCRtpReceiver__codecs  # type: ignore[attr-defined]
+    receiver._RTCRtpReceiver__jitter_buffer = PacketTap(buffer, codecs, on_packet)  # type: ignore[attr-defined]
 
 
 def request_pli(transceiver: RTCRtpTransceiver) -> None:

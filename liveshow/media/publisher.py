@@ -1,4 +1,7 @@
-"""The publisher's peer: WHIP offer in, answer out, its encoded frames onto the show clock."""
+"""The publisher's peer: WHIP offer in, answer out, its RTP packets and encoded frames onto the show clock.
+
+Packets go to the relay as they arrive (forwarded to viewers); whole frames go to the show's sinks
+(the recorder)."""
 
 from __future__ import annotations
 
@@ -8,13 +11,14 @@ from collections.abc import Awaitable, Callable
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
-from liveshow.media.clock import ShowClock, StreamTimeline
-from liveshow.media.frames import EncodedFrame, clock_rate, is_keyframe
+from liveshow.media.clock import ShowClock
+from liveshow.media.inbound import FrameCallback, InboundTaps, PacketCallback
 from liveshow.media.peers import (
     FORWARDED,
     PeerIce,
     capabilities,
     enlarge_receive_buffers,
+    in_offer_order,
     make_peer,
     request_pli,
     tap_receiver,
@@ -30,33 +34,32 @@ StateCallback = Callable[["Publisher", str], Awaitable[None]]
 
 
 class Publisher:
-    """One publish session (a WHIP resource). ``on_frame`` gets every complete encoded frame."""
+    """One publish session (a WHIP resource). ``on_packet`` gets every RTP packet as it arrives,
+    ``on_frame`` every complete encoded frame (see inbound.py)."""
 
     def __init__(
         self,
         session_id: str,
         clock: ShowClock,
         ice: PeerIce,
-        on_frame: Callable[[EncodedFrame], None],
+        on_frame: FrameCallback,
         on_state: StateCallback,
+        on_packet: PacketCallback,
     ) -> None:
         self.session_id = session_id
         self.pc: RTCPeerConnection = make_peer(ice)
         self.clock = clock
-        self.on_frame = on_frame
         self.on_state = on_state
+        self.taps = InboundTaps(session_id, clock, on_frame, on_packet)
         self.codecs: dict[str, str] = {}
-        self.frames = 0
         self._video: RTCRtpTransceiver | None = None
-        self._timelines: dict[str, StreamTimeline] = {}
-        self._closed = False
 
     async def accept(self, offer: str, kinds: list[str]) -> str:
         """Answer the offer, receiving one stream of each offered kind in a codec we forward."""
         for kind in kinds:
             transceiver = self.pc.addTransceiver(kind, direction="recvonly")
-            transceiver.setCodecPreferences(capabilities(kind, FORWARDED[kind]))
-            tap_receiver(transceiver, self._frame_handler(kind))
+            transceiver.setCodecPreferences(in_offer_order(offer, kind, capabilities(kind, FORWARDED[kind])))
+            tap_receiver(transceiver, self.taps.frame_handler(kind), self.taps.packet_handler(kind))
             if kind == "video":
                 self._video = transceiver
 
@@ -74,32 +77,12 @@ class Publisher:
         tolerate_late_consent(self.pc)  # a late loop must not end the show (peers.consent_until_silent)
         return self.pc.localDescription.sdp
 
-    def _frame_handler(self, kind: str) -> Callable[[str, bytes, int], None]:
-        timeline = StreamTimeline(self.clock, clock_rate(kind))
-        self._timelines[kind] = timeline
-
-        def on_frame(codec: str, data: bytes, stream_ts: int) -> None:
-            if self._closed or not data:
-                return
-            self.frames += 1
-            self.on_frame(
-                EncodedFrame(
-                    kind=kind,
-                    codec=codec,
-                    data=data,
-                    pts=timeline.pts(stream_ts),
-                    keyframe=is_keyframe(codec, data),
-                )
-            )
-
-        return on_frame
-
     def request_keyframe(self) -> None:
-        if self._video is not None and not self._closed:
+        if self._video is not None and not self.taps.closed:
             request_pli(self._video)
 
     async def close(self) -> None:
-        self._closed = True
+        self.taps.closed = True
         try:
             await asyncio.wait_for(self.pc.close(), timeout=5)
         except Exception:

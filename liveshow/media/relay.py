@@ -1,8 +1,18 @@
-"""The relay: one show's encoded frames fanned out to every viewer without decoding or encoding.
+"""The relay: one show's RTP packets fanned out to every viewer as they arrive, without decoding or encoding.
 
-A frame is packetized once (``Packetizer``) and the payloads are shared; per viewer only the RTP header
-(SSRC, sequence number, timestamp, payload type) is written, then SRTP protect and a UDP ``sendto`` on
-the viewer's nominated ICE pair, synchronously: no per-packet coroutine chain, no per-viewer task.
+A publisher's packets come straight from its receiver (after SRTP, RTX unwrapping and aiortc's NACKs
+upstream; see ``peers.PacketTap``), numbered on the show (``forward.ShowIndex``) and read once
+(``forward.classify``: frame starts, keyframes, VP8 temporal layers). A frame source (a re-air) has its
+frames packetized once (``Packetizer``) and goes the same way. Payloads are shared; per viewer only the
+RTP header (SSRC, sequence number, timestamp, payload type) is written, then SRTP protect and a UDP
+``sendto`` on the viewer's nominated ICE pair, synchronously: no per-packet coroutine chain, no
+per-viewer task. Nothing waits for a whole frame, so the relay adds no frame interval of delay.
+
+Each viewer's sequence numbers are the show's indexes plus its own offset: a packet lost upstream is a
+gap the viewer NACKs (and the upstream retransmission fills, sent under the number kept for it); a
+packet the viewer is not sent (a temporal layer above its own, see ``layers``) shifts the offset so it
+leaves no gap. A viewer joins, and resumes after being dropped or after the source changed, at a
+keyframe, continuing its own numbering.
 
 A slow viewer never slows the others: the send is non-blocking and each viewer's socket buffer is
 bounded (``MAX_BUFFERED``); past it the viewer's video is dropped until the next keyframe, which is
@@ -10,10 +20,10 @@ requested upstream. Keyframe requests (a viewer joins, reports PLI/FIR, or was d
 the whole show and rate-limited (``KeyframeRequests``).
 
 Lost packets are resent: the show keeps its recent video packets once (``rtx.PacketCache``, the same
-shared payloads), each viewer's track remembers which show packets its sequence numbers carried
-(``rtx.SentRuns``, touched once per frame), and a viewer's NACK is answered from the cache, rewritten for
-that viewer, as RTX where negotiated (``ShowRelay.resend``). Only a packet the cache no longer holds
-costs a keyframe request.
+shared packets), each viewer's track remembers which show index each of its recent sequence numbers
+carried (a ring: a few list stores per packet), and a viewer's NACK is answered from the cache,
+rewritten for that viewer, as RTX where negotiated (``ShowRelay.resend``). Only a packet the cache no
+longer holds costs a keyframe request.
 """
 
 from __future__ import annotations
@@ -22,14 +32,24 @@ import asyncio
 import logging
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 from aiortc import clock
 
+from liveshow.media.forward import ShowIndex, ShowPacket, classify
 from liveshow.media.frames import EncodedFrame, MediaSink
+from liveshow.media.layers import BACKLOG_DOWN, TOP_LAYER, LayerCounts, LayerPolicy
 from liveshow.media.packets import Packetizer
-from liveshow.media.rtx import PacketCache, RtxCounts, SentRuns, plain_packet, resend_allowance, rtx_packet
+from liveshow.media.rtx import (
+    CACHE_PACKETS,
+    PacketCache,
+    RtxCounts,
+    plain_packet,
+    resend_allowance,
+    rtx_packet,
+)
+from liveshow.media.vp8 import with_picture_id
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +57,14 @@ RTP_HEADER = struct.Struct("!BBHII")
 # Bytes a viewer's UDP socket may hold unsent before its video drops to the next keyframe.
 MAX_BUFFERED = 256 * 1024
 KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to the publisher
+# A viewer remembers the show index of its last SENT_RING sequence numbers (as many as the cache holds).
+SENT_RING = CACHE_PACKETS
+SENT_MASK = SENT_RING - 1
+assert SENT_RING & SENT_MASK == 0, "the sent ring's size must be a power of two"
+# Packets missing upstream that a viewer keeps a sequence number for, waiting for their retransmission.
+MAX_HOLES = 128
+ALL_LAYERS = 255  # a viewer with no layer policy takes every layer
+FRAMES: Hashable = "frames"  # the source key of packets made from a frame source's frames
 
 
 class KeyframeRequests:
@@ -78,16 +106,21 @@ class OutTrack:
 
     __slots__ = (
         "codec",
+        "delta",
+        "high",
+        "holes",
+        "layer",
         "octets",
         "packets",
+        "pid_delta",
         "pt",
         "resent",
         "rtx_pt",
         "rtx_seq",
         "rtx_ssrc",
-        "runs",
         "sender",
-        "seq",
+        "sent",
+        "sent_pid",
         "ssrc",
         "ts_offset",
         "waiting",
@@ -107,18 +140,33 @@ class OutTrack:
         self.ssrc: int = sender._ssrc
         self.pt = pt
         self.codec = codec
-        self.seq = seq
         self.ts_offset = ts_offset
-        self.waiting = True  # video: nothing is sent before a keyframe
+        self.waiting = True  # nothing is sent before a packet a decoder can start at
+        # Sequence number = (show index + delta) mod 2^16; ``high``: the highest show index this track
+        # has passed (sent, skipped or missing). The next new packet's number is ``seq``.
+        self.high = -1
+        self.delta = seq
+        self.holes: dict[int, int] = {}  # show index missing upstream -> the sequence number kept for it
+        self.layer = ALL_LAYERS  # the highest temporal layer sent
+        self.pid_delta = 0  # VP8 frames not sent: PictureID = original - pid_delta
         self.packets = 0
         self.octets = 0
-        self.runs = SentRuns()
+        # Per sequence number slot: the show index it carried (-1: none) and the PictureID shift it was
+        # sent with. Every number of the last SENT_RING is written (sent, or kept for a missing packet)
+        # or cleared, so a slot within that window answers for exactly its number.
+        self.sent = [-1] * SENT_RING
+        self.sent_pid = [0] * SENT_RING
         # RFC 4588: the RTX stream has its own payload type, SSRC (the one the answer announced in its
         # FID group) and sequence numbers; None: resend the original packet itself.
         self.rtx_pt = rtx_pt
         self.rtx_ssrc: int = sender._rtx_ssrc
         self.rtx_seq = rtx_seq
         self.resent = 0
+
+    @property
+    def seq(self) -> int:
+        """The sequence number the next new packet gets."""
+        return (self.high + 1 + self.delta) & 0xFFFF
 
 
 class ViewerOutput:
@@ -131,111 +179,184 @@ class ViewerOutput:
         self._addr = addr
         self.dropped_frames = 0
         self.closed = False
+        # Set by the relay when the viewer is added: its layer policy (None: every layer) and the
+        # process's layer counters.
+        self.policy: LayerPolicy | None = None
+        self.layer_counts = LayerCounts()
 
-    def send(
-        self,
-        kind: str,
-        codec: str,
-        payloads: list[bytes],
-        pts: int,
-        keyframe: bool,
-        ntp: int,
-        first_index: int = -1,
-    ) -> bool:
-        """Send one frame; returns False when the viewer needs a keyframe (it was dropped).
-        ``first_index``: the show index of the frame's first packet in the cache (-1: not cached)."""
+    def forward(self, kind: str, packet: ShowPacket, ntp: int) -> bool:
+        """Send one packet; returns False when the viewer needs a keyframe (it was dropped).
+        ``ntp``: the wall clock for the sender report, 0 when this packet does not end a frame."""
         track = self.tracks.get(kind)
         if track is None or self.closed:
             return True
-        if track.codec != codec:
+        if track.codec != packet.codec:
             return True  # the publisher changed codec; the service closes this viewer
-        video = kind == "video"
-        if video and track.waiting:
-            if not keyframe:
+        index = packet.index
+        if index <= track.high:
+            # Late: an upstream retransmission of a packet this viewer kept a number for.
+            if track.waiting:
                 return True
-            track.waiting = False
-        udp = self._udp
-        if udp.is_closing():
-            self.closed = True
-            return True
-        if udp.get_write_buffer_size() > MAX_BUFFERED:
-            self.dropped_frames += 1
-            if video:
-                track.waiting = True
-                return False
-            return True
-        if first_index >= 0:
-            runs = track.runs
-            if first_index != runs.next_index:  # joined, or skipped frames: a new run starts here
-                runs.start(track.packets, first_index)
-            runs.next_index = first_index + len(payloads)
-        ts = (track.ts_offset + pts) & 0xFFFFFFFF
-        seq = track.seq
-        ssrc = track.ssrc
-        pt = track.pt
-        last = len(payloads) - 1
-        protect = self._protect
-        sendto = udp.sendto
-        addr = self._addr
-        octets = 0
-        for i, payload in enumerate(payloads):
-            marker = 0x80 if (video and i == last) else 0
-            sendto(protect(RTP_HEADER.pack(0x80, marker | pt, seq, ts, ssrc) + payload), addr)
-            seq = (seq + 1) & 0xFFFF
-            octets += len(payload)
-        track.seq = seq
-        track.packets += len(payloads)
-        track.octets += octets
-        # Keep the sender's RTCP sender reports truthful (A/V sync and RTT in the viewer).
-        sender = track.sender
-        sender._RTCRtpSender__ntp_timestamp = ntp
-        sender._RTCRtpSender__rtp_timestamp = ts
-        sender._RTCRtpSender__packet_count = track.packets
-        sender._RTCRtpSender__octet_count = track.octets
+            seq = track.holes.pop(index, -1)
+            if seq < 0 or packet.tid > track.layer:
+                return True
+        else:
+            if packet.start:
+                udp = self._udp
+                if udp.is_closing():
+                    self.closed = True
+                    return True
+                buffered = udp.get_write_buffer_size()
+                if buffered > MAX_BUFFERED:
+                    self.dropped_frames += 1
+                    track.waiting = True
+                    return kind != "video"
+                if track.waiting:
+                    if not packet.keyframe:
+                        return True
+                    track.waiting = False
+                    track.delta = track.high + 1 + track.delta - index  # continue its own numbering
+                    track.high = index - 1
+                    track.holes.clear()
+                if packet.layered and self.policy is not None:
+                    self._switch(track, packet, buffered, self.policy)
+            elif track.waiting:
+                return True
+            if index - track.high > 1:
+                self._keep_holes(track, index)
+            track.high = index
+            if packet.tid > track.layer:
+                # Not sent: later packets move up one number, so this one leaves no gap to NACK.
+                track.delta -= 1
+                if packet.start and packet.picture_id >= 0:
+                    track.pid_delta += 1
+                if packet.tid <= ALL_LAYERS:  # not padding
+                    self.layer_counts.dropped += 1
+                return True
+            seq = (index + track.delta) & 0xFFFF
+        payload = packet.payload
+        pid_delta = track.pid_delta
+        if pid_delta and packet.picture_id_at >= 0:
+            payload = with_picture_id(
+                payload, packet.picture_id_at, packet.picture_id_bits, packet.picture_id - pid_delta
+            )
+        ts = (track.ts_offset + packet.pts) & 0xFFFFFFFF
+        self._udp.sendto(
+            self._protect(RTP_HEADER.pack(0x80, packet.marker_bit | track.pt, seq, ts, track.ssrc) + payload),
+            self._addr,
+        )
+        slot = seq & SENT_MASK
+        track.sent[slot] = index
+        track.sent_pid[slot] = pid_delta
+        track.packets += 1
+        track.octets += len(payload)
+        if ntp:
+            # Keep the sender's RTCP sender reports truthful (A/V sync and RTT in the viewer).
+            sender = track.sender
+            sender._RTCRtpSender__ntp_timestamp = ntp
+            sender._RTCRtpSender__rtp_timestamp = ts
+            sender._RTCRtpSender__packet_count = track.packets
+            sender._RTCRtpSender__octet_count = track.octets
         return True
 
-    def resend(self, kind: str, seqs: list[int], cache: PacketCache, now: float) -> tuple[int, int, int]:
+    def _keep_holes(self, track: OutTrack, index: int) -> None:
+        """Packets up to ``index`` never came (yet): keep each its number, for its retransmission; the
+        numbers of any older ones than MAX_HOLES answer nothing."""
+        delta = track.delta
+        holes = track.holes
+        sent = track.sent
+        kept = max(track.high + 1, index - MAX_HOLES)
+        for missing in range(max(track.high + 1, kept - SENT_RING), kept):
+            sent[(missing + delta) & SENT_MASK] = -1
+        for missing in range(kept, index):
+            seq = (missing + delta) & 0xFFFF
+            holes[missing] = seq
+            slot = seq & SENT_MASK
+            sent[slot] = missing
+            track.sent_pid[slot] = track.pid_delta
+        while len(holes) > MAX_HOLES:
+            del holes[next(iter(holes))]
+
+    def _switch(self, track: OutTrack, packet: ShowPacket, buffered: int, policy: LayerPolicy) -> None:
+        """At a frame start: follow the policy's target, down at once, up where decodable."""
+        if buffered > BACKLOG_DOWN:
+            policy.backlog(time.monotonic(), buffered)
+        target = policy.target
+        layer = track.layer
+        if layer > TOP_LAYER:
+            layer = track.layer = TOP_LAYER
+        if target < layer:
+            track.layer = target
+            self.layer_counts.down += 1
+        elif target > layer:
+            if packet.keyframe:
+                track.layer = target  # a keyframe refreshes every reference: all layers decode
+            elif packet.sync and packet.tid == layer + 1:
+                track.layer = packet.tid  # this frame needs only the base layer: the next layer starts
+            else:
+                return
+            self.layer_counts.up += 1
+
+    def resend(self, kind: str, seqs: list[int], cache: PacketCache, now: float) -> tuple[int, int, int, int]:
         """Answer a NACK from the show's cache: returns (packets resent, packets no longer cached,
-        packets refused past this viewer's allowance)."""
+        packets refused past this viewer's allowance, packets still missing upstream: they are sent
+        when the publisher's retransmission comes)."""
         track = self.tracks.get(kind)
         if track is None or self.closed:
-            return 0, 0, 0
+            return 0, 0, 0, 0
         udp = self._udp
         if udp.is_closing():
             self.closed = True
-            return 0, 0, 0
+            return 0, 0, 0, 0
         allowed = resend_allowance(track.packets, track.resent)
         refused = max(0, len(seqs) - allowed)
         if refused:
             seqs = seqs[:allowed]
-        resent = missing = 0
-        runs = track.runs
+        resent = missing = pending = 0
         for seq in seqs:
-            index = runs.index_of(seq & 0xFFFF, track.seq, track.packets, cache.size)
+            seq &= 0xFFFF
+            slot = seq & SENT_MASK
+            back = (track.seq - seq) & 0xFFFF
+            index = track.sent[slot] if 0 < back <= SENT_RING else -1
             hit = cache.get(index, now)
             if hit is None:
-                missing += 1
+                if cache.awaited(index, now):
+                    pending += 1  # lost on the way in too: aiortc has NACKed it upstream already
+                else:
+                    missing += 1
                 continue
             if udp.get_write_buffer_size() > MAX_BUFFERED:
-                break  # congested: send() drops it to the next keyframe; more packets help no one
-            payload, pts, marker = hit
-            ts = (track.ts_offset + pts) & 0xFFFFFFFF
+                break  # congested: forward() drops it to the next keyframe; more packets help no one
+            payload = hit.payload
+            pid_delta = track.sent_pid[slot]
+            if pid_delta and hit.picture_id_at >= 0:
+                payload = with_picture_id(
+                    payload, hit.picture_id_at, hit.picture_id_bits, hit.picture_id - pid_delta
+                )
+            ts = (track.ts_offset + hit.pts) & 0xFFFFFFFF
             if track.rtx_pt is not None:
-                packet = rtx_packet(payload, marker, track.rtx_pt, track.rtx_seq, ts, track.rtx_ssrc, seq)
+                packet = rtx_packet(payload, hit.marker, track.rtx_pt, track.rtx_seq, ts, track.rtx_ssrc, seq)
                 track.rtx_seq = (track.rtx_seq + 1) & 0xFFFF
             else:
-                packet = plain_packet(payload, marker, track.pt, seq, ts, track.ssrc)
+                packet = plain_packet(payload, hit.marker, track.pt, seq, ts, track.ssrc)
             udp.sendto(self._protect(packet), self._addr)
             resent += 1
         track.resent += resent
-        return resent, missing, refused
+        return resent, missing, refused, pending
 
 
 class ShowRelay:
-    """One show's fan-out point: frames in (publisher or re-air), packets out to viewers, frames to sinks."""
+    """One show's fan-out point: packets in (publisher) or frames in (re-air), packets out to viewers,
+    frames to sinks."""
 
     def __init__(
-        self, show_id: int, request_keyframe: Callable[[], None], rtx: RtxCounts | None = None
+        self,
+        show_id: int,
+        request_keyframe: Callable[[], None],
+        rtx: RtxCounts | None = None,
+        resend: bool = True,
+        layers: bool = True,
+        layer_counts: LayerCounts | None = None,
     ) -> None:
         self.show_id = show_id
         self.outputs: dict[str, ViewerOutput] = {}
@@ -243,36 +364,88 @@ class ShowRelay:
         self.keyframes = KeyframeRequests(request_keyframe)
         self._packetizer = Packetizer()
         # Video only: players NACK video (audio is negotiated without NACK, a lost 20 ms is concealed).
-        self.caches: dict[str, PacketCache] = {"video": PacketCache()}
+        # resend=False (LIVESHOW_RELAY_RTX off): no cache, every NACK costs a keyframe request.
+        self.caches: dict[str, PacketCache] = {"video": PacketCache()} if resend else {}
+        # layers=False (LIVESHOW_RELAY_LAYERS off): every viewer is sent every layer.
+        self.layers = layers
         self.rtx = rtx if rtx is not None else RtxCounts()
+        self.layer_counts = layer_counts if layer_counts is not None else LayerCounts()
+        self.indexes = {"video": ShowIndex(), "audio": ShowIndex()}
+        self._frame_packets = {"video": 0, "audio": 0}  # packets made from a frame source's frames
         self.frames_in = 0
-        self.frames_sent = 0
+        self.packets_in = 0
 
     def push(self, frame: EncodedFrame) -> None:
+        """A frame source's frame: to the sinks, then packetized once and forwarded."""
+        self.to_sinks(frame)
+        if not self.outputs:
+            return
+        payloads = self._packetizer.payloads(frame)
+        kind = frame.kind
+        n = self._frame_packets.get(kind, 0)
+        self._frame_packets[kind] = n + len(payloads)
+        last = len(payloads) - 1
+        video = kind == "video"
+        for i, payload in enumerate(payloads):
+            self.forward(kind, frame.codec, FRAMES, n + i, payload, frame.pts, video and i == last)
+
+    def to_sinks(self, frame: EncodedFrame) -> None:
+        """A whole frame for the sinks (the recorder), which take frames, not packets."""
         self.frames_in += 1
         for sink in self.sinks:
             try:
                 sink.on_frame(frame)
             except Exception:
                 log.exception("media sink failed on a frame of show %s", self.show_id)
+
+    def forward(
+        self, kind: str, codec: str, source: Hashable, n: int, payload: bytes, pts: int, marker: bool
+    ) -> None:
+        """One RTP packet of a source: its ``n``-th from the source's first (by sequence number), its
+        timestamp already on the show clock (``pts``)."""
+        show_index = self.indexes.get(kind)
+        if show_index is None:
+            return
+        index, new_source = show_index.index(source, n)
+        if index < 0:
+            return
+        if new_source and kind == "video" and show_index.high >= 0:
+            # Another encoder after an earlier one: no viewer's decoder can go on from the last one's
+            # pictures.
+            for output in self.outputs.values():
+                track = output.tracks.get(kind)
+                if track is not None:
+                    track.waiting = True
+            self.keyframes.want()
+        new_timestamp = False
+        cache = self.caches.get(kind)
+        now = time.monotonic()
+        if index > show_index.high:
+            if cache is not None and index > show_index.high + 1 and not new_source:
+                cache.await_gap(show_index.high + 1, index, now)
+            new_timestamp = pts != show_index.last_timestamp
+            show_index.high = index
+            show_index.last_timestamp = pts
+        packet = ShowPacket(codec, index, payload, pts, marker)
+        if not classify(packet, new_timestamp):
+            # Padding or malformed: no viewer is sent it, none sees a gap, nobody starts at it.
+            packet.start = packet.keyframe = False
+            packet.tid = ALL_LAYERS + 1
+        self.packets_in += 1
+        if cache is not None:
+            cache.add(packet, now)
         if not self.outputs:
             return
-        payloads = self._packetizer.payloads(frame)
-        ntp = clock.current_ntp_time()
-        cache = self.caches.get(frame.kind)
-        first = -1
-        if cache is not None:
-            first = cache.add_frame(payloads, frame.pts, frame.kind == "video", time.monotonic())
+        ntp = clock.current_ntp_time() if (marker or kind != "video") else 0
         need_keyframe = False
         for output in self.outputs.values():
             try:
-                if not output.send(frame.kind, frame.codec, payloads, frame.pts, frame.keyframe, ntp, first):
+                if not output.forward(kind, packet, ntp):
                     need_keyframe = True
             except Exception:
                 # e.g. SRTP protect after the session closed: this viewer is gone, the others go on.
                 output.closed = True
                 log.debug("viewer send failed", exc_info=True)
-        self.frames_sent += len(self.outputs)
         if need_keyframe:
             self.keyframes.want()
 
@@ -282,20 +455,30 @@ class ShowRelay:
         cache = self.caches.get(kind)
         if cache is None:
             self.rtx.missing += len(seqs)
+            self.keyframes.want()
             return
         try:
-            resent, missing, refused = output.resend(kind, seqs, cache, time.monotonic())
+            resent, missing, refused, pending = output.resend(kind, seqs, cache, time.monotonic())
         except Exception:
-            output.closed = True  # as in push: SRTP protect after the session closed
+            output.closed = True  # as in forward: SRTP protect after the session closed
             log.debug("viewer resend failed", exc_info=True)
             return
         self.rtx.resent += resent
         self.rtx.missing += missing
         self.rtx.refused += refused
+        self.rtx.pending += pending
         if missing:
             self.keyframes.want()
 
-    def add_output(self, session_id: str, output: ViewerOutput) -> None:
+    def report(self, output: ViewerOutput, fraction_lost: float) -> None:
+        """A viewer's receiver report on its video: its layer policy judges its link."""
+        if output.policy is not None:
+            output.policy.report(time.monotonic(), fraction_lost)
+
+    def add_output(self, session_id: str, output: ViewerOutput, adapt: bool = True) -> None:
+        """``adapt``: the viewer's layers follow its link (else it takes every layer: an edge's pull)."""
+        output.layer_counts = self.layer_counts
+        output.policy = LayerPolicy(time.monotonic()) if self.layers and adapt else None
         self.outputs[session_id] = output
         self.keyframes.want()
 

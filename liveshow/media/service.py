@@ -28,7 +28,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from liveshow.errors import Forbidden, NotAuthenticated, NotFound
+from liveshow.media import edgeauth
 from liveshow.media.admission import Admission
+from liveshow.media.edgeregistry import make_edges
+from liveshow.media.edges import EdgeCollector, EdgePorts, EdgeSettings, EdgeShows
 from liveshow.media.errors import (
     NoMediaPort,
     NotLive,
@@ -41,10 +44,12 @@ from liveshow.media.frames import MediaSink
 from liveshow.media.headroom import HeadroomLimits
 from liveshow.media.icenet import IceNetwork
 from liveshow.media.iceservers import IceServerSettings
+from liveshow.media.layers import LayerCounts
 from liveshow.media.loadrecord import ProcessLoad, make_load_records
 from liveshow.media.owners import PUBLISHING, RECONNECTING, make_owners
 from liveshow.media.peers import PeerIce
 from liveshow.media.publisher import Publisher
+from liveshow.media.pull import PullRefused
 from liveshow.media.relay import ShowRelay
 from liveshow.media.rtx import RtxCounts
 from liveshow.media.show import ShowMedia
@@ -63,12 +68,13 @@ Source = Publisher | FrameSource
 LOAD_REPORT_S = 1.0
 
 
-class RtxCollector(Collector):
-    """The relays' NACK answers as Prometheus counters, read when /metrics is scraped (the relays only
-    add to plain integers: no metric call on the media path)."""
+class RelayCollector(Collector):
+    """The relays' NACK answers and temporal layer choices as Prometheus counters, read when /metrics
+    is scraped (the relays only add to plain integers: no metric call on the media path)."""
 
-    def __init__(self, counts: RtxCounts) -> None:
+    def __init__(self, counts: RtxCounts, layers: LayerCounts) -> None:
         self.counts = counts
+        self.layers = layers
 
     def collect(self) -> Iterator[CounterMetricFamily]:
         counts = self.counts
@@ -88,6 +94,24 @@ class RtxCollector(Collector):
             "Packets viewers asked for past their resend allowance (not resent)",
             value=counts.refused,
         )
+        yield CounterMetricFamily(
+            "liveshow_rtx_pending_packets",
+            "Packets viewers asked for that the publisher's link lost too (sent when its resend came)",
+            value=counts.pending,
+        )
+        yield CounterMetricFamily(
+            "liveshow_relay_layer_dropped_packets",
+            "Video packets not sent to a viewer because their temporal layer was above the viewer's",
+            value=self.layers.dropped,
+        )
+        switches = CounterMetricFamily(
+            "liveshow_relay_layer_switches",
+            "Changes of a viewer's temporal layer, down (its link lost packets or backed up) or up",
+            labels=["direction"],
+        )
+        switches.add_metric(["down"], self.layers.down)
+        switches.add_metric(["up"], self.layers.up)
+        yield switches
 
 
 class AdmissionCollector(Collector):
@@ -158,7 +182,8 @@ class MediaService:
             settings.bus_url, settings.bus_prefix, settings.load_record_ttl_seconds
         )
         self.rtx = RtxCounts()  # every show's relay adds to it
-        context.metrics.registry.register(RtxCollector(self.rtx))
+        self.layer_counts = LayerCounts()  # and to this
+        context.metrics.registry.register(RelayCollector(self.rtx, self.layer_counts))
         # Checked here, at startup: a misconfigured TURN server fails the start, not every viewer.
         self.ice_servers = IceServerSettings.from_urls(
             self.settings.ice_servers,
@@ -176,16 +201,56 @@ class MediaService:
         # One port for the whole process: its peers share it (a socket per local address, made on first use).
         mux = UdpMux(network.port_min) if network.port_min and network.port_min == network.port_max else None
         self.peer_ice = PeerIce(network, stun, mux)
+        # Whether this process may take one more viewer; False: WHEP is redirected to the origin.
+        self.has_headroom: Callable[[], bool] = lambda: self.admission.check(self.total_viewers()).admit
+        self.edges = EdgeShows(
+            EdgeSettings(
+                own_url=self.settings.advertised_url,
+                secret_key=self.settings.secret_key,
+                fanout=self.settings.media_edge_fanout,
+                grace=self.settings.media_edge_grace_seconds,
+                stall=self.settings.media_edge_stall_seconds,
+                ttl=self.settings.media_owner_ttl_seconds,
+            ),
+            EdgePorts(
+                holder=self.owners.holder,
+                show_ended=self._ended_in_store,
+                held_here=lambda show_id: show_id in self.shows,
+                drop_viewer=self._drop_viewer,
+            ),
+            make_edges(
+                self.settings.bus_url, self.settings.bus_prefix, self.settings.media_owner_ttl_seconds
+            ),
+            self.peer_ice,
+            self.rtx,
+        )
+        context.metrics.registry.register(EdgeCollector(self.edges))
 
     # ------------------------------------------------------------ queries
 
     def viewer_count(self, show_id: int) -> int:
-        media = self.shows.get(show_id)
+        media = self._served(show_id)
         return len(media.relay.outputs) if media else 0
+
+    def _served(self, show_id: int) -> ShowMedia | None:
+        """The show's media here: held (its publisher is here) or pulled as an edge."""
+        return self.shows.get(show_id) or self.edges.media(show_id)
+
+    async def _ended_in_store(self, show_id: int) -> bool:
+        show = await self.store.get(show_id)
+        return show is None or show.state == "ended"
+
+    def pull_allowed(self, show_id: int, token: str) -> bool:
+        """Whether a server-to-server pull carries this cluster's token for the show (edgeauth)."""
+        return edgeauth.valid_pull_token(self.settings.secret_key, show_id, token)
 
     def total_viewers(self) -> int:
         """Viewers of every show on this process, joined or joining (answered, not yet connected)."""
-        return sum(len(media.viewers) for media in self.shows.values())
+        return sum(len(media.viewers) for media in self._everywhere())
+
+    def _everywhere(self) -> list[ShowMedia]:
+        """Every show's media on this process: those it holds and those it relays as an edge."""
+        return [*self.shows.values(), *(f.media for f in self.edges.feeds.values())]
 
     def load(self) -> ProcessLoad:
         """This process's load record now (what a newcomer would be told, and the shows fed here)."""
@@ -196,7 +261,13 @@ class MediaService:
             viewers=self.total_viewers(),
             admit=verdict.admit,
             reason=verdict.reason,
-            shows=tuple(sorted(m.show_id for m in self.shows.values() if m.source is not None)),
+            # held here (its publisher) or relayed here (an edge of it): where its viewers may come
+            shows=tuple(
+                sorted(
+                    {m.show_id for m in self.shows.values() if m.source is not None}
+                    | {f.media.show_id for f in self.edges.feeds.values()}
+                )
+            ),
             updated_at=time.time(),
         )
 
@@ -222,7 +293,14 @@ class MediaService:
         media = self.shows.get(show.id)
         if media is None:
             holder: list[ShowMedia] = []
-            relay = ShowRelay(show.id, lambda: holder[0].request_keyframe(), self.rtx)
+            relay = ShowRelay(
+                show.id,
+                lambda: holder[0].request_keyframe(),
+                self.rtx,
+                resend=self.settings.relay_rtx,
+                layers=self.settings.relay_layers,
+                layer_counts=self.layer_counts,
+            )
             media = ShowMedia(show_id=show.id, relay=relay)
             holder.append(media)
             self.shows[show.id] = media
@@ -247,8 +325,9 @@ class MediaService:
                 secrets.token_urlsafe(24),
                 media.clock,
                 self.peer_ice,
-                media.relay.push,
+                media.relay.to_sinks,
                 self._on_publisher,
+                media.relay.forward,
             )
             media.source = publisher
             try:
@@ -404,42 +483,61 @@ class MediaService:
     # ------------------------------------------------------------ watching
 
     def refuse_if_full(self, show_id: int) -> None:
-        """Asked before a WHEP offer is read: a process without headroom for a show it feeds answers
-        503 at the cost of a header check. (A show held elsewhere is redirected as before.)"""
-        media = self.shows.get(show_id)
-        if media is not None and media.source is not None:
+        """Asked before a WHEP offer is read: a process without headroom for a show it serves (holds
+        or relays) answers 503 at the cost of a header check. A show served elsewhere goes on to
+        ``watch``, which redirects it when this process has no headroom."""
+        if self._served(show_id) is not None:
             self.admission.refuse_if_full(self.total_viewers)
 
-    async def watch(self, show_id: int, offer: str, kinds: list[str], user_id: int | None) -> tuple[str, str]:
+    async def watch(
+        self, show_id: int, offer: str, kinds: list[str], user_id: int | None, pull: bool = False
+    ) -> tuple[str, str]:
+        """A viewer's session. ``pull``: an edge's authenticated pull (edgeauth), which may watch a
+        private show (the edge checked its own viewer here, exactly as below) and is served only from
+        media this process already has: a process that neither holds nor relays the show refuses it,
+        and the edge picks another feeder (no chains through stale registry entries)."""
         show = await self.require_show(show_id)
-        if show.visibility == "private" and user_id != show.seller_id:
+        if show.visibility == "private" and user_id != show.seller_id and not pull:
             raise NotFound("No such show.")
         if show.state == "ended":
             raise ShowEnded("This show has ended.")
         media = self.shows.get(show_id)
         if media is None or media.source is None:
             elsewhere = await self.owners.owner_url(show_id)
-            if elsewhere is not None:
+            relayed = self.edges.media(show_id) is not None  # an edge of the show here already
+            if elsewhere is not None and not relayed and (pull or not self.has_headroom()):
                 raise ServedElsewhere(f"{elsewhere}/whep/{show_id}")
+            if relayed or elsewhere is not None:
+                try:
+                    media = await self.edges.media_for(show_id, elsewhere)
+                except PullRefused as exc:
+                    if elsewhere is None:
+                        raise NotLive("The show is between servers; try again shortly.") from exc
+                    log.warning("show %s: no pull from %s (%s): redirecting", show_id, elsewhere, exc)
+                    raise ServedElsewhere(f"{elsewhere}/whep/{show_id}") from exc
         if media is None or not media.codecs:
             raise NotLive("The show has not started yet.")
         # A slot among the joins in progress, or 503 + Retry-After when this process has no headroom.
         ticket = await self.admission.enter(self.total_viewers)
         session_id: str | None = None
         try:
-            session_id, answer = await self._answer_viewer(media, offer, kinds)
+            session_id, answer = await self._answer_viewer(media, offer, kinds, pull)
         finally:
             self.admission.answered(ticket, session_id)
         return session_id, answer
 
-    async def _answer_viewer(self, media: ShowMedia, offer: str, kinds: list[str]) -> tuple[str, str]:
+    async def _answer_viewer(
+        self, media: ShowMedia, offer: str, kinds: list[str], pull: bool
+    ) -> tuple[str, str]:
         viewer = Viewer(
             secrets.token_urlsafe(24),
             self.peer_ice,
             self._on_viewer,
             media.relay.keyframes.want,
             media.relay.resend,
+            media.relay.report,
         )
+        viewer.every_layer = pull
         try:
             answer = await viewer.accept(offer, kinds, media.codecs, {})
         except NoMediaPort:
@@ -458,7 +556,8 @@ class MediaService:
         return viewer.session_id, answer
 
     async def _on_viewer(self, viewer: Viewer, state: str) -> None:
-        media = next((m for m in self.shows.values() if viewer.session_id in m.viewers), None)
+        everywhere = [*self.shows.values(), *(f.media for f in self.edges.feeds.values())]
+        media = next((m for m in everywhere if viewer.session_id in m.viewers), None)
         if media is None:
             return
         if state in ("connected", "failed", "closed"):
@@ -466,7 +565,7 @@ class MediaService:
         if state == "connected":
             output = viewer.bind()
             if output is not None:
-                media.relay.add_output(viewer.session_id, output)
+                media.relay.add_output(viewer.session_id, output, adapt=not viewer.every_layer)
         elif state in ("failed", "closed"):
             await self._drop_viewer(media, viewer)
 
@@ -477,7 +576,7 @@ class MediaService:
         await viewer.close()
 
     def viewer(self, show_id: int, session_id: str) -> Viewer:
-        media = self.shows.get(show_id)
+        media = self._served(show_id)
         viewer = media.viewers.get(session_id) if media else None
         if viewer is None:
             raise NotFound("No such viewing session.")
@@ -485,7 +584,9 @@ class MediaService:
 
     async def delete_viewer(self, show_id: int, session_id: str) -> None:
         viewer = self.viewer(show_id, session_id)
-        await self._drop_viewer(self.shows[show_id], viewer)
+        media = self._served(show_id)
+        assert media is not None
+        await self._drop_viewer(media, viewer)
 
     # ------------------------------------------------------------ holding shows across processes
 
@@ -598,6 +699,7 @@ class MediaService:
             await self.loads.withdraw(self.owners.token)
         except Exception:
             log.warning("could not withdraw this process's load record", exc_info=True)
+        await self.edges.stop()
         for media in list(self.shows.values()):
             if media.owned:
                 try:

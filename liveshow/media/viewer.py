@@ -10,7 +10,7 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import is_rtx
-from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRtpfbPacket
+from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRrPacket, RtcpRtpfbPacket, RtcpSrPacket
 
 from liveshow.media.peers import (
     ParkedTrack,
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 StateCallback = Callable[["Viewer", str], Awaitable[None]]
 # (the viewer's output, kind, the sequence numbers it reports lost): the show relay's resend
 NackCallback = Callable[[ViewerOutput, str, list[int]], None]
+# (the viewer's output, the share of its video lost since its last report, 0..1): its layer policy
+ReportCallback = Callable[[ViewerOutput, float], None]
 
 
 class CodecMismatch(Exception):
@@ -41,14 +43,19 @@ class Viewer:
         on_state: StateCallback,
         on_keyframe: Callable[[], None],
         on_nack: NackCallback | None = None,
+        on_report: ReportCallback | None = None,
     ) -> None:
         self.session_id = session_id
         self.pc: RTCPeerConnection = make_peer(ice)
         self.on_state = on_state
         self.on_keyframe = on_keyframe
         self.on_nack = on_nack
+        self.on_report = on_report
         self.output: ViewerOutput | None = None
         self.codecs: dict[str, str] = {}
+        # An edge's pull takes every layer: the edge adapts each of its own viewers, and a pull held
+        # at a lower layer would hold all of them there.
+        self.every_layer = False
         self._tracks: list[ParkedTrack] = []
 
     async def accept(
@@ -68,8 +75,9 @@ class Viewer:
             # A viewer's PLI/FIR becomes a (shared, rate-limited) keyframe request to the publisher.
             transceiver.sender._send_keyframe = self.on_keyframe  # type: ignore[method-assign]
             # aiortc answers a NACK from its own send history, which is empty (the relay writes the
-            # packets): the relay answers it from the show's cache instead.
-            self._route_nacks(transceiver.sender, kind)
+            # packets): the relay answers it from the show's cache instead. Receiver reports on video
+            # go to the relay too (the viewer's layer policy), and on to aiortc (RTT, stats).
+            self._route_rtcp(transceiver.sender, kind)
 
         @self.pc.on("connectionstatechange")
         async def changed() -> None:
@@ -89,7 +97,7 @@ class Viewer:
         tolerate_late_consent(self.pc)
         return self.pc.localDescription.sdp
 
-    def _route_nacks(self, sender: Any, kind: str) -> None:
+    def _route_rtcp(self, sender: Any, kind: str) -> None:
         handle_rtcp = sender._handle_rtcp_packet
 
         async def handle(packet: Any) -> None:
@@ -97,6 +105,15 @@ class Viewer:
                 if self.output is not None and self.on_nack is not None and packet.lost:
                     self.on_nack(self.output, kind, packet.lost)
                 return
+            if (
+                kind == "video"
+                and isinstance(packet, RtcpRrPacket | RtcpSrPacket)
+                and self.output is not None
+                and self.on_report is not None
+            ):
+                for report in packet.reports:
+                    if report.ssrc == sender._ssrc:
+                        self.on_report(self.output, report.fraction_lost / 256)
             await handle_rtcp(packet)
 
         sender._handle_rtcp_packet = handle
@@ -125,8 +142,6 @@ class Viewer:
                 rtx_pt=rtx.payloadType if rtx is not None else None,
                 rtx_seq=random.randint(0, 32767),
             )
-            if transceiver.kind == "audio":
-                tracks["audio"].waiting = False
         self.output = ViewerOutput(tracks, srtp, udp, addr)
         return self.output
 

@@ -106,6 +106,8 @@ class Watcher:
         self.location = ""
         self._tasks: list[asyncio.Task[None]] = []
         self.sizes: set[tuple[int, int]] = set()
+        # time.monotonic() of each decoded video frame: frame rates and freezes over any window
+        self.video_times: list[float] = []
 
     async def watch(self, url: str) -> None:
         self.started_at = time.monotonic()
@@ -126,6 +128,7 @@ class Watcher:
                 frame: Any = await track.recv()
                 self.frames[track.kind] += 1
                 if track.kind == "video":
+                    self.video_times.append(time.monotonic())
                     self.sizes.add((frame.width, frame.height))
                     if self.first_frame_at is None:
                         self.first_frame_at = time.monotonic()

@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 
 from liveshow.errors import DomainError, NotAuthenticated, NotFound
 from liveshow.jsonbody import read_limited
+from liveshow.media import edgeauth
 from liveshow.media import iceservers as ice_servers
 from liveshow.media.errors import BadSdp, IceRestartUnsupported, ServedElsewhere
 from liveshow.media.service import MediaService
@@ -117,6 +118,9 @@ async def whip_post(request: Request) -> Response:
 
 async def whep_post(request: Request, caps: WhepCaps) -> Response:
     show_id = show_id_of(request)
+    token = request.headers.get(edgeauth.HEADER)
+    if token is not None:
+        return await edge_pull(request, show_id, token)
     address = await limit(request, "whep.address")
     media(request).refuse_if_full(show_id)  # 503 before the offer is read or parsed
     body = await read_offer(request)
@@ -132,6 +136,24 @@ async def whep_post(request: Request, caps: WhepCaps) -> Response:
             # (RFC 9725 section 4.5), so WHEP clients and fetch() re-POST there.
             return Response(status_code=307, headers={"Location": moved.url})
         slot.confirm(session_id)
+    return created(request, "whep", session_id, answer)
+
+
+async def edge_pull(request: Request, show_id: int, token: str) -> Response:
+    """Another process of the cluster pulls the show to relay it (liveshow.media.edgeauth): one
+    session per edge, so neither the per-address caps nor the WHEP rate limit (meant for browsers) apply;
+    a wrong token is a 401 before the offer is read, and counts against the address's WHEP limit (so
+    the header is no way around it)."""
+    service = media(request)
+    if not service.pull_allowed(show_id, token):
+        await limit(request, "whep.address")
+        raise NotAuthenticated("Wrong edge pull token.")
+    body = await read_offer(request)
+    kinds = sdp.validate_offer(body, sending=False)
+    try:
+        session_id, answer = await service.watch(show_id, body.decode(), kinds, None, pull=True)
+    except ServedElsewhere as moved:
+        return Response(status_code=307, headers={"Location": moved.url})
     return created(request, "whep", session_id, answer)
 
 

@@ -194,7 +194,10 @@ def studio_page(request: Request) -> Response:
         show = shows.owned_show(session, user, request.path_params["show_id"])
     page = _show_context(request, show, user)
     base = origin(request)
-    return render(request, "studio.html", is_host=True, whip_url=f"{base}/whip/{show.id}", **page)
+    video = "h264" if ctx(request).settings.studio_video == "h264" else "layered"
+    return render(
+        request, "studio.html", is_host=True, whip_url=f"{base}/whip/{show.id}", studio_video=video, **page
+    )
 
 
 def _values(show: Show) -> dict[str, str]:

@@ -1,4 +1,5 @@
-// liveshow player: WHEP playback, muted autoplay with an unmute button, show states, reconnect with backoff.
+// liveshow player: WHEP playback, muted autoplay with an unmute button, show states, reconnect with backoff;
+// LL-HLS over plain HTTP when WebRTC is refused (503) or keeps failing (see the HLS fallback below).
 (() => {
   "use strict";
   const root = document.getElementById("player");
@@ -9,6 +10,7 @@
   const replay = document.getElementById("player-replay");
   const showId = root.dataset.showId;
   const LABELS = { scheduled: "Starting soon", live: "Live", reconnecting: "Reconnecting…", ended: "Show ended" };
+  const DISCONNECTED_MS = 1500;
   let state = root.dataset.showState || "scheduled";
   let pc = null, session = null, attempt = 0, timer = null, connecting = false, fullTimer = null;
 
@@ -23,7 +25,8 @@
     state = next;
     root.dataset.playing = "";
     render();
-    if (state === "ended") { close(true); return; }
+    if (state === "ended") { close(true); stopHls(); return; }
+    if (state === "live" && hlsOn) { playHls(); return; }
     if (state === "live" && !pc) schedule(0);
     if (state === "live" && pc?.connectionState === "connected") root.dataset.playing = "1";
   }
@@ -41,6 +44,8 @@
   }
 
   function backoff() {
+    // Only while the show is live: a publisher reconnecting (not_live) is no reason to leave WebRTC.
+    if (attempt >= WEBRTC_TRIES && state === "live" && fallBackToHls("failed")) return;
     const delay = Math.min(500 * 2 ** attempt, 10000) * (0.75 + Math.random() / 2);
     attempt += 1;
     schedule(delay);
@@ -63,6 +68,7 @@
 
   async function connect() {
     if (connecting || state === "ended") return;
+    if ((hlsOn || FORCE_HLS) && fallBackToHls("forced")) return;
     connecting = true;
     close(true);
     // The servers the server announces (TURN credentials are fresh for each peer).
@@ -80,9 +86,20 @@
     });
     peer.addEventListener("connectionstatechange", () => {
       if (pc !== peer) return;
-      if (peer.connectionState === "connected") attempt = 0;
+      if (peer.connectionState === "connected") { attempt = 0; showMode("live, sub-second"); }
       if (peer.connectionState === "failed" || peer.connectionState === "closed") {
         if (state !== "ended") { render(LABELS.reconnecting); backoff(); }
+      }
+      // A server process that died answers nothing: the browser says "disconnected" within seconds
+      // but "failed" only after ICE consent runs out (30 s). Still disconnected a moment later: start
+      // over, and the proxy hands the new offer to a process that is alive (any serves any show).
+      if (peer.connectionState === "disconnected") {
+        setTimeout(() => {
+          if (pc === peer && peer.connectionState === "disconnected" && state !== "ended") {
+            render(LABELS.reconnecting);
+            backoff();
+          }
+        }, DISCONNECTED_MS);
       }
     });
     try {
@@ -94,6 +111,7 @@
         session = new URL(resp.headers.get("Location"), resp.url || location.href).href;  // after a 307
         await peer.setRemoteDescription({ type: "answer", sdp: await resp.text() });
       } else {
+        if (resp.status === 503 && fallBackToHls("full")) { if (pc === peer) { peer.close(); pc = null; } return; }
         const body = await resp.json().catch(() => ({}));
         if (body.error === "show_ended") { setState("ended"); return; }
         if (pc === peer) { peer.close(); pc = null; }
@@ -133,5 +151,100 @@
   render();
   if (state === "live") schedule(0);  // a scheduled show connects when it goes live (setState)
   setInterval(() => { if (state !== "ended") poll(); }, 3000);
-  window.liveshowPlayer = { get state() { return state; }, get pc() { return pc; } };
+  // ---------------------------------------------------------------- HLS fallback
+  // The server also serves each live H.264 show as LL-HLS (fMP4 parts of ~200 ms) that HTTP caches carry
+  // to any audience. hls.js (vendored under /static/vendor/hls.js, see its README) plays it through MSE
+  // with low-latency mode (blocking playlist reloads, parts); a browser without MSE (iPhone Safari) plays
+  // it natively. hls.js comes first where both exist: Chromium now answers "maybe" for native HLS too,
+  // without LL-HLS parts. "?hls" in the page URL forces this mode (tests, and viewers on networks that
+  // block WebRTC).
+  const FORCE_HLS = new URLSearchParams(location.search).has("hls");
+  const WEBRTC_TRIES = 3;  // consecutive WebRTC failures before HLS
+  const HLS_JS = "/static/vendor/hls.js/hls.min.js";  // hls.js 1.6.15
+  const modeEl = document.getElementById("player-mode");
+  let hlsOn = false, hls = null, hlsRetry = null, modeTimer = null;
+
+  function showMode(text) {
+    if (!modeEl) return;
+    modeEl.textContent = text;
+    modeEl.hidden = !text;
+    root.dataset.mode = hlsOn ? "hls" : "webrtc";
+  }
+
+  function loadHlsJs() {
+    if (window.Hls) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const script = document.createElement("script");
+      script.src = HLS_JS;
+      script.onload = () => resolve(Boolean(window.Hls));
+      script.onerror = () => resolve(false);
+      document.head.appendChild(script);
+    });
+  }
+
+  // Returns true when the player is (now) in HLS mode, so the caller stops its WebRTC attempt.
+  function fallBackToHls(reason) {
+    if (!root.dataset.hlsUrl) return false;
+    if (!hlsOn) { hlsOn = true; root.dataset.hlsReason = reason; clearTimeout(timer); close(true); }
+    if (state === "live" || state === "reconnecting") playHls();
+    return true;
+  }
+
+  async function playHls() {
+    if (hls || video.dataset.hls === "native" || state === "ended") return;
+    clearTimeout(hlsRetry);
+    video.srcObject = null;
+    // Behind a proxy, any process answers 307 to the one holding the show: follow it once here, so
+    // the player's many playlist reloads and parts go there directly (a new holder: a fatal error,
+    // and this runs again).
+    const url = await fetch(root.dataset.hlsUrl).then((r) => (r.ok ? r.url : root.dataset.hlsUrl),
+      () => root.dataset.hlsUrl);
+    if (window.MediaSource && await loadHlsJs() && window.Hls.isSupported()) {
+      if (hls || state === "ended") return;
+      // Aim 1 s behind the live edge (the playlist's PART-HOLD-BACK); after a stall play up to 1.5x to get
+      // back there, and more than 6 s behind jump to the edge: bids and claims happen now (hls.js would
+      // otherwise stay wherever a stall left it).
+      const player = new window.Hls({
+        lowLatencyMode: true, backBufferLength: 30, maxLiveSyncPlaybackRate: 1.5,
+        liveSyncDuration: 1, liveMaxLatencyDuration: 6,
+      });
+      hls = player;
+      player.on(window.Hls.Events.ERROR, (_, data) => {
+        if (!data.fatal || hls !== player) return;
+        // Not live here yet, or the show moved: start over in a moment (the room says when it ends).
+        player.destroy(); hls = null;
+        if (state !== "ended") { render(LABELS.reconnecting); hlsRetry = setTimeout(playHls, 2000); }
+      });
+      player.loadSource(url);
+      player.attachMedia(video);
+    } else if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.dataset.hls = "native";
+      video.src = url;
+    } else {
+      render("This browser cannot play the show");
+      return;
+    }
+    video.play().catch(() => {});
+    clearInterval(modeTimer);
+    modeTimer = setInterval(updateHlsMode, 1000);
+  }
+
+  function updateHlsMode() {
+    let delay = hls ? hls.latency : NaN;
+    if (!hls && video.seekable.length) delay = video.seekable.end(video.seekable.length - 1) - video.currentTime;
+    if (Number.isFinite(delay) && delay > 0) showMode(`live, ~${Math.max(1, Math.round(delay))} s delay`);
+  }
+
+  function stopHls() {
+    clearTimeout(hlsRetry);
+    clearInterval(modeTimer);
+    if (hls) { hls.destroy(); hls = null; }
+    if (video.dataset.hls === "native") { video.removeAttribute("src"); video.load(); delete video.dataset.hls; }
+    showMode("");
+  }
+
+  window.liveshowPlayer = {
+    get state() { return state; }, get pc() { return pc; },
+    get mode() { return hlsOn ? "hls" : "webrtc"; }, get hls() { return hls; },
+  };
 })();

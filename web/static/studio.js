@@ -73,14 +73,33 @@
     // The servers the server announces (TURN credentials are fresh for each peer).
     const iceServers = window.liveshowIce ? await window.liveshowIce.forEndpoint(root.dataset.whipUrl) : [];
     pc = new RTCPeerConnection({ iceServers });
+    const caps = window.RTCRtpSender?.getCapabilities ? RTCRtpSender.getCapabilities("video").codecs : [];
+    // VP8 with three temporal layers where the browser can encode them: the relay then sends a viewer on
+    // a narrow link only the layers it carries (fewer frames per second, never a frozen picture).
+    // Browsers do not all list scalability modes in their capabilities: ask for L1T3 and see if it stuck.
+    // An operator who wants the LL-HLS rendition (H.264 only) sets studio_video = "h264": one layer.
+    const wantLayers = root.dataset.video !== "h264";
+    let layered = false;
     for (const track of stream.getTracks()) {
-      const tr = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-      if (track.kind === "video" && tr.setCodecPreferences && window.RTCRtpSender?.getCapabilities) {
-        // The relay forwards what we send: H.264 first (Chromium encodes it in hardware), then VP8.
-        const caps = RTCRtpSender.getCapabilities("video").codecs;
-        const rank = (c) => (/h264/i.test(c.mimeType) && /packetization-mode=1/.test(c.sdpFmtpLine || "") &&
-          /profile-level-id=42/.test(c.sdpFmtpLine || "") ? 0 : /vp8/i.test(c.mimeType) ? 1 : /rtx/i.test(c.mimeType) ? 2 : 3);
-        tr.setCodecPreferences(caps.filter((c) => rank(c) < 3).sort((a, b) => rank(a) - rank(b)));
+      const init = { direction: "sendonly", streams: [stream] };
+      let tr = null;
+      if (track.kind === "video" && wantLayers) {
+        try {
+          tr = pc.addTransceiver(track, { ...init, sendEncodings: [{ scalabilityMode: "L1T3" }] });
+          layered = (tr.sender.getParameters().encodings || [])[0]?.scalabilityMode === "L1T3";
+        } catch (e) {
+          tr = null;  // the browser refused the mode: one layer
+        }
+      }
+      if (!tr) tr = pc.addTransceiver(track, init);
+      if (track.kind === "video" && tr.setCodecPreferences && caps.length) {
+        // The relay forwards what we send. Layered VP8 first when the browser has it; otherwise H.264
+        // first (Chromium encodes it in hardware), then VP8.
+        const h264 = (c) => /h264/i.test(c.mimeType) && /packetization-mode=1/.test(c.sdpFmtpLine || "") &&
+          /profile-level-id=42/.test(c.sdpFmtpLine || "");
+        const vp8 = (c) => /vp8/i.test(c.mimeType);
+        const rank = (c) => (layered && vp8(c) ? 0 : h264(c) ? 1 : vp8(c) ? 2 : /rtx/i.test(c.mimeType) ? 3 : 4);
+        tr.setCodecPreferences(caps.filter((c) => rank(c) < 4).sort((a, b) => rank(a) - rank(b)));
       }
     }
     pc.addEventListener("connectionstatechange", () => {
