@@ -280,12 +280,5 @@ async def test_the_publishers_sockets_queue_seconds_of_its_stream(full_stage: St
         viewer = Viewer("v", stage.media.peer_ice, lambda *_: asyncio.sleep(0), lambda: None)
         assert enlarge_receive_buffers(viewer.pc, 1) == 0  # nothing gathered yet: nothing to set
         await viewer.pc.close()
-        # Viewers keep consent the same way: a surge that makes the loop late drops none of them.
-        watcher = Watcher()
-        await watcher.watch(stage.whep)
-        (served,) = stage.media.shows[show_id].viewers.values()
-        (connection,) = ice_connections(served.pc)
-        assert connection.query_consent.func is consent_until_silent
-        await watcher.close()
     finally:
         await pub.close()

@@ -12,14 +12,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import is_rtx
 from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRrPacket, RtcpRtpfbPacket, RtcpSrPacket
 
-from liveshow.media.peers import (
-    ParkedTrack,
-    PeerIce,
-    capabilities,
-    make_peer,
-    raw_transport,
-    tolerate_late_consent,
-)
+from liveshow.media.peers import ParkedTrack, PeerIce, capabilities, make_peer, raw_transport
 from liveshow.media.relay import OutTrack, ViewerOutput
 
 log = logging.getLogger(__name__)
@@ -92,9 +85,6 @@ class Viewer:
                 self.codecs[transceiver.kind] = transceiver._codecs[0].name
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        # A viewer that answers late (this loop behind under load) is not a viewer gone: only silence
-        # ends it (peers.consent_until_silent), or a surge of joins would drop the viewers watching.
-        tolerate_late_consent(self.pc)
         return self.pc.localDescription.sdp
 
     def _route_rtcp(self, sender: Any, kind: str) -> None:
