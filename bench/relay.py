@@ -362,7 +362,8 @@ def serve_ours(port: int, workdir: Path, record: bool) -> None:
     from liveshow.accounts.service import create_user
     from liveshow.app import create_app
     from liveshow.db import migrate
-    from liveshow.settings import Settings
+    from liveshow.ratelimit.service import UNLIMITED
+    from liveshow.settings import Settings, coerce_values
     from liveshow.shows.models import Show
 
     url = f"sqlite:///{workdir / 'bench.db'}"
@@ -376,7 +377,7 @@ def serve_ours(port: int, workdir: Path, record: bool) -> None:
         relay_rtx=env_flag("LIVESHOW_RELAY_RTX"),
         relay_layers=env_flag("LIVESHOW_RELAY_LAYERS"),
     )
-    unlimited = settings.with_overrides(max_whep_per_show=0, max_whep_per_address=0, limit_whep_address="off")
+    unlimited = settings.with_overrides(**coerce_values(UNLIMITED))
     app = create_app(unlimited)
     with app.state.ctx.db.session() as session:
         user = create_user(session, "bench", "correct horse battery")

@@ -7,13 +7,18 @@ callback (a big round of writes, a slow parse, a collection) shows up here, what
 from __future__ import annotations
 
 import asyncio
-
-from prometheus_client import Histogram
+from typing import Protocol
 
 PROBE_SECONDS = 0.01
 
 
-async def measure_lag_forever(histogram: Histogram, interval: float = PROBE_SECONDS) -> None:
+class Observer(Protocol):
+    """What takes each measured lag: a Prometheus histogram, or the admission meter's window."""
+
+    def observe(self, amount: float) -> None: ...
+
+
+async def measure_lag_forever(histogram: Observer, interval: float = PROBE_SECONDS) -> None:
     loop = asyncio.get_running_loop()
     while True:
         started = loop.time()

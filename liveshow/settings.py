@@ -112,6 +112,21 @@ class Settings:
     max_whep_per_show: int = 500
     max_whep_per_address: int = 10
     max_room_sockets_per_user: int = 5
+    # Headroom of this process (liveshow/media/headroom.py): past any of these a new WHEP viewer is
+    # refused with 503 + Retry-After (the publisher and the viewers already watching never are).
+    # Viewers on the process (0: no cap); the process's CPU as a fraction of one core (0: off); the
+    # event loop's smoothed lag in ms (0: off).
+    max_viewers_per_process: int = 300
+    cpu_ceiling: float = 0.9
+    loop_lag_ceiling_ms: float = 100.0
+    # Viewers whose join (answer, ICE, DTLS) may be in progress at once (0: no limit); a newcomer past
+    # it waits up to join_wait_seconds for a slot, then gets 503 + Retry-After.
+    max_joining_viewers: int = 16
+    join_wait_seconds: float = 2.0
+    # A join slot is given back after this long even if the viewer never connected.
+    join_timeout_seconds: float = 10.0
+    # This process's load record (liveshow/media/loadrecord.py) lives this long unless refreshed (~1 s).
+    load_record_ttl_seconds: float = 3.0
     # Freeze what exists after startup and make full garbage collections rarer (see liveshow/gctune.py).
     gc_tuning: bool = True
 
@@ -152,6 +167,12 @@ def _coerce(field: dataclasses.Field[Any], raw: Any) -> Any:
     return str(raw)
 
 
+def coerce_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Setting values as written in the defaults file or the environment, typed as Settings has them."""
+    known = {f.name: f for f in dataclasses.fields(Settings)}
+    return {k: _coerce(known[k], v) for k, v in values.items() if k in known}
+
+
 def load_settings(env: dict[str, str] | None = None, defaults_file: Path = DEFAULTS_FILE) -> Settings:
     """Merge the defaults file with LIVESHOW_* variables; the secret key is made once and kept."""
     env = dict(os.environ) if env is None else env
@@ -162,8 +183,7 @@ def load_settings(env: dict[str, str] | None = None, defaults_file: Path = DEFAU
         key = f"LIVESHOW_{field.name.upper()}"
         if key in env:
             values[field.name] = env[key]
-    known = {f.name: f for f in dataclasses.fields(Settings)}
-    settings = Settings(**{k: _coerce(known[k], v) for k, v in values.items() if k in known})
+    settings = Settings(**coerce_values(values))
     if not settings.secret_key:
         settings = settings.with_overrides(secret_key=_persistent_secret(settings.data_dir))
     return settings

@@ -23,7 +23,7 @@ from bench.services import Unavailable as ServiceUnavailable
 from liveshow.app import create_app
 from liveshow.db import migrate
 from liveshow.ratelimit.service import UNLIMITED
-from liveshow.settings import Settings
+from liveshow.settings import Settings, coerce_values
 
 PG_ADMIN_URL = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -156,9 +156,7 @@ def make_settings(tmp_path: Path, database_url: str, **overrides: Any) -> Settin
     )
     # Tests make many users, sockets and viewers from one address; tests of the limits set small ones.
     # Chat and reactions keep their defaults (the room's tests of them predate the other limits).
-    unlimited = {
-        k: int(v) if k.startswith("max_") else v for k, v in UNLIMITED.items() if k != "limit_reaction_sender"
-    }
+    unlimited = coerce_values({k: v for k, v in UNLIMITED.items() if k != "limit_reaction_sender"})
     return base.with_overrides(**{**unlimited, **overrides})
 
 

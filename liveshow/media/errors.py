@@ -43,3 +43,11 @@ class ServedElsewhere(Exception):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.url = url
+
+
+class ProcessFull(DomainError):
+    """This process takes no more viewers for now (liveshow/media/headroom.py): 503 + Retry-After;
+    ``cause`` says which limit (viewers, cpu, loop_lag, joining)."""
+
+    code = "full"
+    status = 503

@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
+import random
+import socket
 from collections.abc import Callable
 from typing import Any
 
+from aioice import stun
+from aioice.ice import CONSENT_INTERVAL
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpTransceiver
 from aiortc.codecs import CODECS
 from aiortc.jitterbuffer import JitterBuffer
@@ -24,6 +29,8 @@ log = logging.getLogger(__name__)
 
 _pending: set[asyncio.Future[None]] = set()  # keeps in-flight PLI sends referenced until done
 FORWARDED = {"video": ("VP8", "H264"), "audio": ("opus",)}
+# RFC 7675: consent expires after 30 s without an answer.
+CONSENT_GIVE_UP_S = 30.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +189,83 @@ class ParkedTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         self._ended.set()
+
+
+def enlarge_receive_buffers(pc: RTCPeerConnection, size: int) -> int:
+    """Ask the kernel for ``size`` bytes of receive buffer on every UDP socket of ``pc``'s ICE
+    connections (gathered already); returns how many sockets were set.
+
+    For the publisher: everything the show sends comes in on one socket, read by the event loop
+    between everything else it does. While the loop runs late (a surge of viewers joining, the
+    machine busy), the kernel queues the publisher's packets; with the default buffer (about a second
+    of a 720p stream, each datagram counted at its full kernel size) it drops them and every viewer
+    sees the loss. A larger queue turns that loss into a delay the jitter buffers absorb. The kernel
+    caps it at net.core.rmem_max."""
+    count = 0
+    seen: set[int] = set()
+    for connection in ice_connections(pc):
+        for protocol in connection._protocols:
+            transport = getattr(protocol, "transport", None)
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is None or sock.fileno() in seen:
+                continue
+            seen.add(sock.fileno())
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            except OSError:
+                log.warning("could not enlarge a publisher socket's receive buffer", exc_info=True)
+                continue
+            count += 1
+    return count
+
+
+def ice_connections(pc: RTCPeerConnection) -> list[Any]:
+    """The aioice connections under ``pc``'s transceivers (one when bundled), once it has gathered."""
+    found: list[Any] = []
+    for transceiver in pc.getTransceivers():
+        connection = getattr(transceiver.receiver.transport.transport, "_connection", None)
+        if connection is not None and all(connection is not c for c in found):
+            found.append(connection)
+    return found
+
+
+async def consent_until_silent(connection: Any, give_up_s: float, interval: float = CONSENT_INTERVAL) -> None:
+    """RFC 7675 consent freshness that expires after ``give_up_s`` without any answer, as browsers do.
+
+    aioice gives up after six checks in a row that each waited 0.5 s for their answer. On a loop that
+    runs more than 0.5 s late (a surge of joins, a starved machine) every answer is read after its
+    timer fired (uvloop runs expired timers before it polls sockets), so the peer's consent "expires"
+    while it answers every check: for the publisher, the show stops for everyone. Here a check is
+    retransmitted (0.5, 1, 2 s) and only a silence of ``give_up_s`` closes the connection."""
+    loop = asyncio.get_running_loop()
+    last_answer = loop.time()
+    while True:
+        await asyncio.sleep(interval * (0.8 + 0.4 * random.random()))
+        for pair in list(connection._nominated.values()):
+            request = connection.build_request(pair, nominate=False)
+            try:
+                await pair.protocol.request(
+                    request,
+                    pair.remote_addr,
+                    integrity_key=connection.remote_password.encode("utf8"),
+                    retransmissions=2,
+                )
+                last_answer = loop.time()
+            except stun.TransactionError:
+                pass
+        if loop.time() - last_answer >= give_up_s:
+            log.info("consent expired: no answer for %.0f s", loop.time() - last_answer)
+            connection._query_consent_task = None
+            await connection.close()
+            return
+
+
+def tolerate_late_consent(pc: RTCPeerConnection, give_up_s: float = CONSENT_GIVE_UP_S) -> int:
+    """Give ``pc``'s ICE connections ``consent_until_silent`` (before they connect); how many."""
+    connections = ice_connections(pc)
+    for connection in connections:
+        connection.query_consent = functools.partial(consent_until_silent, connection, give_up_s)
+    return len(connections)
 
 
 def raw_transport(pc: RTCPeerConnection) -> tuple[Any, Any, Any] | None:

@@ -17,13 +17,18 @@ from liveshow.media.peers import (
     FORWARDED,
     PeerIce,
     capabilities,
+    enlarge_receive_buffers,
     in_offer_order,
     make_peer,
     request_pli,
     tap_receiver,
+    tolerate_late_consent,
 )
 
 log = logging.getLogger(__name__)
+
+# The publisher's receive queue in the kernel: several seconds of a 720p stream (enlarge_receive_buffers).
+PUBLISHER_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 StateCallback = Callable[["Publisher", str], Awaitable[None]]
 
@@ -67,7 +72,9 @@ class Publisher:
             if transceiver.kind is not None and transceiver._codecs:
                 self.codecs[transceiver.kind] = transceiver._codecs[0].name
         answer = await self.pc.createAnswer()
-        await self.pc.setLocalDescription(answer)
+        await self.pc.setLocalDescription(answer)  # gathers: the sockets exist from here
+        enlarge_receive_buffers(self.pc, PUBLISHER_RECEIVE_BUFFER)
+        tolerate_late_consent(self.pc)  # a late loop must not end the show (peers.consent_until_silent)
         return self.pc.localDescription.sdp
 
     def request_keyframe(self) -> None:

@@ -20,14 +20,16 @@ import asyncio
 import hmac
 import logging
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from liveshow.errors import Forbidden, NotAuthenticated, NotFound
 from liveshow.media import edgeauth
+from liveshow.media.admission import Admission
 from liveshow.media.edgeregistry import make_edges
 from liveshow.media.edges import EdgeCollector, EdgePorts, EdgeSettings, EdgeShows
 from liveshow.media.errors import (
@@ -39,9 +41,11 @@ from liveshow.media.errors import (
     UnsupportedCodec,
 )
 from liveshow.media.frames import MediaSink
+from liveshow.media.headroom import HeadroomLimits
 from liveshow.media.icenet import IceNetwork
 from liveshow.media.iceservers import IceServerSettings
 from liveshow.media.layers import LayerCounts
+from liveshow.media.loadrecord import ProcessLoad, make_load_records
 from liveshow.media.owners import PUBLISHING, RECONNECTING, make_owners
 from liveshow.media.peers import PeerIce
 from liveshow.media.publisher import Publisher
@@ -61,6 +65,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Source = Publisher | FrameSource
+LOAD_REPORT_S = 1.0
 
 
 class RelayCollector(Collector):
@@ -109,6 +114,42 @@ class RelayCollector(Collector):
         yield switches
 
 
+class AdmissionCollector(Collector):
+    """The process's headroom as Prometheus figures, read when /metrics is scraped."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        admission = self.admission
+        refused = CounterMetricFamily(
+            "liveshow_whep_refused",
+            "New viewers refused for lack of headroom (503), by cause",
+            labels=["cause"],
+        )
+        for cause, count in sorted(admission.refused.items()):
+            refused.add_metric([cause], count)
+        yield refused
+        yield GaugeMetricFamily(
+            "liveshow_headroom_cpu",
+            "This process's smoothed CPU, in cores (what admission compares)",
+            value=admission.cpu,
+        )
+        yield GaugeMetricFamily(
+            "liveshow_headroom_loop_lag_seconds",
+            "The event loop's smoothed lag (what admission compares)",
+            value=admission.lag_s,
+        )
+        yield GaugeMetricFamily(
+            "liveshow_headroom_admitting",
+            "1 while this process takes new viewers, 0 while it refuses them",
+            value=1.0 if admission.verdict.admit else 0.0,
+        )
+        yield GaugeMetricFamily(
+            "liveshow_viewers_joining", "Viewer joins (ICE + DTLS) in progress", value=admission.joining()
+        )
+
+
 class MediaService:
     def __init__(self, context: AppContext) -> None:
         self.context = context
@@ -123,6 +164,23 @@ class MediaService:
             self.settings.media_owner_ttl_seconds,
         )
         self._keeper: asyncio.Task[None] | None = None
+        self._reporter: asyncio.Task[None] | None = None
+        settings = self.settings
+        # New viewers only (never the publisher, never a viewer already watching): see headroom.py.
+        self.admission = Admission(
+            HeadroomLimits(
+                max_viewers=settings.max_viewers_per_process,
+                cpu_ceiling=settings.cpu_ceiling,
+                lag_ceiling_s=settings.loop_lag_ceiling_ms / 1000,
+            ),
+            settings.max_joining_viewers,
+            settings.join_wait_seconds,
+            settings.join_timeout_seconds,
+        )
+        context.metrics.registry.register(AdmissionCollector(self.admission))
+        self.loads = make_load_records(
+            settings.bus_url, settings.bus_prefix, settings.load_record_ttl_seconds
+        )
         self.rtx = RtxCounts()  # every show's relay adds to it
         self.layer_counts = LayerCounts()  # and to this
         context.metrics.registry.register(RelayCollector(self.rtx, self.layer_counts))
@@ -144,8 +202,7 @@ class MediaService:
         mux = UdpMux(network.port_min) if network.port_min and network.port_min == network.port_max else None
         self.peer_ice = PeerIce(network, stun, mux)
         # Whether this process may take one more viewer; False: WHEP is redirected to the origin.
-        # (The admission check that knows the process's load is plugged in here.)
-        self.has_headroom: Callable[[], bool] = lambda: True
+        self.has_headroom: Callable[[], bool] = lambda: self.admission.check(self.total_viewers()).admit
         self.edges = EdgeShows(
             EdgeSettings(
                 own_url=self.settings.advertised_url,
@@ -186,6 +243,33 @@ class MediaService:
     def pull_allowed(self, show_id: int, token: str) -> bool:
         """Whether a server-to-server pull carries this cluster's token for the show (edgeauth)."""
         return edgeauth.valid_pull_token(self.settings.secret_key, show_id, token)
+
+    def total_viewers(self) -> int:
+        """Viewers of every show on this process, joined or joining (answered, not yet connected)."""
+        return sum(len(media.viewers) for media in self._everywhere())
+
+    def _everywhere(self) -> list[ShowMedia]:
+        """Every show's media on this process: those it holds and those it relays as an edge."""
+        return [*self.shows.values(), *(f.media for f in self.edges.feeds.values())]
+
+    def load(self) -> ProcessLoad:
+        """This process's load record now (what a newcomer would be told, and the shows fed here)."""
+        verdict = self.admission.check(self.total_viewers())
+        return ProcessLoad(
+            process=self.owners.token,
+            url=self.settings.advertised_url,
+            viewers=self.total_viewers(),
+            admit=verdict.admit,
+            reason=verdict.reason,
+            # held here (its publisher) or relayed here (an edge of it): where its viewers may come
+            shows=tuple(
+                sorted(
+                    {m.show_id for m in self.shows.values() if m.source is not None}
+                    | {f.media.show_id for f in self.edges.feeds.values()}
+                )
+            ),
+            updated_at=time.time(),
+        )
 
     def state(self, show_id: int) -> str | None:
         media = self.shows.get(show_id)
@@ -398,6 +482,13 @@ class MediaService:
 
     # ------------------------------------------------------------ watching
 
+    def refuse_if_full(self, show_id: int) -> None:
+        """Asked before a WHEP offer is read: a process without headroom for a show it serves (holds
+        or relays) answers 503 at the cost of a header check. A show served elsewhere goes on to
+        ``watch``, which redirects it when this process has no headroom."""
+        if self._served(show_id) is not None:
+            self.admission.refuse_if_full(self.total_viewers)
+
     async def watch(
         self, show_id: int, offer: str, kinds: list[str], user_id: int | None, pull: bool = False
     ) -> tuple[str, str]:
@@ -426,6 +517,18 @@ class MediaService:
                     raise ServedElsewhere(f"{elsewhere}/whep/{show_id}") from exc
         if media is None or not media.codecs:
             raise NotLive("The show has not started yet.")
+        # A slot among the joins in progress, or 503 + Retry-After when this process has no headroom.
+        ticket = await self.admission.enter(self.total_viewers)
+        session_id: str | None = None
+        try:
+            session_id, answer = await self._answer_viewer(media, offer, kinds, pull)
+        finally:
+            self.admission.answered(ticket, session_id)
+        return session_id, answer
+
+    async def _answer_viewer(
+        self, media: ShowMedia, offer: str, kinds: list[str], pull: bool
+    ) -> tuple[str, str]:
         viewer = Viewer(
             secrets.token_urlsafe(24),
             self.peer_ice,
@@ -457,6 +560,8 @@ class MediaService:
         media = next((m for m in everywhere if viewer.session_id in m.viewers), None)
         if media is None:
             return
+        if state in ("connected", "failed", "closed"):
+            self.admission.leave(viewer.session_id)  # its join is over: the slot goes to the next
         if state == "connected":
             output = viewer.bind()
             if output is not None:
@@ -465,6 +570,7 @@ class MediaService:
             await self._drop_viewer(media, viewer)
 
     async def _drop_viewer(self, media: ShowMedia, viewer: Viewer) -> None:
+        self.admission.leave(viewer.session_id)
         media.viewers.pop(viewer.session_id, None)
         media.relay.remove_output(viewer.session_id)
         await viewer.close()
@@ -562,10 +668,22 @@ class MediaService:
 
     # ------------------------------------------------------------ startup and shutdown
 
+    async def _report(self) -> None:
+        """Publish this process's load record every LOAD_REPORT_S (well inside its TTL)."""
+        while True:
+            try:
+                await self.loads.publish(self.load())
+            except Exception:
+                log.warning("could not publish this process's load record", exc_info=True)
+            await asyncio.sleep(LOAD_REPORT_S)
+
     async def start(self) -> None:
         await self.owners.start()
+        await self.loads.start()
         await self.recover()
+        self.admission.start()
         self._keeper = asyncio.create_task(self._keep(), name="media-owner-keeper")
+        self._reporter = asyncio.create_task(self._report(), name="media-load-record")
 
     async def stop(self) -> None:
         """App shutdown: close every peer and sink; shows stay live in the database for a republish
@@ -573,6 +691,14 @@ class MediaService:
         if self._keeper is not None:
             self._keeper.cancel()
             self._keeper = None
+        if self._reporter is not None:
+            self._reporter.cancel()
+            self._reporter = None
+        self.admission.stop()
+        try:
+            await self.loads.withdraw(self.owners.token)
+        except Exception:
+            log.warning("could not withdraw this process's load record", exc_info=True)
         await self.edges.stop()
         for media in list(self.shows.values()):
             if media.owned:
@@ -591,4 +717,5 @@ class MediaService:
         self.shows.clear()
         if self.peer_ice.mux is not None:
             self.peer_ice.mux.close()
+        await self.loads.stop()
         await self.owners.stop()

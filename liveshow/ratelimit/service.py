@@ -57,4 +57,9 @@ UNLIMITED: dict[str, str] = {
     "max_whep_per_show": "0",
     "max_whep_per_address": "0",
     "max_room_sockets_per_user": "0",
+    # and no headroom refusals: a load generator measures where the process breaks
+    "max_viewers_per_process": "0",
+    "cpu_ceiling": "0",
+    "loop_lag_ceiling_ms": "0",
+    "max_joining_viewers": "0",
 }

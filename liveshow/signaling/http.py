@@ -122,6 +122,7 @@ async def whep_post(request: Request, caps: WhepCaps) -> Response:
     if token is not None:
         return await edge_pull(request, show_id, token)
     address = await limit(request, "whep.address")
+    media(request).refuse_if_full(show_id)  # 503 before the offer is read or parsed
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=False)
     user = await current_user_async(request)

@@ -12,7 +12,7 @@
   const LABELS = { scheduled: "Starting soon", live: "Live", reconnecting: "Reconnecting…", ended: "Show ended" };
   const DISCONNECTED_MS = 1500;
   let state = root.dataset.showState || "scheduled";
-  let pc = null, session = null, attempt = 0, timer = null, connecting = false;
+  let pc = null, session = null, attempt = 0, timer = null, connecting = false, fullTimer = null;
 
   function render(text) {
     stateEl.textContent = text || LABELS[state] || state;
@@ -49,6 +49,21 @@
     const delay = Math.min(500 * 2 ** attempt, 10000) * (0.75 + Math.random() / 2);
     attempt += 1;
     schedule(delay);
+  }
+
+  function retryAfter(resp, body) {
+    const seconds = Math.max(1, parseInt(resp.headers.get("Retry-After"), 10) || 5);
+    const until = Date.now() + seconds * 1000;
+    clearTimeout(fullTimer);
+    const tick = () => {
+      if (pc) { render(); return; }  // trying again: the show's own label from here on
+      if (state !== "live") return;
+      const left = Math.max(1, Math.ceil((until - Date.now()) / 1000));
+      render(body.error === "full" ? `Show is full, retrying in ${left} s` : LABELS.reconnecting);
+      fullTimer = setTimeout(tick, 1000);
+    };
+    tick();
+    schedule(seconds * 1000 * (1 + Math.random() / 4));
   }
 
   async function connect() {
@@ -100,6 +115,9 @@
         const body = await resp.json().catch(() => ({}));
         if (body.error === "show_ended") { setState("ended"); return; }
         if (pc === peer) { peer.close(); pc = null; }
+        // The server has no room for one more viewer now (or a dependency is down): it says when to
+        // come back; a little jitter keeps a crowd refused together from returning together.
+        if (resp.status === 503) { retryAfter(resp, body); return; }
         // Not started yet: no retries (a show can be days away); going live reaches us as show.state
         // on the room socket or through the poll, and setState connects then.
         if (body.error === "not_live" && state === "scheduled") return;
