@@ -411,7 +411,7 @@ def rerun_in_netns(args: argparse.Namespace) -> int:
     if args.mode != "memory":
         print("--netns runs the memory mode only (Redis and PostgreSQL stay outside the namespace)")
         return 2
-    setup = f"ip link set lo up && sysctl -qw net.core.somaxconn={args.backlog} && exec \"$0\" \"$@\""
+    setup = f'ip link set lo up && sysctl -qw net.core.somaxconn={args.backlog} && exec "$0" "$@"'
     argv = [a for a in sys.argv[1:] if a != "--netns"]
     me = str(Path(__file__).resolve())
     command = ["unshare", "--net", "--", "sh", "-c", setup, sys.executable, me, *argv]
