@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from liveshow.app import create_app
 from liveshow.media.admission import JOINING, Admission
 from liveshow.media.errors import ProcessFull
 from liveshow.media.headroom import CPU, VIEWERS, HeadroomLimits
+from liveshow.media.loadrecord import ProcessLoad
 from liveshow.media.peers import (
     CONSENT_GIVE_UP_S,
     consent_until_silent,
@@ -149,16 +151,8 @@ def full_stage(tmp_path: Path, sqlite_url: str) -> Iterator[Stage]:
 
 async def offer_only(url: str) -> httpx.Response:
     """A WHEP offer whose client never does ICE: it holds a join slot until it times out or is deleted."""
-    pc = RTCPeerConnection(NO_ICE_SERVERS)
-    pc.addTransceiver("video", direction="recvonly")
-    await pc.setLocalDescription(await pc.createOffer())
-    try:
-        async with httpx.AsyncClient(timeout=20) as http:
-            return await http.post(
-                url, content=pc.localDescription.sdp, headers={"Content-Type": "application/sdp"}
-            )
-    finally:
-        await pc.close()
+    async with httpx.AsyncClient(timeout=20) as http:
+        return await http.post(url, content=await offer_sdp(), headers={"Content-Type": "application/sdp"})
 
 
 async def test_a_full_process_refuses_newcomers_with_503_and_keeps_its_show_flowing(
@@ -249,6 +243,42 @@ async def test_the_load_record_tells_viewers_headroom_and_shows(full_stage: Stag
         assert record.viewers == 0 and record.admit and record.reason == "ok"
     finally:
         await pub.close()
+
+
+async def test_a_full_process_sends_a_newcomer_to_one_with_headroom_once(
+    full_stage: Stage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No headroom here and another process's load record says it takes viewers: 307 to its WHEP URL
+    (it serves the show as an edge), marked so that it refuses rather than sends the viewer on again."""
+    stage = full_stage
+    show_id = stage.show.id or 0
+    sdp_offer = await offer_sdp()
+
+    async def post(url: str) -> httpx.Response:
+        async with httpx.AsyncClient(timeout=20, follow_redirects=False) as http:
+            return await http.post(url, content=sdp_offer, headers={"Content-Type": "application/sdp"})
+
+    def other(admit: bool, viewers: int = 3) -> ProcessLoad:
+        return ProcessLoad("other", "http://edge.example/p2/", viewers, admit, "ok", (), time.time())
+
+    await stage.media.loads.publish(other(admit=True))
+    assert (await post(stage.whep)).status_code != 307  # headroom here: served here
+    monkeypatch.setattr(stage.media, "has_headroom", lambda: False)
+    moved = await post(stage.whep)
+    assert moved.status_code == 307
+    assert moved.headers["location"] == f"http://edge.example/p2/whep/{show_id}?redirected=1"
+    assert (await post(f"{stage.whep}?redirected=1")).status_code != 307  # sent here once already
+    await stage.media.loads.publish(other(admit=False))
+    assert (await post(stage.whep)).status_code != 307  # nobody has room: refused or served here
+
+
+async def offer_sdp() -> str:
+    pc = RTCPeerConnection(NO_ICE_SERVERS)
+    pc.addTransceiver("video", direction="recvonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp_text = str(pc.localDescription.sdp)
+    await pc.close()
+    return sdp_text
 
 
 def rmem_max() -> int:

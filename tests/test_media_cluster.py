@@ -97,8 +97,9 @@ async def test_viewer_on_any_process(cluster: Cluster) -> None:
     pub, _location = await publish(f"{a.url}/whip/{show_id}", cluster.show.stream_key)
     await wait_for(lambda: a.media.state(show_id) == "live")
 
-    # B holds nothing and has no headroom: it points the viewer at A, keeping the method (307), and
-    # relays nothing itself (with headroom it serves the viewer as an edge: tests/test_media_edges.py)
+    # B holds nothing and has no headroom: it points the viewer at A, the one process whose load record
+    # takes viewers, keeping the method (307), and relays nothing itself (with headroom it serves the
+    # viewer as an edge: tests/test_media_edges.py)
     b.media.has_headroom = lambda: False
     offer = await _offer("recvonly")
     async with httpx.AsyncClient() as http:
@@ -109,7 +110,7 @@ async def test_viewer_on_any_process(cluster: Cluster) -> None:
         )
     await offer.close()
     assert resp.status_code == 307
-    assert resp.headers["location"] == f"{a.url}/whep/{show_id}"
+    assert resp.headers["location"] == f"{a.url}/whep/{show_id}?redirected=1"
     assert resp.headers["access-control-allow-origin"] == "*"
 
     watcher = Watcher()

@@ -23,6 +23,7 @@ from liveshow.accounts.models import User
 from liveshow.app import create_app
 from liveshow.media import edgeauth
 from liveshow.media.edgeregistry import RedisEdges
+from liveshow.media.loadrecord import RedisLoadRecords
 from liveshow.media.service import MediaService
 from liveshow.shows.models import Show
 from liveshow.signaling.client import Watcher, publish
@@ -268,17 +269,24 @@ async def test_private_shows_stay_private_on_edges_and_a_full_edge_redirects(fla
     assert resp.status_code == 201, resp.text
     assert len(a.media.shows[show_id].viewers) == 1  # B's pull (the offer B answered was never connected)
 
-    # a process without headroom sends a new viewer to the origin instead (307 keeps the offer)
+    # a process without headroom sends a new viewer to one with headroom by the load records, here the
+    # origin (307 keeps the offer)
     b.media.has_headroom = lambda: False
     c = flat.c
     c.media.has_headroom = lambda: False
+    loads = RedisLoadRecords(REDIS_URL, flat.prefix, 3.0)  # the apps' clients belong to their own loops
+    for _ in range(100):  # until B's record says so too (written every second)
+        if {load.url for load in await loads.live() if load.admit} == {a.url}:
+            break
+        await asyncio.sleep(0.1)
+    await loads.stop()
     async with httpx.AsyncClient() as http:
         resp = await http.post(
             flat.whep(c),
             content=await _offer(),
             headers={"Content-Type": "application/sdp", "Cookie": f"liveshow_session={seller}"},
         )
-    assert resp.status_code == 307 and resp.headers["location"] == f"{a.url}/whep/{show_id}"
+    assert resp.status_code == 307 and resp.headers["location"] == f"{a.url}/whep/{show_id}?redirected=1"
     assert show_id not in c.media.edges.feeds
     await pub.close()
 

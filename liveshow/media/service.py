@@ -45,7 +45,7 @@ from liveshow.media.headroom import HeadroomLimits
 from liveshow.media.icenet import IceNetwork
 from liveshow.media.iceservers import IceServerSettings
 from liveshow.media.layers import LayerCounts
-from liveshow.media.loadrecord import ProcessLoad, make_load_records
+from liveshow.media.loadrecord import ProcessLoad, make_load_records, with_headroom
 from liveshow.media.owners import PUBLISHING, RECONNECTING, make_owners
 from liveshow.media.peers import PeerIce
 from liveshow.media.publisher import Publisher
@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 
 Source = Publisher | FrameSource
 LOAD_REPORT_S = 1.0
+REDIRECTED = "redirected"  # query parameter of a WHEP URL a full process sent a viewer to
 
 
 class RelayCollector(Collector):
@@ -255,12 +256,13 @@ class MediaService:
     def load(self) -> ProcessLoad:
         """This process's load record now (what a newcomer would be told, and the shows fed here)."""
         verdict = self.admission.check(self.total_viewers())
+        admit = verdict.admit and self.has_headroom()  # what room_elsewhere on this process goes by
         return ProcessLoad(
             process=self.owners.token,
             url=self.settings.advertised_url,
             viewers=self.total_viewers(),
-            admit=verdict.admit,
-            reason=verdict.reason,
+            admit=admit,
+            reason=verdict.reason if not verdict.admit else ("ok" if admit else "no headroom"),
             # held here (its publisher) or relayed here (an edge of it): where its viewers may come
             shows=tuple(
                 sorted(
@@ -481,6 +483,25 @@ class MediaService:
         log.info("show %s ended", show_id)
 
     # ------------------------------------------------------------ watching
+
+    async def room_elsewhere(self, show_id: int) -> str | None:
+        """Where a new viewer of the show should go when this process has no headroom: the WHEP URL
+        on the least loaded process whose load record says it takes one (it serves the show as an
+        edge); None when this process has headroom, or no other has (the caller then refuses, 503).
+        The URL carries ``redirected=1``: a process that receives it refuses rather than sending the
+        viewer on again, so two processes with stale records never bounce a viewer between them."""
+        if self.has_headroom():
+            return None
+        try:
+            loads = await self.loads.live()
+        except Exception:  # Redis away: no routing; refusing with Retry-After is the safe answer
+            log.warning("load records unreadable; refusing instead of redirecting", exc_info=True)
+            return None
+        ttl = self.settings.load_record_ttl_seconds
+        others = with_headroom(loads, time.time(), ttl, exclude=self.owners.token)
+        if not others:
+            return None
+        return f"{others[0].url.rstrip('/')}/whep/{show_id}?{REDIRECTED}=1"
 
     def refuse_if_full(self, show_id: int) -> None:
         """Asked before a WHEP offer is read: a process without headroom for a show it serves (holds

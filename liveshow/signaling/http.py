@@ -27,7 +27,7 @@ from liveshow.jsonbody import read_limited
 from liveshow.media import edgeauth
 from liveshow.media import iceservers as ice_servers
 from liveshow.media.errors import BadSdp, IceRestartUnsupported, ServedElsewhere
-from liveshow.media.service import MediaService
+from liveshow.media.service import REDIRECTED, MediaService
 from liveshow.ratelimit import retry_after_header
 from liveshow.settings import Settings
 from liveshow.signaling import sdp
@@ -122,6 +122,12 @@ async def whep_post(request: Request, caps: WhepCaps) -> Response:
     if token is not None:
         return await edge_pull(request, show_id, token)
     address = await limit(request, "whep.address")
+    if REDIRECTED not in request.query_params:
+        # No headroom here: to a process that has some (its load record says so), which serves the
+        # show as an edge; 307 keeps the method and the offer.
+        elsewhere = await media(request).room_elsewhere(show_id)
+        if elsewhere is not None:
+            return Response(status_code=307, headers={"Location": elsewhere})
     media(request).refuse_if_full(show_id)  # 503 before the offer is read or parsed
     body = await read_offer(request)
     kinds = sdp.validate_offer(body, sending=False)
