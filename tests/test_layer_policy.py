@@ -13,6 +13,7 @@ from liveshow.media.layers import (
     FAILED_HOLD,
     LOSS_CLEAN,
     LOSS_DOWN,
+    MAX_FLOOR,
     MAX_UP_HOLD,
     PERSISTS,
     TOP_LAYER,
@@ -177,6 +178,21 @@ def test_congestion_on_top_of_random_loss_steps_down() -> None:
     assert policy.floor == 0.10
     # Clean above the floor: the step up waits its hold.
     assert policy.report(11.0 + DOWN_HOLD + UP_HOLD, 0.10 + LOSS_CLEAN / 2) == TOP_LAYER
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        (0.13, 0.58),  # loss rose after the step: its effect not seen yet, or a storm of retransmissions
+        (0.5, 0.3),  # not halved, but more than a link is ridden out with at the top
+    ],
+)
+def test_loss_that_rose_or_is_heavy_is_never_taken_for_random_loss(before: float, after: float) -> None:
+    policy = settled()
+    policy.report(LATE, before)
+    assert policy.report(LATE + DOWN_HOLD, after) == TOP_LAYER - 2  # congestion still: down again
+    assert policy.floor == 0.0
+    assert after > MAX_FLOOR or after > before
 
 
 def test_a_clean_report_clears_the_floor() -> None:

@@ -13,7 +13,8 @@ step, so a report sooner after a step may still carry the loss of the layer left
 
 Loss is congestion only when a step down lowers it. The first report a full ``DOWN_HOLD`` after a step
 down for loss judges that step: when the loss above the viewer's random loss (its *floor*) did not fall
-to under half, the link loses packets whatever is sent (a radio link, 10 % random loss): that loss
+to under half (and did not rise: the step's effect not seen yet, or a storm of retransmissions), the
+link loses packets whatever is sent (a radio link, 10 % random loss): that loss, up to ``MAX_FLOOR``,
 becomes the floor, the step is undone (retransmissions keep the picture whole there) and only loss above
 the floor counts from then on. A clean report (at most ``LOSS_CLEAN``) clears the floor.
 
@@ -43,6 +44,7 @@ FAILED_HOLD = 15.0  # ... to a layer that failed once
 MAX_UP_HOLD = 60.0
 FAIL_WINDOW = 5.0  # a step down this soon after reaching a layer is that layer's failure
 PERSISTS = 0.5  # loss that a step down did not lower to under this share of itself is not congestion
+MAX_FLOOR = 0.2  # ...unless it is more than this: a link losing that much is not ridden out at the top
 
 
 @dataclass(slots=True)
@@ -93,7 +95,11 @@ class LayerPolicy:
         excess = fraction_lost - self.floor
         if self._down_loss >= 0 and now - self._last_down >= DOWN_HOLD:
             stepped_for, self._down_loss = self._down_loss, -1.0
-            if excess > LOSS_CLEAN and excess >= PERSISTS * stepped_for:
+            if (
+                LOSS_CLEAN < excess <= stepped_for
+                and excess >= PERSISTS * stepped_for
+                and fraction_lost <= MAX_FLOOR
+            ):
                 # The step down did not lower the loss: not congestion. Undo it, failure and all.
                 self.floor = fraction_lost
                 self.holds[self.target + 1] = self._undo_hold

@@ -63,6 +63,18 @@ SENT_MASK = SENT_RING - 1
 assert SENT_RING & SENT_MASK == 0, "the sent ring's size must be a power of two"
 # Packets missing upstream that a viewer keeps a sequence number for, waiting for their retransmission.
 MAX_HOLES = 128
+# A packet resent to a viewer is not resent again before a round trip has passed (the sender's RTT from
+# the viewer's receiver reports, at least RESEND_GAP, at most MAX_RESEND_GAP): an earlier NACK for it
+# asks for a resend still on its way (aiortc viewers NACK every missing packet again at each new hole),
+# and on a narrow link each needless copy queues ahead of the picture.
+RESEND_GAP = 0.05
+MAX_RESEND_GAP = 0.5
+# A viewer held under the top layer is congested: its resends come out of a credit of one packet per
+# CONGESTED_SHARE packets sent to it, at most CONGESTED_BURST at once (the relay's allowance alone let
+# a narrow link's NACK storm resend three times what the link carries), and none of a layer above its
+# own (frames it no longer gets are not worth the link).
+CONGESTED_SHARE = 4
+CONGESTED_BURST = 32
 ALL_LAYERS = 255  # a viewer with no layer policy takes every layer
 FRAMES: Hashable = "frames"  # the source key of packets made from a frame source's frames
 
@@ -106,6 +118,8 @@ class OutTrack:
 
     __slots__ = (
         "codec",
+        "credit",
+        "credit_mark",
         "delta",
         "high",
         "holes",
@@ -115,6 +129,7 @@ class OutTrack:
         "pid_delta",
         "pt",
         "resent",
+        "resent_at",
         "rtx_pt",
         "rtx_seq",
         "rtx_ssrc",
@@ -162,6 +177,9 @@ class OutTrack:
         self.rtx_ssrc: int = sender._rtx_ssrc
         self.rtx_seq = rtx_seq
         self.resent = 0
+        self.resent_at: dict[int, float] = {}  # sequence number -> when last resent, within a round trip
+        self.credit = float(CONGESTED_BURST)  # resends left while congested
+        self.credit_mark = 0  # ``packets`` when the credit was last topped up
 
     @property
     def seq(self) -> int:
@@ -297,22 +315,41 @@ class ViewerOutput:
                 return
             self.layer_counts.up += 1
 
-    def resend(self, kind: str, seqs: list[int], cache: PacketCache, now: float) -> tuple[int, int, int, int]:
+    def resend(
+        self, kind: str, seqs: list[int], cache: PacketCache, now: float
+    ) -> tuple[int, int, int, int, int]:
         """Answer a NACK from the show's cache: returns (packets resent, packets no longer cached,
-        packets refused past this viewer's allowance, packets still missing upstream: they are sent
-        when the publisher's retransmission comes)."""
+        packets refused: past this viewer's allowance or its congested credit, or of a layer above its
+        own, packets still missing upstream: they are sent when the publisher's retransmission comes,
+        packets resent less than a round trip ago: that resend is still on its way)."""
         track = self.tracks.get(kind)
         if track is None or self.closed:
-            return 0, 0, 0, 0
+            return 0, 0, 0, 0, 0
         udp = self._udp
         if udp.is_closing():
             self.closed = True
-            return 0, 0, 0, 0
+            return 0, 0, 0, 0, 0
+        resent_at = track.resent_at
+        repeated = 0
+        if resent_at:
+            rtt = getattr(track.sender, "_RTCRtpSender__rtt", None)
+            gap = RESEND_GAP if rtt is None else min(MAX_RESEND_GAP, max(RESEND_GAP, rtt))
+            for old in [s for s, at in resent_at.items() if now - at >= gap]:
+                del resent_at[old]
+            if resent_at:
+                fresh = [s for s in seqs if s & 0xFFFF not in resent_at]
+                repeated = len(seqs) - len(fresh)
+                seqs = fresh
         allowed = resend_allowance(track.packets, track.resent)
-        refused = max(0, len(seqs) - allowed)
-        if refused:
-            seqs = seqs[:allowed]
-        resent = missing = pending = 0
+        congested = track.layer < TOP_LAYER
+        if congested:
+            earned = (track.packets - track.credit_mark) / CONGESTED_SHARE
+            track.credit = min(float(CONGESTED_BURST), track.credit + earned)
+            allowed = min(allowed, int(track.credit))
+        else:
+            track.credit = float(CONGESTED_BURST)
+        track.credit_mark = track.packets
+        resent = missing = pending = refused = 0
         for seq in seqs:
             seq &= 0xFFFF
             slot = seq & SENT_MASK
@@ -324,6 +361,9 @@ class ViewerOutput:
                     pending += 1  # lost on the way in too: aiortc has NACKed it upstream already
                 else:
                     missing += 1
+                continue
+            if hit.tid > track.layer or resent >= allowed:
+                refused += 1  # a layer this viewer no longer gets, or past what it may have resent
                 continue
             if udp.get_write_buffer_size() > MAX_BUFFERED:
                 break  # congested: forward() drops it to the next keyframe; more packets help no one
@@ -340,9 +380,12 @@ class ViewerOutput:
             else:
                 packet = plain_packet(payload, hit.marker, track.pt, seq, ts, track.ssrc)
             udp.sendto(self._protect(packet), self._addr)
+            resent_at[seq] = now
             resent += 1
         track.resent += resent
-        return resent, missing, refused, pending
+        if congested:
+            track.credit -= resent
+        return resent, missing, refused, pending, repeated
 
 
 class ShowRelay:
@@ -450,7 +493,8 @@ class ShowRelay:
             self.keyframes.want()
 
     def resend(self, output: ViewerOutput, kind: str, seqs: list[int]) -> None:
-        """A viewer's NACK: resend what the cache holds; what it lost for good needs a keyframe."""
+        """A viewer's NACK: resend what the cache holds; what it lost for good (no longer cached, or
+        refused) needs a keyframe."""
         self.rtx.nacked += len(seqs)
         cache = self.caches.get(kind)
         if cache is None:
@@ -458,7 +502,7 @@ class ShowRelay:
             self.keyframes.want()
             return
         try:
-            resent, missing, refused, pending = output.resend(kind, seqs, cache, time.monotonic())
+            resent, missing, refused, pending, repeated = output.resend(kind, seqs, cache, time.monotonic())
         except Exception:
             output.closed = True  # as in forward: SRTP protect after the session closed
             log.debug("viewer resend failed", exc_info=True)
@@ -467,7 +511,10 @@ class ShowRelay:
         self.rtx.missing += missing
         self.rtx.refused += refused
         self.rtx.pending += pending
-        if missing:
+        self.rtx.repeated += repeated
+        if missing or refused:
+            # Lost for good to this viewer: its decoder goes on from a keyframe (a browser's would skip
+            # a lost frame of a layer nothing refers to, but aiortc's waits for it).
             self.keyframes.want()
 
     def report(self, output: ViewerOutput, fraction_lost: float) -> None:
