@@ -17,6 +17,7 @@ from liveshow.signaling.client import Watcher
 
 NACK_RETRY = 0.1  # the least seconds a packet stays missing before the viewer asks for it again
 NACK_TICK = 0.02  # how often the viewer looks (libwebrtc's NackRequester: every 20 ms)
+KEYFRAME_RETRY = 1.0  # seconds between two keyframe requests for packets given up on
 RTT_GAIN = 0.125  # weight of a new round-trip sample (RFC 6298's alpha)
 MAX_NACKS = 10  # times a viewer asks for one packet before giving up on it (libwebrtc's kMaxNackRetries)
 
@@ -59,7 +60,7 @@ class LossyWatcher(Watcher):
         self.dropped = 0
         self.nacked_again = 0
         self.rtx_received = 0  # RTX packets (resends) that got through; 0 when RTX is not negotiated
-        self.keyframes_asked = 0  # PLIs this viewer sent (aiortc sends one when its jitter buffer gives up)
+        self.keyframes_asked = 0  # PLIs sent (for packets it gave up on; aiortc's jitter buffer's too)
         self.resyncs = 0  # keyframes decoding went on from, past packets that never came
         self.given_up = 0  # packets asked for the last (MAX_NACKS-th) time
         self.rtt = NACK_RETRY  # seconds from a NACK to its repair, smoothed
@@ -130,11 +131,14 @@ class LossyWatcher(Watcher):
 
         def add_resyncing(packet: Any) -> Any:
             origin = buffer._origin
-            if origin is not None and self._missing and vp8_keyframe_start(packet.payload):
+            if origin is not None and vp8_keyframe_start(packet.payload):
                 seq = packet.sequence_number
                 older = {m for m in self._missing if 0 < (seq - m) % 65536 < 32768}
                 ahead = (seq - origin) % 65536
-                if older and 0 < ahead < buffer.capacity:
+                slots = buffer._packets
+                # A hole before the keyframe, asked for or given up on: the frames around it are lost.
+                hole = any(slots[(origin + i) % buffer.capacity] is None for i in range(ahead))
+                if (older or hole) and 0 < ahead < buffer.capacity:
                     buffer.remove(ahead)  # the incomplete frames before the keyframe
                     self._missing -= older
                     self.resyncs += 1
@@ -170,6 +174,7 @@ class LossyWatcher(Watcher):
                 await send_nack(media_ssrc, new)
 
         receiver._send_rtcp_nack = new_holes_only
+        pli_at = -1e9
         while True:
             await asyncio.sleep(NACK_TICK)
             now = loop.time()
@@ -183,6 +188,12 @@ class LossyWatcher(Watcher):
             retry = max(NACK_RETRY, self.rtt)
             due = [s for s, (at, times) in asked.items() if times < MAX_NACKS and now - at >= retry]
             media = [ssrc for ssrc in streams if ssrc not in rtx_ssrcs]
+            lost = any(times >= MAX_NACKS and now - at >= retry for at, times in asked.values())
+            if lost and media and now - pli_at >= KEYFRAME_RETRY:
+                # Given up on a packet: its frame never completes; ask for a keyframe to go on from,
+                # as a browser does when no frame has been decodable for a while.
+                pli_at = now
+                await receiver._send_rtcp_pli(media[0])
             if due and media:
                 self.nacked_again += len(due)
                 for seq in due:

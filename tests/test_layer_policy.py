@@ -119,6 +119,16 @@ def test_a_layer_that_fails_again_and_again_waits_longer_each_time_up_to_a_cap()
     assert policy.holds[TOP_LAYER - 1] == UP_HOLD  # the layer below it is not held back
 
 
+def test_a_layer_never_clean_for_the_fail_window_has_not_held() -> None:
+    policy = settled()
+    policy.backlog(LATE, 10 * BACKLOG_DOWN)  # to 1
+    policy.report(LATE + UP_HOLD, 0.0)  # up to 2
+    for k in range(1, 10):  # moderate loss: not congestion, not clean either
+        policy.report(LATE + UP_HOLD + k, MEH)
+    policy.backlog(LATE + UP_HOLD + 10, 10 * BACKLOG_DOWN)
+    assert policy.target == TOP_LAYER - 1 and policy.up_hold == FAILED_HOLD
+
+
 def test_a_step_down_after_the_fail_window_is_no_failure() -> None:
     policy = settled()
     policy.backlog(LATE, 10 * BACKLOG_DOWN)  # to 1
@@ -147,11 +157,21 @@ def test_random_loss_that_a_step_down_does_not_lower_is_undone_and_becomes_the_f
     policy = LayerPolicy(0.0)
     assert policy.report(1.0, 0.11) == TOP_LAYER - 1  # looks like congestion, and the start's failure
     assert policy.report(1.0 + DOWN_HOLD - 0.01, 0.11) == TOP_LAYER - 1  # too soon to judge
-    assert policy.report(1.0 + DOWN_HOLD, 0.10) == TOP_LAYER  # the same loss one layer down: undone
+    assert policy.report(1.0 + DOWN_HOLD, 0.11) == TOP_LAYER - 1  # one report is not enough...
+    assert policy.report(1.0 + DOWN_HOLD + 1, 0.10) == TOP_LAYER  # ...two: the same loss one layer down
     assert policy.floor == 0.10
     assert policy.holds[TOP_LAYER] == UP_HOLD  # no failure of the top layer either
-    for k in range(1, 20):  # the random loss goes on: no step down, it is RTX's job
+    for k in range(2, 20):  # the random loss goes on: no step down, it is RTX's job
         assert policy.report(1.0 + DOWN_HOLD + k, 0.12) == TOP_LAYER
+
+
+def test_a_report_that_shows_the_step_lowered_the_loss_ends_the_judging() -> None:
+    policy = settled()
+    policy.report(LATE, 0.11)
+    assert policy.report(LATE + DOWN_HOLD, 0.11) == TOP_LAYER - 1  # persisting, once
+    assert policy.report(LATE + DOWN_HOLD + 1, 0.0) == TOP_LAYER - 1  # lowered: congestion after all
+    assert policy.report(LATE + DOWN_HOLD + 2, 0.11) == TOP_LAYER - 2  # judged: loss steps down again
+    assert policy.floor == 0.0
 
 
 def test_loss_that_a_step_down_lowered_by_half_is_congestion() -> None:
@@ -168,10 +188,18 @@ def test_loss_at_the_lower_layer_that_is_nearly_clean_is_congestion() -> None:
     assert policy.floor == 0.0
 
 
-def test_congestion_on_top_of_random_loss_steps_down() -> None:
+def random_loss_floor() -> LayerPolicy:
+    """A policy that found 10 % random loss (back at the top layer at 4.0)."""
     policy = LayerPolicy(0.0)
     policy.report(1.0, 0.11)
-    policy.report(1.0 + DOWN_HOLD, 0.10)  # floor 0.10, back at the top
+    policy.report(1.0 + DOWN_HOLD, 0.10)
+    policy.report(2.0 + DOWN_HOLD, 0.10)
+    assert policy.floor == 0.10 and policy.target == TOP_LAYER
+    return policy
+
+
+def test_congestion_on_top_of_random_loss_steps_down() -> None:
+    policy = random_loss_floor()
     assert policy.report(10.0, 0.10 + LOSS_DOWN) == TOP_LAYER  # not above the floor by more than LOSS_DOWN
     assert policy.report(11.0, 0.10 + BAD) == TOP_LAYER - 1
     assert policy.report(11.0 + DOWN_HOLD, 0.10) == TOP_LAYER - 1  # back to the floor: congestion
@@ -196,10 +224,7 @@ def test_loss_that_rose_or_is_heavy_is_never_taken_for_random_loss(before: float
 
 
 def test_a_clean_report_clears_the_floor() -> None:
-    policy = LayerPolicy(0.0)
-    policy.report(1.0, 0.11)
-    policy.report(1.0 + DOWN_HOLD, 0.10)
-    assert policy.floor == 0.10
+    policy = random_loss_floor()
     assert policy.report(20.0, LOSS_CLEAN) == TOP_LAYER
     assert policy.floor == 0.0
     assert policy.report(21.0, 0.11) == TOP_LAYER - 1  # the same loss is congestion again until judged

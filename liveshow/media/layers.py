@@ -6,26 +6,27 @@ fewer frames per second, every one decodable, never a frozen picture. The relay 
 each viewer's *target* layer; it switches down at once and up only where the stream allows it (a
 keyframe, or a layer-sync frame: see ``relay.ViewerOutput``).
 
-The policy steps down one layer when the viewer's receiver reports show loss (RTCP fraction lost) or
-its socket holds a backlog, at most once per ``DOWN_HOLD``: a receiver report covers up to 1.5 s
-(aiortc and browsers send one every 0.5 to 1.5 s) and a link's queue delivers what was sent before the
-step, so a report sooner after a step may still carry the loss of the layer left.
+The policy steps down one layer when the viewer's receiver reports show loss (RTCP fraction lost) or its
+socket holds a backlog, at most once per ``DOWN_HOLD``: a receiver report covers up to 1.5 s (aiortc and
+browsers send one every 0.5 to 1.5 s) and a link's queue delivers what was sent before the step, so a
+report sooner after a step may still carry the loss of the layer left.
 
-Loss is congestion only when a step down lowers it. The first report a full ``DOWN_HOLD`` after a step
-down for loss judges that step: when the loss above the viewer's random loss (its *floor*) did not fall
-to under half (and did not rise: the step's effect not seen yet, or a storm of retransmissions), the
-link loses packets whatever is sent (a radio link, 10 % random loss): that loss, up to ``MAX_FLOOR``,
-becomes the floor, the step is undone (retransmissions keep the picture whole there) and only loss above
-the floor counts from then on. A clean report (at most ``LOSS_CLEAN``) clears the floor.
+Loss is congestion only when a step down lowers it. The reports a full ``DOWN_HOLD`` after a step down
+for loss judge that step: when ``PERSIST_REPORTS`` of them in a row show that the loss above the
+viewer's random loss (its *floor*) did not fall to under half (and did not rise: the step's effect not
+seen yet, or a storm of retransmissions), the link loses packets whatever is sent (a radio link, 10 %
+random loss): that loss, up to ``MAX_FLOOR``, becomes the floor, the step is undone (retransmissions
+keep the picture whole there) and only loss above the floor counts from then on. A clean report (at most
+``LOSS_CLEAN``) clears the floor.
 
-Steps up are probes of the link, and a probe the link cannot carry costs a burst of loss: each layer
-has its own clean hold before a step up to it (``UP_HOLD``); when a layer fails (the viewer steps down
-from it within ``FAIL_WINDOW`` of reaching it, or of starting there), its hold becomes ``FAILED_HOLD``
-and doubles with each further failure up to ``MAX_UP_HOLD``; a layer that held for ``FAIL_WINDOW``
-halves its hold back towards ``UP_HOLD``. A failure of the top layer does not make a lower layer wait
-longer (one hold for all layers did: the lower layer's success halved it back and the top was probed
-again three seconds later). Never below the base layer, never above the top. Each viewer has its own
-policy: nothing here is shared.
+Steps up are probes of the link, and a probe the link cannot carry costs a burst of loss: each layer has
+its own clean hold before a step up to it (``UP_HOLD``); when a layer fails (the viewer steps down from
+it before it has been clean there for ``FAIL_WINDOW``, whether it stepped up to it or started there),
+its hold becomes ``FAILED_HOLD`` and doubles with each further failure up to ``MAX_UP_HOLD``; a layer
+clean for ``FAIL_WINDOW`` has held: its hold halves back towards ``UP_HOLD``. A failure of the top layer
+does not make a lower layer wait longer (one hold for all layers did: the lower layer's success halved
+it back and the top was probed again three seconds later). Never below the base layer, never above the
+top. Each viewer has its own policy: nothing here is shared.
 
 Pure: time is passed in.
 """
@@ -44,6 +45,7 @@ FAILED_HOLD = 15.0  # ... to a layer that failed once
 MAX_UP_HOLD = 60.0
 FAIL_WINDOW = 5.0  # a step down this soon after reaching a layer is that layer's failure
 PERSISTS = 0.5  # loss that a step down did not lower to under this share of itself is not congestion
+PERSIST_REPORTS = 2  # ...when this many reports in a row say so (one may still carry a queue's drops)
 MAX_FLOOR = 0.2  # ...unless it is more than this: a link losing that much is not ridden out at the top
 
 
@@ -64,6 +66,7 @@ class LayerPolicy:
         "_down_loss",
         "_held",
         "_last_down",
+        "_persisted",
         "_reached",
         "_top",
         "_undo_hold",
@@ -78,11 +81,12 @@ class LayerPolicy:
         self.holds = [UP_HOLD] * (top + 1)  # clean seconds before a step up to each layer
         self.floor = 0.0  # the viewer's random loss: loss that stepping down did not lower
         self._reached = now  # when the viewer reached its layer (a start is a probe of the top)
-        self._held = False  # whether it stayed there FAIL_WINDOW
+        self._held = False  # whether it has been clean there for FAIL_WINDOW
         self._clean_since = now
         self._last_down = -1e18
         self._down_loss = -1.0  # the loss above the floor that made the last step down; -1: judged
         self._undo_hold = UP_HOLD  # the left layer's hold before that step down
+        self._persisted = 0  # reports since then whose loss that step did not lower
 
     @property
     def up_hold(self) -> float:
@@ -94,22 +98,29 @@ class LayerPolicy:
         self._note_held(now)
         excess = fraction_lost - self.floor
         if self._down_loss >= 0 and now - self._last_down >= DOWN_HOLD:
-            stepped_for, self._down_loss = self._down_loss, -1.0
+            stepped_for = self._down_loss
             if (
                 LOSS_CLEAN < excess <= stepped_for
                 and excess >= PERSISTS * stepped_for
                 and fraction_lost <= MAX_FLOOR
             ):
+                self._persisted += 1
+                self._clean_since = now
+                if self._persisted < PERSIST_REPORTS:
+                    return self.target  # not judged yet: neither down nor up
                 # The step down did not lower the loss: not congestion. Undo it, failure and all.
+                self._down_loss = -1.0
                 self.floor = fraction_lost
                 self.holds[self.target + 1] = self._undo_hold
                 self._up(now)
                 return self.target
+            self._down_loss = -1.0  # the step lowered the loss (or it rose): congestion
         if fraction_lost <= LOSS_CLEAN:
             self.floor = 0.0
         if excess > LOSS_DOWN:
             if self._down(now):
                 self._down_loss = excess
+                self._persisted = 0
             return self.target
         if excess > LOSS_CLEAN:
             self._clean_since = now  # not bad enough to step down, not clean enough to step up
@@ -126,7 +137,7 @@ class LayerPolicy:
         return self.target
 
     def _note_held(self, now: float) -> None:
-        if not self._held and now - self._reached >= FAIL_WINDOW:
+        if not self._held and now - self._clean_since >= FAIL_WINDOW:
             self._held = True  # the link carries this layer: its next probe need not wait as long
             self.holds[self.target] = max(UP_HOLD, self.holds[self.target] / 2)
 

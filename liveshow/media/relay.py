@@ -70,10 +70,9 @@ MAX_HOLES = 128
 RESEND_GAP = 0.05
 MAX_RESEND_GAP = 0.5
 # A viewer held under the top layer is congested: its resends come out of a credit of one packet per
-# CONGESTED_SHARE packets sent to it, at most CONGESTED_BURST at once (the relay's allowance alone let
-# a narrow link's NACK storm resend three times what the link carries), and none of a layer above its
-# own (frames it no longer gets are not worth the link).
-CONGESTED_SHARE = 4
+# CONGESTED_SHARE packets sent to it, at most CONGESTED_BURST at once (the allowance alone let a narrow
+# link's NACKs resend far more than the link carries, and the loss that caused kept it congested).
+CONGESTED_SHARE = 8
 CONGESTED_BURST = 32
 ALL_LAYERS = 255  # a viewer with no layer policy takes every layer
 FRAMES: Hashable = "frames"  # the source key of packets made from a frame source's frames
@@ -197,6 +196,7 @@ class ViewerOutput:
         self._addr = addr
         self.dropped_frames = 0
         self.closed = False
+
         # Set by the relay when the viewer is added: its layer policy (None: every layer) and the
         # process's layer counters.
         self.policy: LayerPolicy | None = None
@@ -319,9 +319,9 @@ class ViewerOutput:
         self, kind: str, seqs: list[int], cache: PacketCache, now: float
     ) -> tuple[int, int, int, int, int]:
         """Answer a NACK from the show's cache: returns (packets resent, packets no longer cached,
-        packets refused: past this viewer's allowance or its congested credit, or of a layer above its
-        own, packets still missing upstream: they are sent when the publisher's retransmission comes,
-        packets resent less than a round trip ago: that resend is still on its way)."""
+        packets refused past this viewer's allowance or congested credit, packets still missing
+        upstream: they are sent when the publisher's retransmission comes, packets resent less than a
+        round trip ago: that resend is still on its way)."""
         track = self.tracks.get(kind)
         if track is None or self.closed:
             return 0, 0, 0, 0, 0
@@ -349,7 +349,10 @@ class ViewerOutput:
         else:
             track.credit = float(CONGESTED_BURST)
         track.credit_mark = track.packets
-        resent = missing = pending = refused = 0
+        refused = max(0, len(seqs) - allowed)
+        if refused:
+            seqs = seqs[:allowed]
+        resent = missing = pending = 0
         for seq in seqs:
             seq &= 0xFFFF
             slot = seq & SENT_MASK
@@ -361,9 +364,6 @@ class ViewerOutput:
                     pending += 1  # lost on the way in too: aiortc has NACKed it upstream already
                 else:
                     missing += 1
-                continue
-            if hit.tid > track.layer or resent >= allowed:
-                refused += 1  # a layer this viewer no longer gets, or past what it may have resent
                 continue
             if udp.get_write_buffer_size() > MAX_BUFFERED:
                 break  # congested: forward() drops it to the next keyframe; more packets help no one
@@ -493,8 +493,7 @@ class ShowRelay:
             self.keyframes.want()
 
     def resend(self, output: ViewerOutput, kind: str, seqs: list[int]) -> None:
-        """A viewer's NACK: resend what the cache holds; what it lost for good (no longer cached, or
-        refused) needs a keyframe."""
+        """A viewer's NACK: resend what the cache holds; what it lost for good needs a keyframe."""
         self.rtx.nacked += len(seqs)
         cache = self.caches.get(kind)
         if cache is None:
@@ -512,9 +511,7 @@ class ShowRelay:
         self.rtx.refused += refused
         self.rtx.pending += pending
         self.rtx.repeated += repeated
-        if missing or refused:
-            # Lost for good to this viewer: its decoder goes on from a keyframe (a browser's would skip
-            # a lost frame of a layer nothing refers to, but aiortc's waits for it).
+        if missing:
             self.keyframes.want()
 
     def report(self, output: ViewerOutput, fraction_lost: float) -> None:
