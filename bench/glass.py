@@ -178,6 +178,9 @@ def measure(args: argparse.Namespace) -> int:
                 sent = chromium.sent(clock)
             finally:
                 browser.close()
+        # Whatever could hide a failure: resends, layer drops and switches (a loopback viewer stays at
+        # the top layer, with nothing dropped).
+        counters = {**server.metrics("liveshow_rtx"), **server.metrics("liveshow_relay_layer")}
     finally:
         server.stop()
 
@@ -186,6 +189,7 @@ def measure(args: argparse.Namespace) -> int:
         f"publisher sent {sent.get('frames')} frames ({sent.get('width')}x{sent.get('height')}); "
         f"{args.seconds:g} s measured after {args.warmup:g} s"
     )
+    print("server: " + ", ".join(f"{k.removeprefix('liveshow_')} {v:g}" for k, v in counters.items()))
     problems = []
     for name, r in got.items():
         lat: list[float] = r["lat"]

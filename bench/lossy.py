@@ -15,7 +15,10 @@ from aiortc.rtp import is_rtcp
 
 from liveshow.signaling.client import Watcher
 
-NACK_RETRY = 0.1  # seconds a packet stays missing before the viewer asks for it again
+NACK_RETRY = 0.1  # the least seconds a packet stays missing before the viewer asks for it again
+NACK_TICK = 0.02  # how often the viewer looks (libwebrtc's NackRequester: every 20 ms)
+KEYFRAME_RETRY = 1.0  # seconds between two keyframe requests for packets given up on
+RTT_GAIN = 0.125  # weight of a new round-trip sample (RFC 6298's alpha)
 MAX_NACKS = 10  # times a viewer asks for one packet before giving up on it (libwebrtc's kMaxNackRetries)
 
 
@@ -57,9 +60,10 @@ class LossyWatcher(Watcher):
         self.dropped = 0
         self.nacked_again = 0
         self.rtx_received = 0  # RTX packets (resends) that got through; 0 when RTX is not negotiated
-        self.keyframes_asked = 0  # PLIs this viewer sent (aiortc sends one when its jitter buffer gives up)
+        self.keyframes_asked = 0  # PLIs sent (for packets it gave up on; aiortc's jitter buffer's too)
         self.resyncs = 0  # keyframes decoding went on from, past packets that never came
         self.given_up = 0  # packets asked for the last (MAX_NACKS-th) time
+        self.rtt = NACK_RETRY  # seconds from a NACK to its repair, smoothed
         self._missing: set[int] = set()
 
     @property
@@ -127,11 +131,14 @@ class LossyWatcher(Watcher):
 
         def add_resyncing(packet: Any) -> Any:
             origin = buffer._origin
-            if origin is not None and self._missing and vp8_keyframe_start(packet.payload):
+            if origin is not None and vp8_keyframe_start(packet.payload):
                 seq = packet.sequence_number
                 older = {m for m in self._missing if 0 < (seq - m) % 65536 < 32768}
                 ahead = (seq - origin) % 65536
-                if older and 0 < ahead < buffer.capacity:
+                slots = buffer._packets
+                # A hole before the keyframe, asked for or given up on: the frames around it are lost.
+                hole = any(slots[(origin + i) % buffer.capacity] is None for i in range(ahead))
+                if (older or hole) and 0 < ahead < buffer.capacity:
                     buffer.remove(ahead)  # the incomplete frames before the keyframe
                     self._missing -= older
                     self.resyncs += 1
@@ -140,28 +147,60 @@ class LossyWatcher(Watcher):
         buffer.add = add_resyncing
 
     async def _nack_again(self, receiver: Any) -> None:
-        """Ask again for packets still missing after a retry interval, as browsers do (libwebrtc's
-        NackRequester retries every round trip). aiortc alone NACKs a hole only when a new hole appears,
-        so a lost retransmission would stall its jitter buffer until the next loss, which is a
-        property of this test client, not of the relay."""
+        """Ask again for packets still missing a round trip after the last ask, as browsers do
+        (libwebrtc's NackRequester resends a NACK once the RTT has passed since the last one, at most
+        MAX_NACKS times). The round trip is measured as browsers' RTCP would see it through a queue:
+        from a packet's first NACK to its repair, only for packets asked for once (Karn: a repair after
+        two asks could answer either); until then, and never under, NACK_RETRY. aiortc alone NACKs a
+        hole only when a new hole appears, so a lost retransmission would stall its jitter buffer until
+        the next loss, which is a property of this test client, not of the relay; re-asking faster than
+        the round trip (a fixed 0.1 s through a 250 ms queue) asks for packets already on their way and
+        spends the relay's resend allowance."""
         missing: set[int] = receiver._RTCRtpReceiver__nack_generator.missing
         streams: dict[int, Any] = receiver._RTCRtpReceiver__remote_streams
         rtx_ssrcs: dict[int, int] = receiver._RTCRtpReceiver__rtx_ssrc
-        before: set[int] = set()
-        asked: dict[int, int] = {}
+        loop = asyncio.get_running_loop()
+        asked: dict[int, tuple[float, int]] = {}  # seq -> (when last asked, times asked)
+        send_nack = receiver._send_rtcp_nack
+
+        async def new_holes_only(media_ssrc: int, lost: list[int]) -> None:
+            # aiortc NACKs every packet still missing each time a new hole appears (many times a round
+            # trip on a lossy link); a browser NACKs a hole once, then again only once it is due.
+            now = loop.time()
+            new = [seq for seq in lost if seq not in asked]
+            for seq in new:
+                asked[seq] = (now, 1)
+            if new:
+                await send_nack(media_ssrc, new)
+
+        receiver._send_rtcp_nack = new_holes_only
+        pli_at = -1e9
         while True:
-            await asyncio.sleep(NACK_RETRY)
+            await asyncio.sleep(NACK_TICK)
+            now = loop.time()
             for seq in [s for s in asked if s not in missing]:
-                del asked[seq]
-            still = {s for s in before & missing if asked.get(s, 1) < MAX_NACKS}
+                at, times = asked.pop(seq)
+                if times == 1:
+                    self.rtt += RTT_GAIN * (now - at - self.rtt)
+            for seq in missing:
+                if seq not in asked:
+                    asked[seq] = (now, 1)  # aiortc NACKed it as the hole appeared
+            retry = max(NACK_RETRY, self.rtt)
+            due = [s for s, (at, times) in asked.items() if times < MAX_NACKS and now - at >= retry]
             media = [ssrc for ssrc in streams if ssrc not in rtx_ssrcs]
-            if still and media:
-                self.nacked_again += len(still)
-                for seq in still:
-                    asked[seq] = asked.get(seq, 1) + 1  # aiortc's own NACK was the first
-                    self.given_up += asked[seq] == MAX_NACKS
-                await receiver._send_rtcp_nack(media[0], sorted(still))
-            before = set(missing)
+            lost = any(times >= MAX_NACKS and now - at >= retry for at, times in asked.values())
+            if lost and media and now - pli_at >= KEYFRAME_RETRY:
+                # Given up on a packet: its frame never completes; ask for a keyframe to go on from,
+                # as a browser does when no frame has been decodable for a while.
+                pli_at = now
+                await receiver._send_rtcp_pli(media[0])
+            if due and media:
+                self.nacked_again += len(due)
+                for seq in due:
+                    times = asked[seq][1] + 1
+                    asked[seq] = (now, times)
+                    self.given_up += times == MAX_NACKS
+                await send_nack(media[0], sorted(due))
 
 
 def vp8_keyframe_start(payload: bytes) -> bool:

@@ -42,6 +42,7 @@ def report(viewer: LossyWatcher) -> dict[str, Any]:
         "keyframes_asked": viewer.keyframes_asked,
         "resyncs": viewer.resyncs,
         "given_up": viewer.given_up,
+        "rtt": round(viewer.rtt, 3),
         "connection": viewer.pc.connectionState,
     }
 

@@ -1,5 +1,6 @@
-"""The per-viewer temporal layer policy (pure, time passed in): down on loss or backlog, up after a clean
-hold that grows when a step up fails, within the layers, one viewer's policy alone."""
+"""The per-viewer temporal layer policy (pure, time passed in): down on congestion (loss that a step down
+lowers, or backlog), not on random loss; up after a clean hold per layer that grows when that layer
+fails and shrinks when it holds; within the layers, one viewer's policy alone."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ import pytest
 from liveshow.media.layers import (
     BACKLOG_DOWN,
     DOWN_HOLD,
+    FAIL_WINDOW,
+    FAILED_HOLD,
     LOSS_CLEAN,
     LOSS_DOWN,
+    MAX_FLOOR,
     MAX_UP_HOLD,
+    PERSISTS,
     TOP_LAYER,
     UP_HOLD,
     LayerPolicy,
@@ -18,24 +23,32 @@ from liveshow.media.layers import (
 
 BAD = LOSS_DOWN + 0.01
 MEH = (LOSS_CLEAN + LOSS_DOWN) / 2
+LATE = FAIL_WINDOW + 1.0  # a time after which the starting layer has held
+
+
+def settled() -> LayerPolicy:
+    """A policy whose starting (top) layer has held."""
+    policy = LayerPolicy(0.0)
+    assert policy.report(LATE, 0.0) == TOP_LAYER
+    return policy
 
 
 def test_a_new_viewer_starts_at_the_top_layer() -> None:
     assert LayerPolicy(0.0).target == TOP_LAYER
 
 
-def test_loss_steps_down_one_layer_at_a_time_at_most_once_per_hold() -> None:
+def test_loss_that_falls_with_each_step_steps_down_one_layer_at_a_time_at_most_once_per_hold() -> None:
     policy = LayerPolicy(0.0)
-    assert policy.report(1.0, BAD) == TOP_LAYER - 1
-    assert policy.report(1.0 + DOWN_HOLD / 2, BAD) == TOP_LAYER - 1  # the step's effect not seen yet
-    assert policy.report(1.0 + DOWN_HOLD, BAD) == TOP_LAYER - 2
+    assert policy.report(1.0, 0.5) == TOP_LAYER - 1
+    assert policy.report(1.0 + DOWN_HOLD / 2, 0.5) == TOP_LAYER - 1  # the step's effect not seen yet
+    assert policy.report(1.0 + DOWN_HOLD, 0.2) == TOP_LAYER - 2  # lower, still congested
+    assert policy.floor == 0.0
 
 
 def test_never_below_the_base_layer() -> None:
     policy = LayerPolicy(0.0)
     for k in range(10):
-        policy.report(k * DOWN_HOLD, 1.0)
-        policy.backlog(k * DOWN_HOLD + 0.5, 10 * BACKLOG_DOWN)
+        policy.backlog(k * DOWN_HOLD, 10 * BACKLOG_DOWN)
     assert policy.target == 0
 
 
@@ -53,11 +66,11 @@ def test_backlog_steps_down_only_past_its_threshold() -> None:
 
 
 def test_steps_up_one_layer_after_a_clean_hold() -> None:
-    policy = LayerPolicy(0.0)
-    policy.report(0.0, BAD)
-    policy.report(DOWN_HOLD, BAD)
+    policy = settled()
+    policy.backlog(LATE, 10 * BACKLOG_DOWN)
+    down_at = LATE + FAIL_WINDOW  # layer 1 held: no failure
+    policy.backlog(down_at, 10 * BACKLOG_DOWN)
     assert policy.target == 0
-    down_at = DOWN_HOLD
     assert policy.report(down_at + UP_HOLD - 0.01, 0.0) == 0  # not clean long enough
     assert policy.report(down_at + UP_HOLD, 0.0) == 1
     # The next layer waits a clean hold of its own.
@@ -67,48 +80,167 @@ def test_steps_up_one_layer_after_a_clean_hold() -> None:
 
 
 def test_moderate_loss_holds_the_layer_and_restarts_the_clean_hold() -> None:
-    policy = LayerPolicy(0.0)
-    policy.report(0.0, BAD)
-    assert policy.report(UP_HOLD - 0.5, MEH) == TOP_LAYER - 1
-    assert policy.report(UP_HOLD + 0.5, 0.0) == TOP_LAYER - 1  # clean only since UP_HOLD - 0.5
-    assert policy.report(2 * UP_HOLD - 0.5, 0.0) == TOP_LAYER
+    policy = settled()
+    policy.backlog(LATE, 10 * BACKLOG_DOWN)
+    assert policy.report(LATE + UP_HOLD - 0.5, MEH) == TOP_LAYER - 1
+    assert policy.report(LATE + UP_HOLD + 0.5, 0.0) == TOP_LAYER - 1  # clean only since UP_HOLD - 0.5
+    assert policy.report(LATE + 2 * UP_HOLD - 0.5, 0.0) == TOP_LAYER
 
 
-def test_a_step_up_that_fails_doubles_the_hold_up_to_a_cap() -> None:
+def test_congestion_soon_after_the_start_is_a_failure_of_the_top_layer() -> None:
     policy = LayerPolicy(0.0)
-    now = 0.0
-    policy.report(now, BAD)  # down to 1
+    policy.report(FAIL_WINDOW - 0.1, 0.3)
+    assert policy.target == TOP_LAYER - 1 and policy.up_hold == FAILED_HOLD
+    late = settled()
+    late.report(LATE, 0.3)
+    assert late.target == TOP_LAYER - 1 and late.up_hold == UP_HOLD
+
+
+def test_a_layer_that_fails_again_and_again_waits_longer_each_time_up_to_a_cap() -> None:
+    policy = settled()
+    now = LATE
+    policy.report(now, 0.3)  # down to 1: the top had held, no failure
+    down_at = now
+    now += DOWN_HOLD
+    assert policy.report(now, 0.0) == TOP_LAYER - 1  # the step lowered the loss: congestion
     holds = []
     for _ in range(8):
-        now += policy.up_hold
-        assert policy.report(now, 0.0) == TOP_LAYER  # up
-        now += DOWN_HOLD  # fails at once
-        assert policy.report(now, BAD) == TOP_LAYER - 1
+        now = down_at + policy.up_hold
+        assert policy.report(now - 0.01, 0.0) == TOP_LAYER - 1
+        assert policy.report(now, 0.0) == TOP_LAYER  # the probe
+        now += 1.0
+        assert policy.report(now, 0.3) == TOP_LAYER - 1  # fails within FAIL_WINDOW
+        down_at = now
+        now += DOWN_HOLD
+        assert policy.report(now, 0.0) == TOP_LAYER - 1
         holds.append(policy.up_hold)
-    assert holds[:3] == [UP_HOLD * 2, UP_HOLD * 4, UP_HOLD * 8]
+    assert holds[:3] == [FAILED_HOLD, 2 * FAILED_HOLD, 4 * FAILED_HOLD]
     assert max(holds) == MAX_UP_HOLD
+    assert policy.holds[TOP_LAYER - 1] == UP_HOLD  # the layer below it is not held back
 
 
-def test_a_step_up_that_held_halves_the_hold_back() -> None:
+def test_a_layer_never_clean_for_the_fail_window_has_not_held() -> None:
+    policy = settled()
+    policy.backlog(LATE, 10 * BACKLOG_DOWN)  # to 1
+    policy.report(LATE + UP_HOLD, 0.0)  # up to 2
+    for k in range(1, 10):  # moderate loss: not congestion, not clean either
+        policy.report(LATE + UP_HOLD + k, MEH)
+    policy.backlog(LATE + UP_HOLD + 10, 10 * BACKLOG_DOWN)
+    assert policy.target == TOP_LAYER - 1 and policy.up_hold == FAILED_HOLD
+
+
+def test_a_step_down_after_the_fail_window_is_no_failure() -> None:
+    policy = settled()
+    policy.backlog(LATE, 10 * BACKLOG_DOWN)  # to 1
+    policy.report(LATE + UP_HOLD, 0.0)  # up to 2
+    policy.backlog(LATE + UP_HOLD + FAIL_WINDOW + 0.1, 10 * BACKLOG_DOWN)
+    assert policy.target == TOP_LAYER - 1 and policy.up_hold == UP_HOLD
+
+
+def test_a_failed_layer_that_then_holds_halves_its_hold_back() -> None:
     policy = LayerPolicy(0.0)
-    policy.report(0.0, BAD)  # 2 -> 1
-    policy.report(UP_HOLD, 0.0)  # up to 2
-    policy.report(UP_HOLD + DOWN_HOLD, BAD)  # failed: hold doubles
-    assert policy.up_hold == 2 * UP_HOLD
-    policy.report(UP_HOLD + DOWN_HOLD + DOWN_HOLD, BAD)  # 1 -> 0, no step up in between: unchanged
-    assert policy.up_hold == 2 * UP_HOLD and policy.target == 0
-    t = UP_HOLD + 2 * DOWN_HOLD
-    t += policy.up_hold
-    assert policy.report(t, 0.0) == 1
-    t += policy.up_hold
-    assert policy.report(t, 0.0) == 2  # the step to 1 held a full hold: halved back
-    assert policy.up_hold == UP_HOLD
+    policy.backlog(1.0, 10 * BACKLOG_DOWN)  # the start failed: top's hold FAILED_HOLD
+    assert policy.up_hold == FAILED_HOLD
+    t = 1.0 + FAILED_HOLD
+    assert policy.report(t, 0.0) == TOP_LAYER
+    assert policy.report(t + FAIL_WINDOW - 0.1, 0.0) == TOP_LAYER
+    assert policy.holds[TOP_LAYER] == FAILED_HOLD  # not held long enough yet
+    policy.report(t + FAIL_WINDOW, 0.0)
+    assert policy.holds[TOP_LAYER] == FAILED_HOLD / 2
+    policy.report(t + 10 * FAIL_WINDOW, 0.0)
+    assert policy.holds[TOP_LAYER] == FAILED_HOLD / 2  # once per stay at the layer
+    policy.backlog(t + 11 * FAIL_WINDOW, 10 * BACKLOG_DOWN)
+    assert policy.up_hold == FAILED_HOLD / 2  # a held layer's late step down is no failure
+
+
+def test_random_loss_that_a_step_down_does_not_lower_is_undone_and_becomes_the_floor() -> None:
+    policy = LayerPolicy(0.0)
+    assert policy.report(1.0, 0.11) == TOP_LAYER - 1  # looks like congestion, and the start's failure
+    assert policy.report(1.0 + DOWN_HOLD - 0.01, 0.11) == TOP_LAYER - 1  # too soon to judge
+    assert policy.report(1.0 + DOWN_HOLD, 0.11) == TOP_LAYER - 1  # one report is not enough...
+    assert policy.report(1.0 + DOWN_HOLD + 1, 0.10) == TOP_LAYER  # ...two: the same loss one layer down
+    assert policy.floor == 0.10
+    assert policy.holds[TOP_LAYER] == UP_HOLD  # no failure of the top layer either
+    for k in range(2, 20):  # the random loss goes on: no step down, it is RTX's job
+        assert policy.report(1.0 + DOWN_HOLD + k, 0.12) == TOP_LAYER
+
+
+def test_a_report_that_shows_the_step_lowered_the_loss_ends_the_judging() -> None:
+    policy = settled()
+    policy.report(LATE, 0.11)
+    assert policy.report(LATE + DOWN_HOLD, 0.11) == TOP_LAYER - 1  # persisting, once
+    assert policy.report(LATE + DOWN_HOLD + 1, 0.0) == TOP_LAYER - 1  # lowered: congestion after all
+    assert policy.report(LATE + DOWN_HOLD + 2, 0.11) == TOP_LAYER - 2  # judged: loss steps down again
+    assert policy.floor == 0.0
+
+
+def test_loss_that_a_step_down_lowered_by_half_is_congestion() -> None:
+    policy = settled()
+    policy.report(LATE, 0.2)
+    assert policy.report(LATE + DOWN_HOLD, 0.2 * PERSISTS - 0.01) == TOP_LAYER - 1
+    assert policy.floor == 0.0
+
+
+def test_loss_at_the_lower_layer_that_is_nearly_clean_is_congestion() -> None:
+    policy = settled()
+    policy.report(LATE, BAD)
+    assert policy.report(LATE + DOWN_HOLD, LOSS_CLEAN) == TOP_LAYER - 1  # under half, but clean anyway
+    assert policy.floor == 0.0
+
+
+def random_loss_floor() -> LayerPolicy:
+    """A policy that found 10 % random loss (back at the top layer at 4.0)."""
+    policy = LayerPolicy(0.0)
+    policy.report(1.0, 0.11)
+    policy.report(1.0 + DOWN_HOLD, 0.10)
+    policy.report(2.0 + DOWN_HOLD, 0.10)
+    assert policy.floor == 0.10 and policy.target == TOP_LAYER
+    return policy
+
+
+def test_congestion_on_top_of_random_loss_steps_down() -> None:
+    policy = random_loss_floor()
+    assert policy.report(10.0, 0.10 + LOSS_DOWN) == TOP_LAYER  # not above the floor by more than LOSS_DOWN
+    assert policy.report(11.0, 0.10 + BAD) == TOP_LAYER - 1
+    assert policy.report(11.0 + DOWN_HOLD, 0.10) == TOP_LAYER - 1  # back to the floor: congestion
+    assert policy.floor == 0.10
+    # Clean above the floor: the step up waits its hold.
+    assert policy.report(11.0 + DOWN_HOLD + UP_HOLD, 0.10 + LOSS_CLEAN / 2) == TOP_LAYER
+
+
+@pytest.mark.parametrize(
+    "before, after",
+    [
+        (0.13, 0.58),  # loss rose after the step: its effect not seen yet, or a storm of retransmissions
+        (0.5, 0.3),  # not halved, but more than a link is ridden out with at the top
+    ],
+)
+def test_loss_that_rose_or_is_heavy_is_never_taken_for_random_loss(before: float, after: float) -> None:
+    policy = settled()
+    policy.report(LATE, before)
+    assert policy.report(LATE + DOWN_HOLD, after) == TOP_LAYER - 2  # congestion still: down again
+    assert policy.floor == 0.0
+    assert after > MAX_FLOOR or after > before
+
+
+def test_a_clean_report_clears_the_floor() -> None:
+    policy = random_loss_floor()
+    assert policy.report(20.0, LOSS_CLEAN) == TOP_LAYER
+    assert policy.floor == 0.0
+    assert policy.report(21.0, 0.11) == TOP_LAYER - 1  # the same loss is congestion again until judged
+
+
+def test_a_backlog_step_is_not_judged_by_loss() -> None:
+    policy = settled()
+    policy.backlog(LATE, 10 * BACKLOG_DOWN)
+    assert policy.report(LATE + DOWN_HOLD, MEH) == TOP_LAYER - 1
+    assert policy.floor == 0.0
 
 
 def test_viewers_policies_are_independent() -> None:
     narrow, clean = LayerPolicy(0.0), LayerPolicy(0.0)
     for k in range(5):
-        narrow.report(k * DOWN_HOLD, 0.5)
+        narrow.backlog(k * DOWN_HOLD, 10 * BACKLOG_DOWN)
         clean.report(k * DOWN_HOLD, 0.0)
     assert narrow.target == 0 and clean.target == TOP_LAYER
 
@@ -117,3 +249,5 @@ def test_a_policy_with_one_layer_stays_there() -> None:
     policy = LayerPolicy(0.0, top=0)
     assert policy.report(100.0, 0.0) == 0
     assert policy.report(200.0, 1.0) == 0
+    assert policy.backlog(300.0, 10 * BACKLOG_DOWN) == 0
+    assert policy.up_hold == UP_HOLD

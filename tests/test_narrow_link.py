@@ -93,10 +93,8 @@ def test_a_narrow_viewer_keeps_playing_beside_a_clean_one(narrow_link: NarrowLin
         freeze = f"longest freeze {p.longest_freeze:.2f} s"
         print(f"{name}: {p.frames} frames in {window:.1f} s, {p.fps:.1f} fps, {freeze}")
     for name, r in seen.items():
-        counts = {
-            k: r[k]
-            for k in ("rtx_received", "nacked_again", "given_up", "missing_now", "keyframes_asked", "resyncs")
-        }
+        keys = "rtx_received nacked_again given_up missing_now keyframes_asked resyncs rtt".split()
+        counts = {k: r[k] for k in keys}
         print(f"{name} viewer: {counts}")
     print(f"narrow link: {sent} packets sent, {dropped} dropped by its queue; server {counters}")
 

@@ -13,7 +13,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from liveshow.media.forward import InboundStream, ShowIndex, ShowPacket, Unwrapper, classify, h264_starts_idr
 from liveshow.media.layers import TOP_LAYER, LayerCounts
-from liveshow.media.relay import MAX_HOLES, OutTrack, ShowRelay, ViewerOutput
+from liveshow.media.relay import (
+    CONGESTED_BURST,
+    CONGESTED_SHARE,
+    MAX_HOLES,
+    OutTrack,
+    ShowRelay,
+    ViewerOutput,
+)
 from liveshow.media.rtx import RtxCounts
 from liveshow.media.service import RelayCollector
 from liveshow.media.vp8 import parse
@@ -439,3 +446,36 @@ async def test_a_waiting_viewer_does_not_start_at_padding() -> None:
     assert udp.sent == [] and output.tracks["video"].waiting
     pub.frame(key=True)
     assert seqs(udp) == [0, 1]
+
+
+async def test_a_congested_viewer_is_resent_within_a_credit_that_grows_with_what_it_is_sent() -> None:
+    relay = ShowRelay(1, lambda: None)
+    output, udp = viewer(seq=0)
+    relay.add_output("a", output)
+    pub = Publisher(relay, "p")
+    frames = 4 * CONGESTED_BURST
+    layered_frames(pub, frames)  # at the top layer: numbers 0..2*frames-1, 2 packets a frame
+    high = 2 * frames
+    relay.resend(output, "video", list(range(2 * CONGESTED_BURST)))  # not congested: the allowance alone
+    assert relay.rtx.resent == 2 * CONGESTED_BURST and relay.rtx.refused == 0
+    assert output.policy is not None
+    output.policy.target = 1
+    layered_frames(pub, 4, key_first=False)  # down to 1 at once: 2 of its 4 frames sent
+    track = output.tracks["video"]
+    assert track.layer == 1 and track.packets == high + 4
+    asked = list(range(2 * CONGESTED_BURST, high))
+    relay.resend(output, "video", asked)
+    got = [struct.unpack("!H", p.payload[:2])[0] for p in sent(udp, 97)][2 * CONGESTED_BURST :]
+    assert got == asked[:CONGESTED_BURST]  # the oldest first, CONGESTED_BURST of them
+    assert relay.rtx.refused == len(asked) - CONGESTED_BURST
+    # The credit grows back with what it is sent: one resend per CONGESTED_SHARE packets.
+    layered_frames(pub, 4 * CONGESTED_SHARE, key_first=False)  # 4 * CONGESTED_SHARE packets sent to it
+    relay.resend(output, "video", asked[CONGESTED_BURST:])
+    assert relay.rtx.resent == 3 * CONGESTED_BURST + 4
+    # Back at the top layer it is not congested: the allowance alone again.
+    output.policy.target = TOP_LAYER
+    pub.frame(key=True, tid=0)
+    assert track.layer == TOP_LAYER
+    later = list(range(high + 4, high + 4 + 4 * CONGESTED_SHARE))  # sent at layer 1, none resent yet
+    relay.resend(output, "video", later)
+    assert relay.rtx.resent == 3 * CONGESTED_BURST + 4 + len(later)

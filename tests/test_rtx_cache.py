@@ -4,14 +4,17 @@ relay answering a NACK from them for one viewer (a fake socket and SRTP, no netw
 from __future__ import annotations
 
 import struct
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiortc.rtp import RtpPacket, unwrap_rtx
 
+from liveshow.media import relay as relay_module
 from liveshow.media.forward import ShowPacket
 from liveshow.media.frames import EncodedFrame
-from liveshow.media.relay import OutTrack, ShowRelay, ViewerOutput
+from liveshow.media.relay import MAX_RESEND_GAP, RESEND_GAP, OutTrack, ShowRelay, ViewerOutput
 from liveshow.media.rtx import (
     AWAIT_UPSTREAM,
     MAX_AWAITED,
@@ -249,11 +252,45 @@ async def test_a_viewer_nacking_everything_gets_at_most_its_allowance() -> None:
     assert sent == 398
     udp.sent.clear()
     every = [(65530 + n) & 0xFFFF for n in range(sent)]
-    for _ in range(5):
-        relay.resend(output, "video", every)
+    cache = relay.caches["video"]
+    now = time.monotonic()
+    refused = 0
+    for k in range(5):  # each a round trip after the last: none is a repeat of a resend on its way
+        _, missing, refused_now, pending, repeated = output.resend("video", every, cache, now + k * 0.1)
+        assert (missing, pending, repeated) == (0, 0, 0)
+        refused += refused_now
     allowance = RESEND_BURST + sent // RESEND_SHARE
-    assert len(udp.sent) == relay.rtx.resent == allowance
-    assert relay.rtx.refused == 5 * sent - allowance and relay.rtx.missing == 0
+    assert len(udp.sent) == output.tracks["video"].resent == allowance
+    assert refused == 5 * sent - allowance
+
+
+async def test_a_packet_asked_for_again_within_a_round_trip_of_its_resend_is_not_resent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    relay = ShowRelay(1, lambda: None)
+    output, udp = viewer()
+    relay.add_output("a", output)
+    relay.push(frame(1, keyframe=True))
+    relay.push(frame(2))
+    udp.sent.clear()
+    cache = relay.caches["video"]
+    now = time.monotonic()
+    assert output.resend("video", [65530, 65531], cache, now) == (2, 0, 0, 0, 0)
+    # aiortc NACKs every missing packet again at each new hole: one resend is on its way already.
+    assert output.resend("video", [65530, 65531, 65532], cache, now + RESEND_GAP / 2) == (1, 0, 0, 0, 2)
+    assert len(udp.sent) == 3
+    # A round trip later the resend was lost too: resent again.
+    assert output.resend("video", [65530], cache, now + RESEND_GAP) == (1, 0, 0, 0, 0)
+    # The round trip is the sender's, measured from the viewer's reports, when it has one.
+    output.tracks["video"].sender._RTCRtpSender__rtt = 0.3
+    assert output.resend("video", [65530], cache, now + RESEND_GAP + 0.2) == (0, 0, 0, 0, 1)
+    assert output.resend("video", [65530], cache, now + RESEND_GAP + 0.3) == (1, 0, 0, 0, 0)
+    output.tracks["video"].sender._RTCRtpSender__rtt = 5.0  # capped: a resend is not withheld for long
+    last = now + RESEND_GAP + 0.3 + MAX_RESEND_GAP
+    assert output.resend("video", [65530], cache, last) == (1, 0, 0, 0, 0)
+    monkeypatch.setattr(relay_module, "time", SimpleNamespace(monotonic=lambda: last + 0.01))
+    relay.resend(output, "video", [65530])  # counted for the process
+    assert relay.rtx.repeated == 1 and relay.rtx.refused == 0
 
 
 async def test_a_relay_without_its_cache_answers_every_nack_with_a_keyframe_request() -> None:

@@ -6,12 +6,27 @@ fewer frames per second, every one decodable, never a frozen picture. The relay 
 each viewer's *target* layer; it switches down at once and up only where the stream allows it (a
 keyframe, or a layer-sync frame: see ``relay.ViewerOutput``).
 
-The policy steps down one layer when the viewer's receiver reports show loss (RTCP fraction lost) or
-its socket holds a backlog, at most once per ``DOWN_HOLD`` so the effect of one step shows before the
-next; it steps up one layer once the link has been clean for ``up_hold``, which doubles each time a
-step up is followed by a step down within that hold (a link that cannot carry the layer is not probed
-again and again), up to ``MAX_UP_HOLD``, and halves back after a step up that held. Never below the base
-layer, never above the top. Each viewer has its own policy: nothing here is shared.
+The policy steps down one layer when the viewer's receiver reports show loss (RTCP fraction lost) or its
+socket holds a backlog, at most once per ``DOWN_HOLD``: a receiver report covers up to 1.5 s (aiortc and
+browsers send one every 0.5 to 1.5 s) and a link's queue delivers what was sent before the step, so a
+report sooner after a step may still carry the loss of the layer left.
+
+Loss is congestion only when a step down lowers it. The reports a full ``DOWN_HOLD`` after a step down
+for loss judge that step: when ``PERSIST_REPORTS`` of them in a row show that the loss above the
+viewer's random loss (its *floor*) did not fall to under half (and did not rise: the step's effect not
+seen yet, or a storm of retransmissions), the link loses packets whatever is sent (a radio link, 10 %
+random loss): that loss, up to ``MAX_FLOOR``, becomes the floor, the step is undone (retransmissions
+keep the picture whole there) and only loss above the floor counts from then on. A clean report (at most
+``LOSS_CLEAN``) clears the floor.
+
+Steps up are probes of the link, and a probe the link cannot carry costs a burst of loss: each layer has
+its own clean hold before a step up to it (``UP_HOLD``); when a layer fails (the viewer steps down from
+it before it has been clean there for ``FAIL_WINDOW``, whether it stepped up to it or started there),
+its hold becomes ``FAILED_HOLD`` and doubles with each further failure up to ``MAX_UP_HOLD``; a layer
+clean for ``FAIL_WINDOW`` has held: its hold halves back towards ``UP_HOLD``. A failure of the top layer
+does not make a lower layer wait longer (one hold for all layers did: the lower layer's success halved
+it back and the top was probed again three seconds later). Never below the base layer, never above the
+top. Each viewer has its own policy: nothing here is shared.
 
 Pure: time is passed in.
 """
@@ -21,12 +36,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 TOP_LAYER = 2  # L1T3
-LOSS_DOWN = 0.10  # a report with more loss than this steps down (random loss under it is RTX's job)
-LOSS_CLEAN = 0.02  # a report at or under this counts as clean
+LOSS_DOWN = 0.10  # loss above the floor by more than this steps down (random loss under it is RTX's job)
+LOSS_CLEAN = 0.02  # loss above the floor by at most this counts as clean
 BACKLOG_DOWN = 64 * 1024  # bytes unsent in the viewer's socket that step down (MAX_BUFFERED drops at 256 KiB)
-DOWN_HOLD = 1.0  # seconds between two steps down
-UP_HOLD = 3.0  # seconds of clean link before a step up
-MAX_UP_HOLD = 24.0
+DOWN_HOLD = 2.0  # seconds between two steps down: a report's span (1.5 s) and a link queue (0.25 s)
+UP_HOLD = 3.0  # seconds of clean link before a step up to a layer that has not failed
+FAILED_HOLD = 15.0  # ... to a layer that failed once
+MAX_UP_HOLD = 60.0
+FAIL_WINDOW = 5.0  # a step down this soon after reaching a layer is that layer's failure
+PERSISTS = 0.5  # loss that a step down did not lower to under this share of itself is not congestion
+PERSIST_REPORTS = 2  # ...when this many reports in a row say so (one may still carry a queue's drops)
+MAX_FLOOR = 0.2  # ...unless it is more than this: a link losing that much is not ridden out at the top
 
 
 @dataclass(slots=True)
@@ -41,47 +61,105 @@ class LayerCounts:
 class LayerPolicy:
     """One viewer's target layer."""
 
-    __slots__ = ("_clean_since", "_last_down", "_last_up", "_top", "target", "up_hold")
+    __slots__ = (
+        "_clean_since",
+        "_down_loss",
+        "_held",
+        "_last_down",
+        "_persisted",
+        "_reached",
+        "_top",
+        "_undo_hold",
+        "floor",
+        "holds",
+        "target",
+    )
 
     def __init__(self, now: float, top: int = TOP_LAYER) -> None:
         self._top = top
         self.target = top
-        self.up_hold = UP_HOLD
+        self.holds = [UP_HOLD] * (top + 1)  # clean seconds before a step up to each layer
+        self.floor = 0.0  # the viewer's random loss: loss that stepping down did not lower
+        self._reached = now  # when the viewer reached its layer (a start is a probe of the top)
+        self._held = False  # whether it has been clean there for FAIL_WINDOW
         self._clean_since = now
         self._last_down = -1e18
-        self._last_up = -1e18
+        self._down_loss = -1.0  # the loss above the floor that made the last step down; -1: judged
+        self._undo_hold = UP_HOLD  # the left layer's hold before that step down
+        self._persisted = 0  # reports since then whose loss that step did not lower
+
+    @property
+    def up_hold(self) -> float:
+        """Clean seconds the next step up waits for."""
+        return self.holds[min(self.target + 1, self._top)]
 
     def report(self, now: float, fraction_lost: float) -> int:
         """A receiver report from the viewer (loss in 0..1 since its last one); returns the target."""
-        if fraction_lost > LOSS_DOWN:
-            return self._down(now)
-        if fraction_lost > LOSS_CLEAN:
+        self._note_held(now)
+        excess = fraction_lost - self.floor
+        if self._down_loss >= 0 and now - self._last_down >= DOWN_HOLD:
+            stepped_for = self._down_loss
+            if (
+                LOSS_CLEAN < excess <= stepped_for
+                and excess >= PERSISTS * stepped_for
+                and fraction_lost <= MAX_FLOOR
+            ):
+                self._persisted += 1
+                self._clean_since = now
+                if self._persisted < PERSIST_REPORTS:
+                    return self.target  # not judged yet: neither down nor up
+                # The step down did not lower the loss: not congestion. Undo it, failure and all.
+                self._down_loss = -1.0
+                self.floor = fraction_lost
+                self.holds[self.target + 1] = self._undo_hold
+                self._up(now)
+                return self.target
+            self._down_loss = -1.0  # the step lowered the loss (or it rose): congestion
+        if fraction_lost <= LOSS_CLEAN:
+            self.floor = 0.0
+        if excess > LOSS_DOWN:
+            if self._down(now):
+                self._down_loss = excess
+                self._persisted = 0
+            return self.target
+        if excess > LOSS_CLEAN:
             self._clean_since = now  # not bad enough to step down, not clean enough to step up
             return self.target
-        return self._maybe_up(now)
+        if self.target < self._top and now - self._clean_since >= self.holds[self.target + 1]:
+            self._up(now)
+        return self.target
 
     def backlog(self, now: float, buffered: int) -> int:
         """The viewer's socket holds ``buffered`` bytes unsent; returns the target."""
-        if buffered > BACKLOG_DOWN:
-            return self._down(now)
+        self._note_held(now)
+        if buffered > BACKLOG_DOWN and self._down(now):
+            self._down_loss = -1.0  # a backlog is congestion whatever the loss
         return self.target
 
-    def _down(self, now: float) -> int:
+    def _note_held(self, now: float) -> None:
+        if not self._held and now - self._clean_since >= FAIL_WINDOW:
+            self._held = True  # the link carries this layer: its next probe need not wait as long
+            self.holds[self.target] = max(UP_HOLD, self.holds[self.target] / 2)
+
+    def _down(self, now: float) -> bool:
         self._clean_since = now
         if self.target == 0 or now - self._last_down < DOWN_HOLD:
-            return self.target
-        if self._last_up > self._last_down and now - self._last_up < self.up_hold:
-            self.up_hold = min(MAX_UP_HOLD, self.up_hold * 2)  # the last step up did not hold
+            return False
+        layer = self.target
+        self._undo_hold = self.holds[layer]
+        if not self._held:
+            # This layer failed: the next probe of it waits longer.
+            self.holds[layer] = min(MAX_UP_HOLD, max(FAILED_HOLD, self.holds[layer] * 2))
         self.target -= 1
         self._last_down = now
-        return self.target
+        self._reach(now)
+        return True
 
-    def _maybe_up(self, now: float) -> int:
-        if self.target >= self._top or now - self._clean_since < self.up_hold:
-            return self.target
-        if self._last_up > self._last_down and now - self._last_up >= self.up_hold:
-            self.up_hold = max(UP_HOLD, self.up_hold / 2)  # the last step up held
+    def _up(self, now: float) -> None:
         self.target += 1
-        self._last_up = now
+        self._reach(now)
         self._clean_since = now  # the next step up waits for a clean hold at this layer
-        return self.target
+
+    def _reach(self, now: float) -> None:
+        self._reached = now
+        self._held = False

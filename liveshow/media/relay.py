@@ -63,6 +63,17 @@ SENT_MASK = SENT_RING - 1
 assert SENT_RING & SENT_MASK == 0, "the sent ring's size must be a power of two"
 # Packets missing upstream that a viewer keeps a sequence number for, waiting for their retransmission.
 MAX_HOLES = 128
+# A packet resent to a viewer is not resent again before a round trip has passed (the sender's RTT from
+# the viewer's receiver reports, at least RESEND_GAP, at most MAX_RESEND_GAP): an earlier NACK for it
+# asks for a resend still on its way (aiortc viewers NACK every missing packet again at each new hole),
+# and on a narrow link each needless copy queues ahead of the picture.
+RESEND_GAP = 0.05
+MAX_RESEND_GAP = 0.5
+# A viewer held under the top layer is congested: its resends come out of a credit of one packet per
+# CONGESTED_SHARE packets sent to it, at most CONGESTED_BURST at once (the allowance alone let a narrow
+# link's NACKs resend far more than the link carries, and the loss that caused kept it congested).
+CONGESTED_SHARE = 8
+CONGESTED_BURST = 32
 ALL_LAYERS = 255  # a viewer with no layer policy takes every layer
 FRAMES: Hashable = "frames"  # the source key of packets made from a frame source's frames
 
@@ -106,6 +117,8 @@ class OutTrack:
 
     __slots__ = (
         "codec",
+        "credit",
+        "credit_mark",
         "delta",
         "high",
         "holes",
@@ -115,6 +128,7 @@ class OutTrack:
         "pid_delta",
         "pt",
         "resent",
+        "resent_at",
         "rtx_pt",
         "rtx_seq",
         "rtx_ssrc",
@@ -162,6 +176,9 @@ class OutTrack:
         self.rtx_ssrc: int = sender._rtx_ssrc
         self.rtx_seq = rtx_seq
         self.resent = 0
+        self.resent_at: dict[int, float] = {}  # sequence number -> when last resent, within a round trip
+        self.credit = float(CONGESTED_BURST)  # resends left while congested
+        self.credit_mark = 0  # ``packets`` when the credit was last topped up
 
     @property
     def seq(self) -> int:
@@ -179,6 +196,7 @@ class ViewerOutput:
         self._addr = addr
         self.dropped_frames = 0
         self.closed = False
+
         # Set by the relay when the viewer is added: its layer policy (None: every layer) and the
         # process's layer counters.
         self.policy: LayerPolicy | None = None
@@ -297,18 +315,40 @@ class ViewerOutput:
                 return
             self.layer_counts.up += 1
 
-    def resend(self, kind: str, seqs: list[int], cache: PacketCache, now: float) -> tuple[int, int, int, int]:
+    def resend(
+        self, kind: str, seqs: list[int], cache: PacketCache, now: float
+    ) -> tuple[int, int, int, int, int]:
         """Answer a NACK from the show's cache: returns (packets resent, packets no longer cached,
-        packets refused past this viewer's allowance, packets still missing upstream: they are sent
-        when the publisher's retransmission comes)."""
+        packets refused past this viewer's allowance or congested credit, packets still missing
+        upstream: they are sent when the publisher's retransmission comes, packets resent less than a
+        round trip ago: that resend is still on its way)."""
         track = self.tracks.get(kind)
         if track is None or self.closed:
-            return 0, 0, 0, 0
+            return 0, 0, 0, 0, 0
         udp = self._udp
         if udp.is_closing():
             self.closed = True
-            return 0, 0, 0, 0
+            return 0, 0, 0, 0, 0
+        resent_at = track.resent_at
+        repeated = 0
+        if resent_at:
+            rtt = getattr(track.sender, "_RTCRtpSender__rtt", None)
+            gap = RESEND_GAP if rtt is None else min(MAX_RESEND_GAP, max(RESEND_GAP, rtt))
+            for old in [s for s, at in resent_at.items() if now - at >= gap]:
+                del resent_at[old]
+            if resent_at:
+                fresh = [s for s in seqs if s & 0xFFFF not in resent_at]
+                repeated = len(seqs) - len(fresh)
+                seqs = fresh
         allowed = resend_allowance(track.packets, track.resent)
+        congested = track.layer < TOP_LAYER
+        if congested:
+            earned = (track.packets - track.credit_mark) / CONGESTED_SHARE
+            track.credit = min(float(CONGESTED_BURST), track.credit + earned)
+            allowed = min(allowed, int(track.credit))
+        else:
+            track.credit = float(CONGESTED_BURST)
+        track.credit_mark = track.packets
         refused = max(0, len(seqs) - allowed)
         if refused:
             seqs = seqs[:allowed]
@@ -340,9 +380,12 @@ class ViewerOutput:
             else:
                 packet = plain_packet(payload, hit.marker, track.pt, seq, ts, track.ssrc)
             udp.sendto(self._protect(packet), self._addr)
+            resent_at[seq] = now
             resent += 1
         track.resent += resent
-        return resent, missing, refused, pending
+        if congested:
+            track.credit -= resent
+        return resent, missing, refused, pending, repeated
 
 
 class ShowRelay:
@@ -458,7 +501,7 @@ class ShowRelay:
             self.keyframes.want()
             return
         try:
-            resent, missing, refused, pending = output.resend(kind, seqs, cache, time.monotonic())
+            resent, missing, refused, pending, repeated = output.resend(kind, seqs, cache, time.monotonic())
         except Exception:
             output.closed = True  # as in forward: SRTP protect after the session closed
             log.debug("viewer resend failed", exc_info=True)
@@ -467,6 +510,7 @@ class ShowRelay:
         self.rtx.missing += missing
         self.rtx.refused += refused
         self.rtx.pending += pending
+        self.rtx.repeated += repeated
         if missing:
             self.keyframes.want()
 

@@ -47,6 +47,7 @@ class RtxCounts:
     missing: int = 0  # asked for but no longer cached (or never sent): a keyframe request instead
     refused: int = 0  # asked for past the viewer's resend allowance (``resend_allowance``)
     pending: int = 0  # asked for while still missing upstream too: sent when its retransmission comes
+    repeated: int = 0  # asked for again within a round trip of its resend: that one is still on its way
 
 
 def resend_allowance(sent: int, resent: int) -> int:
