@@ -403,10 +403,11 @@ async def test_an_unlayered_stream_is_forwarded_whole_whatever_the_policy() -> N
 def test_metrics_export_retransmissions_layer_drops_and_switches() -> None:
     registry = CollectorRegistry()
     layers = LayerCounts(dropped=7, down=2, up=1)
-    registry.register(RelayCollector(RtxCounts(nacked=5, resent=4, missing=1, pending=3), layers))
+    registry.register(RelayCollector(RtxCounts(nacked=5, resent=4, missing=1, pending=3, repeated=6), layers))
     text = generate_latest(registry).decode()
     assert "liveshow_rtx_packets_total 4.0" in text
     assert "liveshow_rtx_pending_packets_total 3.0" in text
+    assert "liveshow_rtx_repeated_packets_total 6.0" in text
     assert "liveshow_relay_layer_dropped_packets_total 7.0" in text
     assert 'liveshow_relay_layer_switches_total{direction="down"} 2.0' in text
     assert 'liveshow_relay_layer_switches_total{direction="up"} 1.0' in text

@@ -101,6 +101,11 @@ class RelayCollector(Collector):
             value=counts.pending,
         )
         yield CounterMetricFamily(
+            "liveshow_rtx_repeated_packets",
+            "Packets asked for again within a round trip of their resend (not resent: still on the way)",
+            value=counts.repeated,
+        )
+        yield CounterMetricFamily(
             "liveshow_relay_layer_dropped_packets",
             "Video packets not sent to a viewer because their temporal layer was above the viewer's",
             value=self.layers.dropped,
