@@ -40,7 +40,7 @@ def serve(listen: list[str], port: int, data: Path) -> None:
     from liveshow.app import create_app
     from liveshow.db import migrate
     from liveshow.ratelimit.service import UNLIMITED
-    from liveshow.settings import load_settings
+    from liveshow.settings import coerce_values, load_settings
     from liveshow.shows.models import Show
 
     url = f"sqlite:///{data / 'net.db'}"
@@ -52,7 +52,7 @@ def serve(listen: list[str], port: int, data: Path) -> None:
         host=listen[0],
         port=port,
         ice_interfaces=tuple(listen),  # media only where the viewers are: loopback and the links
-        **{k: int(v) if k.startswith("max_") else v for k, v in UNLIMITED.items()},
+        **coerce_values(UNLIMITED),
     )
     app = create_app(settings)
     with app.state.ctx.db.session() as session:

@@ -86,7 +86,10 @@
     });
     peer.addEventListener("connectionstatechange", () => {
       if (pc !== peer) return;
-      if (peer.connectionState === "connected") { attempt = 0; showMode("live, sub-second"); }
+      if (peer.connectionState === "connected") {
+        // Playing: the show's own label at once (a "full, retrying" countdown stops here).
+        attempt = 0; clearTimeout(fullTimer); render(); showMode("live, sub-second");
+      }
       if (peer.connectionState === "failed" || peer.connectionState === "closed") {
         if (state !== "ended") { render(LABELS.reconnecting); backoff(); }
       }
