@@ -275,18 +275,22 @@ async def test_a_packet_asked_for_again_within_a_round_trip_of_its_resend_is_not
     udp.sent.clear()
     cache = relay.caches["video"]
     now = time.monotonic()
+    # Just past a gap, not at it: (now + gap) - now rounds to under the gap for many values of now.
+    past = 1e-6
     assert output.resend("video", [65530, 65531], cache, now) == (2, 0, 0, 0, 0)
     # aiortc NACKs every missing packet again at each new hole: one resend is on its way already.
     assert output.resend("video", [65530, 65531, 65532], cache, now + RESEND_GAP / 2) == (1, 0, 0, 0, 2)
     assert len(udp.sent) == 3
     # A round trip later the resend was lost too: resent again.
-    assert output.resend("video", [65530], cache, now + RESEND_GAP) == (1, 0, 0, 0, 0)
+    second = now + RESEND_GAP + past
+    assert output.resend("video", [65530], cache, second) == (1, 0, 0, 0, 0)
     # The round trip is the sender's, measured from the viewer's reports, when it has one.
     output.tracks["video"].sender._RTCRtpSender__rtt = 0.3
-    assert output.resend("video", [65530], cache, now + RESEND_GAP + 0.2) == (0, 0, 0, 0, 1)
-    assert output.resend("video", [65530], cache, now + RESEND_GAP + 0.3) == (1, 0, 0, 0, 0)
+    assert output.resend("video", [65530], cache, second + 0.2) == (0, 0, 0, 0, 1)
+    third = second + 0.3 + past
+    assert output.resend("video", [65530], cache, third) == (1, 0, 0, 0, 0)
     output.tracks["video"].sender._RTCRtpSender__rtt = 5.0  # capped: a resend is not withheld for long
-    last = now + RESEND_GAP + 0.3 + MAX_RESEND_GAP
+    last = third + MAX_RESEND_GAP + past
     assert output.resend("video", [65530], cache, last) == (1, 0, 0, 0, 0)
     monkeypatch.setattr(relay_module, "time", SimpleNamespace(monotonic=lambda: last + 0.01))
     relay.resend(output, "video", [65530])  # counted for the process
