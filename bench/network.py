@@ -214,7 +214,13 @@ def print_mode(label: str, seen: list[Seen], totals: dict[str, Any], publish_kbi
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--short", action="store_true", help="0 and 5 %% loss and the 600 kbit link only")
-    parser.add_argument("--publish-kbit", type=int, default=1200)
+    parser.add_argument(
+        "--publish-kbit",
+        type=int,
+        default=700,
+        help="the publisher's ceiling: its two lower layers (about 60 %%) and audio must fit 600 kbit/s"
+        " with room for resends, or no relay can give that link 10 fps (docs/performance.md)",
+    )
     parser.add_argument("--queue-ms", type=int, default=250, help="each link's queue, in ms of its rate")
     parser.add_argument("--settle", type=float, default=4.0, help="seconds after every viewer plays")
     parser.add_argument("--window", type=float, default=20.0, help="seconds measured")

@@ -124,7 +124,10 @@ async def test_a_show_held_elsewhere_is_redirected_there(web: tuple[httpx.AsyncC
     assert part.headers["location"] == "http://proxy.example/p2/hls/2/abc/4.1.m4s"
 
 
-async def test_shows_not_live_private_or_vp8_are_refused(web: tuple[httpx.AsyncClient, Source]) -> None:
+async def test_shows_not_live_private_or_vp8_are_refused(
+    web: tuple[httpx.AsyncClient, Source], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hls_routes, "START_SECONDS", 0.05)
     client, source = web
     assert (await client.get("/hls/3/live.m3u8")).status_code == 404
     private = source.streams[4] = live_stream(4)
@@ -137,3 +140,27 @@ async def test_shows_not_live_private_or_vp8_are_refused(web: tuple[httpx.AsyncC
     empty = source.streams[6] = HlsStream(6, audio=False, want_keyframe=lambda: None)
     empty.public = True
     assert (await client.get("/hls/6/live.m3u8")).status_code == 404  # no video yet
+    unknown = source.streams[7] = live_stream(7)
+    unknown.public = None  # its show's lookup never answered
+    assert (await client.get("/hls/7/live.m3u8")).json()["error"] == "not_live"
+
+
+async def test_a_player_that_asks_as_the_show_begins_waits_for_its_lookup_and_first_segment(
+    web: tuple[httpx.AsyncClient, Source],
+) -> None:
+    """The player asks as soon as the show is live: the stream exists, its show is still being looked
+    up and no segment is made yet. The request waits for both rather than being refused (a 404 there
+    cost the player a retry and a cache a negative answer)."""
+    client, source = web
+    stream = source.streams[8] = HlsStream(8, audio=False, want_keyframe=lambda: None)
+    asked = asyncio.create_task(client.get("/hls/8/live.m3u8"))
+    await asyncio.sleep(0.05)
+    assert not asked.done()
+    stream.set_public(True)  # the lookup answers; still no segment
+    await asyncio.sleep(0.05)
+    assert not asked.done()
+    stream.window.add_init(0, b"init")
+    stream.window.open_segment(0, False, 0)
+    add_part(stream, b"p0")  # the first part wakes the request
+    got = await asyncio.wait_for(asked, 2)
+    assert got.status_code == 200 and "#EXT-X-PART:" in got.text

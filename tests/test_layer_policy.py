@@ -11,6 +11,9 @@ from liveshow.media.layers import (
     DOWN_HOLD,
     FAIL_WINDOW,
     FAILED_HOLD,
+    FAST_LOSS,
+    FAST_PACKETS,
+    FAST_WINDOW,
     LOSS_CLEAN,
     LOSS_DOWN,
     MAX_FLOOR,
@@ -251,3 +254,63 @@ def test_a_policy_with_one_layer_stays_there() -> None:
     assert policy.report(200.0, 1.0) == 0
     assert policy.backlog(300.0, 10 * BACKLOG_DOWN) == 0
     assert policy.up_hold == UP_HOLD
+
+
+# ---------------------------------------------------------------- the NACK signal
+
+
+def heavy(packets: int = FAST_PACKETS) -> int:
+    """Packets lost of ``packets`` that are just over FAST_LOSS."""
+    return int(FAST_LOSS * packets) + 1
+
+
+def test_heavy_first_nacks_over_a_full_window_step_down_before_any_report() -> None:
+    policy = settled()
+    # The window opens at the first NACK; the share is judged once FAST_PACKETS were sent since.
+    assert policy.nacked(LATE, 2, 1000) == TOP_LAYER
+    assert policy.nacked(LATE + 0.2, heavy() - 2, 1000 + FAST_PACKETS - 1) == TOP_LAYER  # too few yet
+    assert policy.nacked(LATE + 0.3, 0, 1000 + FAST_PACKETS) == TOP_LAYER - 1
+    assert policy.last_down == LATE + 0.3
+    # At most once per DOWN_HOLD, as for reports.
+    assert policy.nacked(LATE + 0.5, FAST_PACKETS, 1000 + 2 * FAST_PACKETS) == TOP_LAYER - 1
+    later = LATE + 0.3 + DOWN_HOLD
+    policy.nacked(later, FAST_PACKETS, 2000)
+    assert policy.nacked(later + 0.1, 0, 2000 + FAST_PACKETS) == TOP_LAYER - 2
+
+
+def test_nacks_at_or_under_the_fast_share_leave_the_layer_to_the_reports() -> None:
+    policy = settled()
+    lost = int(FAST_LOSS * FAST_PACKETS)  # exactly FAST_LOSS: random loss of 10 % rarely gets there
+    assert policy.nacked(LATE, lost, 0) == TOP_LAYER
+    assert policy.nacked(LATE + 0.5, 0, FAST_PACKETS) == TOP_LAYER
+
+
+def test_a_window_that_fills_too_slowly_starts_over() -> None:
+    policy = settled()
+    policy.nacked(LATE, heavy(), 0)
+    # Over FAST_WINDOW later: the losses counted belong to a window that is gone.
+    assert policy.nacked(LATE + FAST_WINDOW + 0.1, 0, FAST_PACKETS) == TOP_LAYER
+    assert policy.nacked(LATE + FAST_WINDOW + 0.2, 1, 2 * FAST_PACKETS) == TOP_LAYER
+
+
+def test_the_fast_share_counts_above_the_floor_and_its_step_is_judged_like_a_reports() -> None:
+    """Heavier than MAX_FLOOR above a floor, a fast step is never undone as random loss; the reports
+    after it that show the loss back at the floor confirm it and keep the floor."""
+    policy = random_loss_floor()
+    floor = policy.floor
+    start = LATE * 10
+    policy.nacked(start, heavy(), 0)  # FAST_LOSS over: not FAST_LOSS over the floor
+    assert policy.nacked(start + 0.2, 0, FAST_PACKETS) == TOP_LAYER
+    lost = int((FAST_LOSS + floor) * FAST_PACKETS) + 1
+    policy.nacked(start + 1.5, lost, 100)
+    assert policy.nacked(start + 1.7, 0, 100 + FAST_PACKETS) == TOP_LAYER - 1
+    assert policy.report(start + 1.7 + DOWN_HOLD, floor) == TOP_LAYER - 1
+    assert policy.report(start + 2.2 + DOWN_HOLD, floor) == TOP_LAYER - 1
+    assert policy.floor == floor
+
+
+def test_a_fast_step_from_a_layer_that_never_held_is_its_failure() -> None:
+    policy = LayerPolicy(0.0)  # the start is a probe of the top layer
+    policy.nacked(0.5, heavy(), 0)
+    assert policy.nacked(1.0, 0, FAST_PACKETS) == TOP_LAYER - 1
+    assert policy.up_hold == FAILED_HOLD

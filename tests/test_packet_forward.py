@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import itertools
 import struct
+import time
 
 import pytest
 from aiortc.rtp import RtpPacket
 from prometheus_client import CollectorRegistry, generate_latest
 
 from liveshow.media.forward import InboundStream, ShowIndex, ShowPacket, Unwrapper, classify, h264_starts_idr
-from liveshow.media.layers import TOP_LAYER, LayerCounts
+from liveshow.media.layers import FAST_LOSS, FAST_PACKETS, TOP_LAYER, LayerCounts
 from liveshow.media.relay import (
     CONGESTED_BURST,
     CONGESTED_SHARE,
     MAX_HOLES,
+    QUIET_AFTER_DOWN,
     OutTrack,
     ShowRelay,
     ViewerOutput,
@@ -480,3 +482,37 @@ async def test_a_congested_viewer_is_resent_within_a_credit_that_grows_with_what
     later = list(range(high + 4, high + 4 + 4 * CONGESTED_SHARE))  # sent at layer 1, none resent yet
     relay.resend(output, "video", later)
     assert relay.rtx.resent == 3 * CONGESTED_BURST + 4 + len(later)
+
+
+async def test_first_nacks_step_a_viewer_down_at_once_and_its_resends_wait_for_the_queue_to_drain() -> None:
+    relay = ShowRelay(1, lambda: None)
+    output, _ = viewer(seq=0)
+    relay.add_output("a", output)
+    policy = output.policy
+    assert policy is not None
+    cache = relay.caches["video"]
+    pub = Publisher(relay, "p")
+    layered_frames(pub, FAST_PACKETS)  # 2 * FAST_PACKETS packets, numbered from 0, at the top layer
+    track = output.tracks["video"]
+    now = time.monotonic()
+    # The same numbers NACKed again and again (aiortc repeats every missing one) are one loss each.
+    light = list(range(FAST_PACKETS, FAST_PACKETS + 5))
+    for _ in range(5):
+        output.resend("video", light, cache, now)
+    layered_frames(pub, FAST_PACKETS // 2, key_first=False)  # FAST_PACKETS more sent
+    output.resend("video", [*light, light[-1] + 1], cache, now + 0.01)  # 6 lost of FAST_PACKETS
+    assert policy.target == TOP_LAYER and track.nacked_high == light[-1] + 1
+    # A link's queue overflowing: more than FAST_LOSS of the next packets NACKed for the first time.
+    heavy = list(range(light[-1] + 2, light[-1] + 2 + int(FAST_LOSS * FAST_PACKETS)))
+    resent_before = track.resent
+    output.resend("video", heavy, cache, now + 0.02)
+    layered_frames(pub, FAST_PACKETS // 2, key_first=False)
+    assert policy.target == TOP_LAYER
+    resent, _, refused, _, _ = output.resend("video", [track.seq - 1], cache, now + 0.03)
+    assert policy.target == TOP_LAYER - 1 and policy.last_down == now + 0.03
+    assert (resent, refused) == (0, 1)  # the queue still holds the layer left: nothing resent yet
+    again, _, refused, _, _ = output.resend("video", heavy, cache, now + 0.03 + QUIET_AFTER_DOWN / 2)
+    assert (again, refused) == (0, len(heavy))
+    # Drained: the viewer's next NACK is answered (as a congested viewer's, within its credit).
+    again, _, refused, _, _ = output.resend("video", heavy, cache, now + 0.031 + QUIET_AFTER_DOWN)
+    assert (again, refused) == (len(heavy), 0) and track.resent == resent_before + 2 * len(heavy)

@@ -59,7 +59,7 @@ class HlsService:
             if not stream.closed:
                 await self._look_up(stream)
             return
-        stream.public = show is not None and show.visibility != "private"
+        stream.set_public(show is not None and show.visibility != "private")
 
     def _closed(self, stream: HlsStream) -> None:
         if self.streams.get(stream.show_id) is stream:

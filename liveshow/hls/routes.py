@@ -32,6 +32,10 @@ NO_STORE = "no-store"
 # How long a request may wait for a part that is not there yet (RFC 8216bis suggests up to three
 # target durations; a part comes every 200 ms while the publisher sends).
 BLOCK_SECONDS = 6.0
+# A stream begins with its show's lookup (public or private) and without a segment: a request that
+# comes in that moment (the player asks as soon as the show is live) waits for them rather than
+# being refused and retried seconds later. A first segment needs a keyframe: about a second.
+START_SECONDS = 4.0
 _SEGMENT = re.compile(r"^(\d{1,9})\.m4s$")
 _PART = re.compile(r"^(\d{1,9})\.(\d{1,4})\.m4s$")
 _INIT = re.compile(r"^init-(\d{1,6})\.mp4$")
@@ -70,6 +74,8 @@ def routes(source: StreamSource) -> list[BaseRoute]:
     async def locate(request: Request) -> HlsStream | Response:
         show_id = int(request.path_params["show_id"])
         stream = source.stream(show_id)
+        if stream is not None and stream.public is None:
+            await stream.until(lambda: stream.public is not None, START_SECONDS)
         if stream is not None and stream.public:
             if stream.assembler.unsupported is not None:
                 return refuse(
@@ -106,7 +112,7 @@ def routes(source: StreamSource) -> list[BaseRoute]:
             lambda: window.reload(msn, part) is not Reload.WAIT, BLOCK_SECONDS
         ):
             return refuse(503, "not_yet", "That part has not come; try again.", retry_after=1)
-        if not window.segments:
+        if not window.segments and not await found.until(lambda: bool(window.segments), START_SECONDS):
             return refuse(404, "not_live", "The show's video has not started yet.", retry_after=1)
         cache = BLOCKING_CACHE if msn is not None else PLAYLIST_CACHE
         return Response(found.playlist(), media_type=PLAYLIST_TYPE, headers={"Cache-Control": cache, **_CORS})

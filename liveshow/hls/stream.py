@@ -63,6 +63,11 @@ class HlsStream:
                 self._wake()
         self.mux_ns += time.perf_counter_ns() - began
 
+    def set_public(self, public: bool) -> None:
+        """The show's lookup answered; requests waiting for it go on."""
+        self.public = public
+        self._wake()
+
     def close(self) -> None:
         if self.closed:
             return

@@ -47,6 +47,14 @@ FAIL_WINDOW = 5.0  # a step down this soon after reaching a layer is that layer'
 PERSISTS = 0.5  # loss that a step down did not lower to under this share of itself is not congestion
 PERSIST_REPORTS = 2  # ...when this many reports in a row say so (one may still carry a queue's drops)
 MAX_FLOOR = 0.2  # ...unless it is more than this: a link losing that much is not ridden out at the top
+# NACKs say within a round trip what a receiver report says a second later: a share of the packets
+# sent over a window NACKed for the first time that is above the floor by more than FAST_LOSS steps
+# down at once. Only heavy loss: a drop-tail queue that overflows loses the stream's excess over the
+# link (a third of a 900 kbit/s stream on a 600 kbit/s link), random loss stays far under it, and
+# FAST_PACKETS make the share a fair count (10 % random loss exceeds 25 % of 40 packets once in ~500).
+FAST_LOSS = 0.25
+FAST_PACKETS = 40
+FAST_WINDOW = 1.0  # seconds: a window that took longer than this to fill starts over
 
 
 @dataclass(slots=True)
@@ -66,6 +74,9 @@ class LayerPolicy:
         "_down_loss",
         "_held",
         "_last_down",
+        "_nack_lost",
+        "_nack_sent",
+        "_nack_start",
         "_persisted",
         "_reached",
         "_top",
@@ -87,6 +98,14 @@ class LayerPolicy:
         self._down_loss = -1.0  # the loss above the floor that made the last step down; -1: judged
         self._undo_hold = UP_HOLD  # the left layer's hold before that step down
         self._persisted = 0  # reports since then whose loss that step did not lower
+        self._nack_start = -1e18  # the NACK window: when it began, packets sent by then, first NACKs since
+        self._nack_sent = 0
+        self._nack_lost = 0
+
+    @property
+    def last_down(self) -> float:
+        """When the target last stepped down."""
+        return self._last_down
 
     @property
     def up_hold(self) -> float:
@@ -127,6 +146,24 @@ class LayerPolicy:
             return self.target
         if self.target < self._top and now - self._clean_since >= self.holds[self.target + 1]:
             self._up(now)
+        return self.target
+
+    def nacked(self, now: float, lost: int, sent: int) -> int:
+        """The viewer NACKed ``lost`` packets not NACKed before; ``sent``: the packets sent to it so far
+        (a running count). Returns the target."""
+        if now - self._nack_start > FAST_WINDOW or sent < self._nack_sent:
+            self._nack_start, self._nack_sent, self._nack_lost = now, sent, 0
+        self._nack_lost += lost
+        span = sent - self._nack_sent
+        if span < FAST_PACKETS:
+            return self.target
+        excess = self._nack_lost / span - self.floor
+        self._nack_start, self._nack_sent, self._nack_lost = now, sent, 0
+        if excess > FAST_LOSS:
+            self._note_held(now)
+            if self._down(now):
+                self._down_loss = excess  # judged by the reports after it, as a report's step is
+                self._persisted = 0
         return self.target
 
     def backlog(self, now: float, buffered: int) -> int:

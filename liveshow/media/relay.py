@@ -72,8 +72,12 @@ MAX_RESEND_GAP = 0.5
 # A viewer held under the top layer is congested: its resends come out of a credit of one packet per
 # CONGESTED_SHARE packets sent to it, at most CONGESTED_BURST at once (the allowance alone let a narrow
 # link's NACKs resend far more than the link carries, and the loss that caused kept it congested).
-CONGESTED_SHARE = 8
-CONGESTED_BURST = 32
+CONGESTED_SHARE = 4
+CONGESTED_BURST = 16
+# For this long after a step down none is resent: the link's queue still holds what the layer left
+# sent (up to its length: a quarter second is common) and a resend would be dropped behind it, the
+# credit spent for nothing. The viewer asks again (aiortc at its next hole, browsers each round trip).
+QUIET_AFTER_DOWN = 0.3
 ALL_LAYERS = 255  # a viewer with no layer policy takes every layer
 FRAMES: Hashable = "frames"  # the source key of packets made from a frame source's frames
 
@@ -123,6 +127,7 @@ class OutTrack:
         "high",
         "holes",
         "layer",
+        "nacked_high",
         "octets",
         "packets",
         "pid_delta",
@@ -177,6 +182,7 @@ class OutTrack:
         self.rtx_seq = rtx_seq
         self.resent = 0
         self.resent_at: dict[int, float] = {}  # sequence number -> when last resent, within a round trip
+        self.nacked_high = -1  # the highest show index NACKed: a NACK above it is a new loss
         self.credit = float(CONGESTED_BURST)  # resends left while congested
         self.credit_mark = 0  # ``packets`` when the credit was last topped up
 
@@ -329,6 +335,20 @@ class ViewerOutput:
         if udp.is_closing():
             self.closed = True
             return 0, 0, 0, 0, 0
+        policy = self.policy
+        if policy is not None:
+            # First NACKs of packets are the link's loss, a round trip after it: the policy's fast signal.
+            high = nacked_high = track.nacked_high
+            lost = 0
+            for seq in seqs:
+                back = (track.seq - seq) & 0xFFFF
+                index = track.sent[seq & SENT_MASK] if 0 < back <= SENT_RING else -1
+                if index > nacked_high:
+                    lost += 1
+                    high = max(high, index)
+            if lost:
+                track.nacked_high = high
+                policy.nacked(now, lost, track.packets)
         resent_at = track.resent_at
         repeated = 0
         if resent_at:
@@ -341,6 +361,8 @@ class ViewerOutput:
                 repeated = len(seqs) - len(fresh)
                 seqs = fresh
         allowed = resend_allowance(track.packets, track.resent)
+        if policy is not None and now - policy.last_down < QUIET_AFTER_DOWN:
+            allowed = 0
         congested = track.layer < TOP_LAYER
         if congested:
             earned = (track.packets - track.credit_mark) / CONGESTED_SHARE
