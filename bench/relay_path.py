@@ -10,8 +10,9 @@ the syscall is paid in full). The stream: 1280x720-like VP8 at 30 fps and ~1.5 M
 ~1,100 bytes, a keyframe of three times the size every 15 frames), fed as whole frames
 (``ShowRelay.push``, the only input before packet forwarding, the re-air path after it) and, where the
 checkout has it, as packets (``ShowRelay.forward``, the publisher path), with and without L1T3 layer
-ids. Every viewer stays at the top layer (nothing to adapt to), so the layer filter's cost is that of
-reading and judging each packet.
+ids, and with abs-send-time written on every packet (as for every viewer that offers the extension:
+its receiver's link estimate, REMB). Every viewer stays at the top layer (nothing to adapt to), so the
+layer filter's cost is that of reading and judging each packet.
 
     /work/main/.venv/bin/python bench/relay_path.py
     /work/main/.venv/bin/python bench/relay_path.py --root /tmp/main-checkout --viewers 100 --rounds 5
@@ -106,6 +107,8 @@ async def measure(mode: str, viewers: int, seconds: float, features: bool) -> di
         udp = Udp(sock)
         udps.append(udp)
         track = OutTrack(Sender(), pt=96, codec="VP8", seq=i, ts_offset=i, rtx_pt=97)
+        if mode == "packets-stamped":
+            track.send_time_id = 3
         relay.add_output(str(i), ViewerOutput({"video": track}, srtp_session(), udp, addr))
     stream = frames(seconds)
     # Packetized before the clock starts for the packet modes, as the publisher's packets arrive made.
@@ -179,6 +182,7 @@ def main() -> int:
         ("frames, cache+layers off", here, "frames", False),
         ("packets, cache+layers on", here, "packets", True),
         ("packets, cache+layers off", here, "packets", False),
+        ("packets, on, abs-send-time", here, "packets-stamped", True),
         ("packets L1T3, cache+layers on", here, "packets-layered", True),
         ("packets L1T3, cache+layers off", here, "packets-layered", False),
     ]

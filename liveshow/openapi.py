@@ -169,6 +169,23 @@ def _paths() -> dict[str, dict[str, Any]]:
     whep_post["responses"]["307"] = {
         "description": "Another server process holds the show: POST the same offer to Location"
     }
+    hls_playlist = op(
+        "The show's LL-HLS media playlist (fMP4 parts, H.264 shows only). With _HLS_msn (and _HLS_part)"
+        " a blocking reload: answered once that segment (part) exists, up to 6 s",
+        auth=[ANYONE],
+        ok_type="application/vnd.apple.mpegurl",
+        errors=(404, 409),
+        query={"_HLS_msn": _int(0), "_HLS_part": _int(0)},
+    )
+    hls_media = op(
+        "An init segment (init-N.mp4), segment (MSN.m4s) or part (MSN.PART.m4s) of the playlist;"
+        " immutable: its URL names the stream it belongs to",
+        auth=[ANYONE],
+        ok_type="video/mp4",
+        errors=(404, 409),
+    )
+    for hls in (hls_playlist, hls_media):
+        hls["responses"]["307"] = {"description": "Another server process holds the show: GET Location"}
     return {
         "/healthz": {"get": op("Liveness", auth=[ANYONE], ok_type="text/plain")},
         "/readyz": {"get": op("Readiness: database and bus reachable", auth=[ANYONE])},
@@ -379,6 +396,8 @@ def _paths() -> dict[str, dict[str, Any]]:
         },
         f"/whip/{SHOW_ID}/{{session_id}}": session_ops,
         f"/whep/{SHOW_ID}/{{session_id}}": session_ops,
+        f"/hls/{SHOW_ID}/live.m3u8": {"get": hls_playlist},
+        f"/hls/{SHOW_ID}/{{key}}/{{name}}": {"get": hls_media},
     }
 
 
@@ -393,7 +412,7 @@ def _with_path_parameters(paths: dict[str, dict[str, Any]]) -> dict[str, dict[st
                         "name": name,
                         "in": "path",
                         "required": True,
-                        "schema": _str() if name in ("username", "session_id") else _int(1),
+                        "schema": _str() if name in ("username", "session_id", "key", "name") else _int(1),
                     }
                     for name in names
                 ],

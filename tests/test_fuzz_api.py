@@ -44,7 +44,16 @@ from tests.roomkit import session_cookie
 # A failing example can be a 40 kB string; Hypothesis warns when it prints one.
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisWarning")
 
-DOCUMENTED_PREFIXES = ("/api/", "/whip/", "/whep/", "/healthz", "/readyz", "/metrics", "/openapi.json")
+DOCUMENTED_PREFIXES = (
+    "/api/",
+    "/whip/",
+    "/whep/",
+    "/hls/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+)
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 
 

@@ -18,7 +18,13 @@ from liveshow.media.layers import (
     LOSS_DOWN,
     MAX_FLOOR,
     MAX_UP_HOLD,
+    MIN_JUDGED_BPS,
+    OVERUSE_GAP,
+    OVERUSE_HOLD,
     PERSISTS,
+    REMB_DOWN,
+    REMB_PACKETS,
+    REMB_VALID,
     TOP_LAYER,
     UP_HOLD,
     LayerPolicy,
@@ -314,3 +320,117 @@ def test_a_fast_step_from_a_layer_that_never_held_is_its_failure() -> None:
     policy.nacked(0.5, heavy(), 0)
     assert policy.nacked(1.0, 0, FAST_PACKETS) == TOP_LAYER - 1
     assert policy.up_hold == FAILED_HOLD
+
+
+# ---------------------------------------------------------------- the receiver's estimate (REMB)
+
+SENT = 700_000  # bits/s of video sent to the viewer
+
+
+def test_an_estimate_under_what_is_sent_makes_the_first_overflow_step_down() -> None:
+    policy = settled()
+    policy.estimate(LATE, REMB_DOWN * SENT - 1, SENT)  # the link's queue fills
+    assert policy.target == TOP_LAYER  # the estimate alone: a busy receiver reads a stall as delay too
+    lost = int(LOSS_DOWN * REMB_PACKETS) + 1  # the queue's first overflow, well under FAST_LOSS
+    policy.nacked(LATE + 0.1, lost, 1000)
+    assert policy.nacked(LATE + 0.2, 0, 1000 + REMB_PACKETS) == TOP_LAYER - 1
+
+
+@pytest.mark.parametrize(
+    "estimate, sent",
+    [
+        (REMB_DOWN * SENT, SENT),  # not under REMB_DOWN of what it is sent
+        (SENT / 2, MIN_JUDGED_BPS - 1),  # too little sent to judge by
+    ],
+)
+def test_an_estimate_that_does_not_say_narrow_leaves_nacks_to_the_heavy_rule(
+    estimate: float, sent: float
+) -> None:
+    policy = settled()
+    policy.estimate(LATE, estimate, sent)
+    policy.nacked(LATE + 0.1, int(LOSS_DOWN * REMB_PACKETS) + 1, 1000)
+    assert policy.nacked(LATE + 0.2, 0, 1000 + REMB_PACKETS) == TOP_LAYER
+    assert policy.nacked(LATE + 0.3, 0, 1000 + FAST_PACKETS) == TOP_LAYER  # 15 % of 40: not heavy
+
+
+def test_a_narrow_estimate_stands_for_a_while_and_a_wide_one_clears_it() -> None:
+    policy = settled()
+    policy.estimate(LATE, SENT / 2, SENT)
+    late = LATE + REMB_VALID + 0.1  # no estimate since: the receiver's word has gone stale
+    policy.nacked(late, int(LOSS_DOWN * REMB_PACKETS) + 1, 1000)
+    assert policy.nacked(late + 0.1, 0, 1000 + REMB_PACKETS) == TOP_LAYER
+    policy.estimate(late + 0.2, SENT / 2, SENT)
+    policy.estimate(late + 0.3, SENT, SENT)  # the queue drained: the estimate is back
+    policy.nacked(late + 1.5, int(LOSS_DOWN * REMB_PACKETS) + 1, 2000)
+    assert policy.nacked(late + 1.6, 0, 2000 + REMB_PACKETS) == TOP_LAYER
+
+
+def test_random_loss_under_loss_down_is_not_stepped_for_even_with_a_narrow_estimate() -> None:
+    policy = settled()
+    policy.estimate(LATE, SENT / 2, SENT)
+    policy.nacked(LATE + 0.1, int(LOSS_DOWN * REMB_PACKETS), 1000)  # exactly LOSS_DOWN: 5 % in pairs
+    assert policy.nacked(LATE + 0.2, 0, 1000 + REMB_PACKETS) == TOP_LAYER
+
+
+def overusing(policy: LayerPolicy, start: float, seconds: float, estimate: float = SENT / 2) -> float:
+    """Low estimates every 10 ms (a receiver that finds the delay growing) for ``seconds``; returns
+    the time of the last."""
+    now = start
+    steps = round(seconds / 0.01)
+    for i in range(steps + 1):
+        now = start + i * 0.01
+        policy.estimate(now, estimate, SENT)
+    return now
+
+
+def test_a_queue_that_keeps_growing_steps_down_before_it_overflows() -> None:
+    policy = settled()
+    overusing(policy, LATE, OVERUSE_HOLD - 0.02)
+    assert policy.target == TOP_LAYER  # not for long enough yet
+    last = overusing(policy, LATE + OVERUSE_HOLD - 0.01, 0.02)
+    assert policy.target == TOP_LAYER - 1 and policy.last_down == pytest.approx(
+        LATE + OVERUSE_HOLD, abs=0.011
+    )
+    # Still overusing (the queue drains only once the lower layer's rate is what arrives): at most once
+    # per DOWN_HOLD, then the base layer if the lower layer overuses the link as well.
+    overusing(policy, last + 0.01, DOWN_HOLD - OVERUSE_HOLD - 0.1)
+    assert policy.target == TOP_LAYER - 1
+    overusing(policy, last + DOWN_HOLD - OVERUSE_HOLD, OVERUSE_HOLD + 0.1)
+    assert policy.target == TOP_LAYER - 2
+
+
+@pytest.mark.parametrize(
+    "gap, estimate",
+    [
+        (OVERUSE_GAP + 0.05, SENT / 2),  # low, but one per receiver report: not a growing queue
+        (0.01, REMB_DOWN * SENT),  # close together, but not under REMB_DOWN of what is sent
+    ],
+)
+def test_estimates_that_do_not_say_a_queue_is_growing_do_not_step_down(gap: float, estimate: float) -> None:
+    policy = settled()
+    for i in range(round(2 * OVERUSE_HOLD / gap) + 2):
+        policy.estimate(LATE + i * gap, estimate, SENT)
+    assert policy.target == TOP_LAYER
+
+
+def test_a_stalled_receivers_burst_of_low_estimates_does_not_step_down() -> None:
+    """A receiver starved of CPU reads its backlog as delay: a few low estimates at once, then one per
+    half second (a trace on this machine under a CI run); the run of close ones restarts each time."""
+    policy = settled()
+    now = LATE
+    for _ in range(4):
+        overusing(policy, now, 0.03)
+        now += 0.5
+        policy.estimate(now, SENT / 2, SENT)
+        now += 0.5
+    assert policy.target == TOP_LAYER
+
+
+def test_a_delay_step_is_not_judged_by_the_loss_after_it() -> None:
+    policy = settled()
+    overusing(policy, LATE, OVERUSE_HOLD + 0.01)
+    assert policy.target == TOP_LAYER - 1
+    later = LATE + OVERUSE_HOLD + DOWN_HOLD
+    for i in range(3):  # moderate loss that does not fall: it would undo a loss step as random loss
+        policy.report(later + i, MEH)
+    assert policy.target == TOP_LAYER - 1 and policy.floor == 0.0

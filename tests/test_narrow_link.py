@@ -7,12 +7,12 @@ a veth pair shaped by ``tbf`` to 600 kbit/s with a 250 ms queue that drops what 
 to 700 kbit/s: with audio more than the narrow link carries, while its two lower layers (about 60 % of
 the bits, 15 fps) and audio fit with room for resends. At 800 kbit/s Chromium sent 850-900 and the
 two lower layers with audio measured 570-600 kbit/s: no room, and the relay rightly held the viewer at
-the base layer (7.5 fps), under the test's 10 fps. The server is a process of its own listening on loopback and on the link's root-side address.
+the base layer (7.5 fps), under the test's 10 fps. The server is a process of its own listening on
+loopback and on the link's root-side address.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -24,17 +24,7 @@ from bench.netserver import Server
 from bench.netviewer import ViewerProcess
 from bench.playback import playback
 
-pytestmark = [
-    pytest.mark.browser,
-    # Passes 6 runs in 8 on this machine (docs/performance.md, "A narrow viewer beside a clean one"): a
-    # viewer that starts at the top layer overflows the link's queue and can stall past 1 s before the
-    # relay steps it down. Until that start is fixed it stays out of `make test`, where one failure in
-    # four would turn CI red; run it with LIVESHOW_UNSTEADY_TESTS=1 (issue #18 stays open for it).
-    pytest.mark.skipif(
-        os.environ.get("LIVESHOW_UNSTEADY_TESTS") != "1",
-        reason="narrow-link start stall: passes 6 of 8 runs (issue #18); LIVESHOW_UNSTEADY_TESTS=1 runs it",
-    ),
-]
+pytestmark = pytest.mark.browser
 
 LINK_KBIT = 600
 QUEUE_MS = 250

@@ -9,11 +9,20 @@ import struct
 import time
 
 import pytest
-from aiortc.rtp import RtpPacket
+from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParameters
+from aiortc.rtp import HeaderExtensionsMap, RtpPacket
 from prometheus_client import CollectorRegistry, generate_latest
 
 from liveshow.media.forward import InboundStream, ShowIndex, ShowPacket, Unwrapper, classify, h264_starts_idr
-from liveshow.media.layers import FAST_LOSS, FAST_PACKETS, TOP_LAYER, LayerCounts
+from liveshow.media.layers import (
+    FAST_LOSS,
+    FAST_PACKETS,
+    LOSS_DOWN,
+    REMB_DOWN,
+    REMB_PACKETS,
+    TOP_LAYER,
+    LayerCounts,
+)
 from liveshow.media.relay import (
     CONGESTED_BURST,
     CONGESTED_SHARE,
@@ -516,3 +525,39 @@ async def test_first_nacks_step_a_viewer_down_at_once_and_its_resends_wait_for_t
     # Drained: the viewer's next NACK is answered (as a congested viewer's, within its credit).
     again, _, refused, _, _ = output.resend("video", heavy, cache, now + 0.031 + QUIET_AFTER_DOWN)
     assert (again, refused) == (len(heavy), 0) and track.resent == resent_before + 2 * len(heavy)
+
+
+async def test_a_viewer_that_negotiated_abs_send_time_gets_it_on_first_sends_and_its_estimate_is_judged() -> (
+    None
+):
+    relay = ShowRelay(1, lambda: None)
+    stamped, udp = viewer(seq=0)
+    stamped.tracks["video"].send_time_id = 3
+    plain, plain_udp = viewer(seq=0)
+    relay.add_output("stamped", stamped)
+    relay.add_output("plain", plain)
+    pub = Publisher(relay, "p")
+    before = time.time()
+    layered_frames(pub, 4)
+    after = time.time()
+    ids = HeaderExtensionsMap()
+    uri = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+    ids.configure(RTCRtpParameters(headerExtensions=[RTCRtpHeaderExtensionParameters(id=3, uri=uri)]))
+    got = [RtpPacket.parse(d, ids) for d in udp.sent]
+    assert [p.sequence_number for p in got] == list(range(8)) and all(p.payload_type == 96 for p in got)
+    assert [p.payload for p in got] == [p.payload for p in sent(plain_udp)]  # the same payloads
+    # 6.18 fixed-point seconds, modulo 64 s: the send time, to 2^-18 s.
+    low, high = (int(t * 262144) & 0xFFFFFF for t in (before, after))
+    times = [p.extensions.abs_send_time for p in got]
+    assert all(t is not None and (low <= t <= high or high < low) for t in times), (low, times, high)
+    assert all(RtpPacket.parse(d).extensions.abs_send_time is None for d in plain_udp.sent)
+    # Its receiver's estimates, against what it was sent over the last half second and more.
+    policy = stamped.policy
+    assert policy is not None
+    track = stamped.tracks["video"]
+    track.rate_mark = [(time.monotonic() - 1.0, track.octets - 87_500)] * 2  # 700 kbit/s for a second
+    relay.estimate(stamped, int(REMB_DOWN * 700_000 * 0.9))
+    policy.nacked(time.monotonic(), int(LOSS_DOWN * REMB_PACKETS) + 1, track.packets)
+    layered_frames(pub, REMB_PACKETS // 2, key_first=False)
+    policy.nacked(time.monotonic(), 0, track.packets)
+    assert policy.target == TOP_LAYER - 1  # narrow: the first overflow stepped it down

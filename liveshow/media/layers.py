@@ -6,10 +6,16 @@ fewer frames per second, every one decodable, never a frozen picture. The relay 
 each viewer's *target* layer; it switches down at once and up only where the stream allows it (a
 keyframe, or a layer-sync frame: see ``relay.ViewerOutput``).
 
-The policy steps down one layer when the viewer's receiver reports show loss (RTCP fraction lost) or its
-socket holds a backlog, at most once per ``DOWN_HOLD``: a receiver report covers up to 1.5 s (aiortc and
-browsers send one every 0.5 to 1.5 s) and a link's queue delivers what was sent before the step, so a
-report sooner after a step may still carry the loss of the layer left.
+The policy steps down one layer, at most once per ``DOWN_HOLD`` (a receiver report covers up to 1.5 s,
+aiortc and browsers send one every 0.5 to 1.5 s, and a link's queue delivers what was sent before the
+step, so a report sooner after a step may still carry the loss of the layer left), when:
+- the viewer's receiver says its link's queue keeps growing: estimates (REMB, from the delay its
+  packets gain) under ``REMB_DOWN`` of what it is sent, close together for ``OVERUSE_HOLD``. This comes
+  before any loss: a queue fills for a while before it drops;
+- its first-time NACKs are heavy (``FAST_LOSS``), or, while its estimate is low, pass ``LOSS_DOWN``:
+  a round trip after the loss;
+- its receiver reports show loss (RTCP fraction lost, ``LOSS_DOWN``): a second or so after it;
+- its socket holds a backlog.
 
 Loss is congestion only when a step down lowers it. The reports a full ``DOWN_HOLD`` after a step down
 for loss judge that step: when ``PERSIST_REPORTS`` of them in a row show that the loss above the
@@ -55,6 +61,23 @@ MAX_FLOOR = 0.2  # ...unless it is more than this: a link losing that much is no
 FAST_LOSS = 0.25
 FAST_PACKETS = 40
 FAST_WINDOW = 1.0  # seconds: a window that took longer than this to fill starts over
+# A viewer's receiver estimates its link from the delay its packets gain on the way (REMB: GCC's delay
+# gradient; the relay stamps abs-send-time for it). A link's queue that starts to fill shows there
+# seconds before it drops anything, and the estimate falls to 85 % of what still arrives. An estimate
+# under REMB_DOWN of what the viewer is sent says its link is narrower than the stream (a receiver that
+# is merely busy reads a stall as delay as well, so the estimate alone does not step down): while it
+# says so, first-time NACKs over more than LOSS_DOWN of REMB_PACKETS step down at once, the queue's
+# first overflow rather than the heavy loss that comes after.
+REMB_DOWN = 0.75
+REMB_PACKETS = 20
+REMB_VALID = 1.0  # seconds an estimate stands for (receivers send one every 0.5 s, more when overusing)
+MIN_JUDGED_BPS = 64_000  # a viewer sent less than this is not judged by its estimate (audio-only, idle)
+# A receiver that finds its packets' delay growing (overusing) sends a new estimate with nearly every
+# packet instead of one per half second: low estimates at most OVERUSE_GAP apart for OVERUSE_HOLD say
+# the queue is still growing, and that steps down before it overflows. A receiver that was only stalled
+# (a busy machine) sends a few at once and then its half-second ones.
+OVERUSE_GAP = 0.1
+OVERUSE_HOLD = 0.3
 
 
 @dataclass(slots=True)
@@ -74,9 +97,12 @@ class LayerPolicy:
         "_down_loss",
         "_held",
         "_last_down",
+        "_last_estimate",
         "_nack_lost",
         "_nack_sent",
         "_nack_start",
+        "_narrow_until",
+        "_overuse_since",
         "_persisted",
         "_reached",
         "_top",
@@ -101,6 +127,9 @@ class LayerPolicy:
         self._nack_start = -1e18  # the NACK window: when it began, packets sent by then, first NACKs since
         self._nack_sent = 0
         self._nack_lost = 0
+        self._narrow_until = -1e18  # until when the receiver's estimate says its link is too narrow
+        self._overuse_since = -1.0  # when the current run of close low estimates began; -1: none
+        self._last_estimate = -1e18
 
     @property
     def last_down(self) -> float:
@@ -148,6 +177,25 @@ class LayerPolicy:
             self._up(now)
         return self.target
 
+    def estimate(self, now: float, estimate_bps: float, sent_bps: float) -> int:
+        """The viewer's receiver estimates its link at ``estimate_bps``; it was sent ``sent_bps`` (video
+        payload, as the estimate counts) over about the last second. Returns the target."""
+        close = now - self._last_estimate <= OVERUSE_GAP
+        self._last_estimate = now
+        if sent_bps < MIN_JUDGED_BPS or estimate_bps >= REMB_DOWN * sent_bps:
+            self._narrow_until = -1e18
+            self._overuse_since = -1.0
+            return self.target
+        self._narrow_until = now + REMB_VALID
+        if not close or self._overuse_since < 0:
+            self._overuse_since = now
+        elif now - self._overuse_since >= OVERUSE_HOLD:
+            self._note_held(now)
+            if self._down(now):
+                self._down_loss = -1.0  # delay, not loss: nothing for the reports to judge
+                self._overuse_since = now  # (a step refused for DOWN_HOLD is taken once it passes)
+        return self.target
+
     def nacked(self, now: float, lost: int, sent: int) -> int:
         """The viewer NACKed ``lost`` packets not NACKed before; ``sent``: the packets sent to it so far
         (a running count). Returns the target."""
@@ -155,11 +203,12 @@ class LayerPolicy:
             self._nack_start, self._nack_sent, self._nack_lost = now, sent, 0
         self._nack_lost += lost
         span = sent - self._nack_sent
-        if span < FAST_PACKETS:
+        narrow = now < self._narrow_until
+        if span < (REMB_PACKETS if narrow else FAST_PACKETS):
             return self.target
         excess = self._nack_lost / span - self.floor
         self._nack_start, self._nack_sent, self._nack_lost = now, sent, 0
-        if excess > FAST_LOSS:
+        if excess > (LOSS_DOWN if narrow else FAST_LOSS):
             self._note_held(now)
             if self._down(now):
                 self._down_loss = excess  # judged by the reports after it, as a report's step is

@@ -19,6 +19,11 @@ bounded (``MAX_BUFFERED``); past it the viewer's video is dropped until the next
 requested upstream. Keyframe requests (a viewer joins, reports PLI/FIR, or was dropped) are shared by
 the whole show and rate-limited (``KeyframeRequests``).
 
+Video first sends carry abs-send-time where the viewer offered it (one header extension element,
+packed with the header): its receiver estimates its link from the delay its packets gain and says so
+in REMB, which ``estimate`` hands the viewer's layer policy; a link's queue that keeps growing steps
+the viewer down before it overflows.
+
 Lost packets are resent: the show keeps its recent video packets once (``rtx.PacketCache``, the same
 shared packets), each viewer's track remembers which show index each of its recent sequence numbers
 carried (a ring: a few list stores per packet), and a viewer's NACK is answered from the cache,
@@ -54,6 +59,10 @@ from liveshow.media.vp8 import with_picture_id
 log = logging.getLogger(__name__)
 
 RTP_HEADER = struct.Struct("!BBHII")
+# The same with one header extension element (RFC 8285 one-byte form): abs-send-time, 24 bits of
+# seconds in 6.18 fixed point, from which the viewer's receiver estimates its link (REMB, see layers).
+RTP_HEADER_SEND_TIME = struct.Struct("!BBHIIHHI")
+ONE_BYTE_EXTENSIONS = 0xBEDE
 # Bytes a viewer's UDP socket may hold unsent before its video drops to the next keyframe.
 MAX_BUFFERED = 256 * 1024
 KEYFRAME_INTERVAL = 0.5  # seconds between two keyframe requests to the publisher
@@ -132,11 +141,13 @@ class OutTrack:
         "packets",
         "pid_delta",
         "pt",
+        "rate_mark",
         "resent",
         "resent_at",
         "rtx_pt",
         "rtx_seq",
         "rtx_ssrc",
+        "send_time_id",
         "sender",
         "sent",
         "sent_pid",
@@ -154,6 +165,7 @@ class OutTrack:
         ts_offset: int,
         rtx_pt: int | None = None,
         rtx_seq: int = 0,
+        send_time_id: int = 0,
     ) -> None:
         self.sender = sender
         self.ssrc: int = sender._ssrc
@@ -185,6 +197,10 @@ class OutTrack:
         self.nacked_high = -1  # the highest show index NACKed: a NACK above it is a new loss
         self.credit = float(CONGESTED_BURST)  # resends left while congested
         self.credit_mark = 0  # ``packets`` when the credit was last topped up
+        # The abs-send-time extension's id as the viewer negotiated it (1-14); 0: not negotiated.
+        self.send_time_id = send_time_id
+        # (when, octets) twice: the rate this viewer was sent over the last 0.5-1.5 s (its estimates')
+        self.rate_mark = [(-1.0, 0), (-1.0, 0)]
 
     @property
     def seq(self) -> int:
@@ -208,9 +224,10 @@ class ViewerOutput:
         self.policy: LayerPolicy | None = None
         self.layer_counts = LayerCounts()
 
-    def forward(self, kind: str, packet: ShowPacket, ntp: int) -> bool:
+    def forward(self, kind: str, packet: ShowPacket, ntp: int, send_time: int = 0) -> bool:
         """Send one packet; returns False when the viewer needs a keyframe (it was dropped).
-        ``ntp``: the wall clock for the sender report, 0 when this packet does not end a frame."""
+        ``ntp``: the wall clock for the sender report, 0 when this packet does not end a frame;
+        ``send_time``: now as abs-send-time, for a viewer that negotiated it."""
         track = self.tracks.get(kind)
         if track is None or self.closed:
             return True
@@ -265,10 +282,20 @@ class ViewerOutput:
                 payload, packet.picture_id_at, packet.picture_id_bits, packet.picture_id - pid_delta
             )
         ts = (track.ts_offset + packet.pts) & 0xFFFFFFFF
-        self._udp.sendto(
-            self._protect(RTP_HEADER.pack(0x80, packet.marker_bit | track.pt, seq, ts, track.ssrc) + payload),
-            self._addr,
-        )
+        if track.send_time_id:
+            header = RTP_HEADER_SEND_TIME.pack(
+                0x90,
+                packet.marker_bit | track.pt,
+                seq,
+                ts,
+                track.ssrc,
+                ONE_BYTE_EXTENSIONS,
+                1,
+                track.send_time_id << 28 | 2 << 24 | send_time,
+            )
+        else:
+            header = RTP_HEADER.pack(0x80, packet.marker_bit | track.pt, seq, ts, track.ssrc)
+        self._udp.sendto(self._protect(header + payload), self._addr)
         slot = seq & SENT_MASK
         track.sent[slot] = index
         track.sent_pid[slot] = pid_delta
@@ -502,10 +529,13 @@ class ShowRelay:
         if not self.outputs:
             return
         ntp = clock.current_ntp_time() if (marker or kind != "video") else 0
+        # abs-send-time: seconds mod 64 in 6.18 fixed point (the Unix and NTP epochs are 64 s apart
+        # a whole number of times, so Unix time serves).
+        send_time = int(time.time() * 262144) & 0xFFFFFF if kind == "video" else 0
         need_keyframe = False
         for output in self.outputs.values():
             try:
-                if not output.forward(kind, packet, ntp):
+                if not output.forward(kind, packet, ntp, send_time):
                     need_keyframe = True
             except Exception:
                 # e.g. SRTP protect after the session closed: this viewer is gone, the others go on.
@@ -540,6 +570,20 @@ class ShowRelay:
         """A viewer's receiver report on its video: its layer policy judges its link."""
         if output.policy is not None:
             output.policy.report(time.monotonic(), fraction_lost)
+
+    def estimate(self, output: ViewerOutput, bitrate: int) -> None:
+        """A viewer's receiver estimate of its link (REMB, bits/s): its layer policy reads it against
+        what the viewer was sent."""
+        track = output.tracks.get("video")
+        if output.policy is None or track is None:
+            return
+        now = time.monotonic()
+        older, newer = track.rate_mark
+        if now - newer[0] >= 0.5:
+            older, newer = track.rate_mark = [newer, (now, track.octets)]
+        if older[0] < 0:
+            return  # not a half second of sending to judge by yet
+        output.policy.estimate(now, bitrate, (track.octets - older[1]) * 8 / (now - older[0]))
 
     def add_output(self, session_id: str, output: ViewerOutput, adapt: bool = True) -> None:
         """``adapt``: the viewer's layers follow its link (else it takes every layer: an edge's pull)."""

@@ -562,6 +562,7 @@ class MediaService:
             media.relay.keyframes.want,
             media.relay.resend,
             media.relay.report,
+            media.relay.estimate,
         )
         viewer.every_layer = pull
         try:

@@ -10,7 +10,15 @@ from typing import Any
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.codecs import is_rtx
-from aiortc.rtp import RTCP_RTPFB_NACK, RtcpRrPacket, RtcpRtpfbPacket, RtcpSrPacket
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpRtpfbPacket,
+    RtcpSrPacket,
+    unpack_remb_fci,
+)
 
 from liveshow.media.peers import ParkedTrack, PeerIce, capabilities, make_peer, raw_transport
 from liveshow.media.relay import OutTrack, ViewerOutput
@@ -22,6 +30,9 @@ StateCallback = Callable[["Viewer", str], Awaitable[None]]
 NackCallback = Callable[[ViewerOutput, str, list[int]], None]
 # (the viewer's output, the share of its video lost since its last report, 0..1): its layer policy
 ReportCallback = Callable[[ViewerOutput, float], None]
+# (the viewer's output, its receiver's estimate of its link in bits/s: REMB): its layer policy
+EstimateCallback = Callable[[ViewerOutput, int], None]
+SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 
 
 class CodecMismatch(Exception):
@@ -37,6 +48,7 @@ class Viewer:
         on_keyframe: Callable[[], None],
         on_nack: NackCallback | None = None,
         on_report: ReportCallback | None = None,
+        on_estimate: EstimateCallback | None = None,
     ) -> None:
         self.session_id = session_id
         self.pc: RTCPeerConnection = make_peer(ice)
@@ -44,6 +56,7 @@ class Viewer:
         self.on_keyframe = on_keyframe
         self.on_nack = on_nack
         self.on_report = on_report
+        self.on_estimate = on_estimate
         self.output: ViewerOutput | None = None
         self.codecs: dict[str, str] = {}
         # An edge's pull takes every layer: the edge adapts each of its own viewers, and a pull held
@@ -104,6 +117,20 @@ class Viewer:
                 for report in packet.reports:
                     if report.ssrc == sender._ssrc:
                         self.on_report(self.output, report.fraction_lost / 256)
+            if (
+                kind == "video"
+                and isinstance(packet, RtcpPsfbPacket)
+                and packet.fmt == RTCP_PSFB_APP
+                and self.output is not None
+                and self.on_estimate is not None
+            ):
+                try:
+                    bitrate, ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    return  # another application's feedback, or malformed: nothing for aiortc either
+                if sender._ssrc in ssrcs:
+                    self.on_estimate(self.output, bitrate)
+                return
             await handle_rtcp(packet)
 
         sender._handle_rtcp_packet = handle
@@ -123,6 +150,8 @@ class Viewer:
             pt = codec.payloadType
             paired = [c for c in transceiver._codecs if is_rtx(c) and c.parameters.get("apt") == pt]
             rtx = paired[0] if paired else None
+            # abs-send-time on video, where the viewer offered it: its receiver's link estimate (REMB).
+            send_time = [e.id for e in transceiver._headerExtensions if e.uri == SEND_TIME_URI]
             tracks[transceiver.kind] = OutTrack(
                 transceiver.sender,
                 pt=codec.payloadType or 0,
@@ -131,6 +160,9 @@ class Viewer:
                 ts_offset=random.randint(0, 0xFFFFFFFF),
                 rtx_pt=rtx.payloadType if rtx is not None else None,
                 rtx_seq=random.randint(0, 32767),
+                send_time_id=send_time[0]
+                if send_time and 1 <= send_time[0] <= 14 and transceiver.kind == "video"
+                else 0,
             )
         self.output = ViewerOutput(tracks, srtp, udp, addr)
         return self.output
