@@ -207,6 +207,11 @@ class OutTrack:
         """The sequence number the next new packet gets."""
         return (self.high + 1 + self.delta) & 0xFFFF
 
+    def index_of(self, seq: int) -> int:
+        """The show index sequence number ``seq`` carried (or was kept for); -1: none in the ring."""
+        back = (self.seq - seq) & 0xFFFF
+        return self.sent[seq & SENT_MASK] if 0 < back <= SENT_RING else -1
+
 
 class ViewerOutput:
     """Sends shared payloads to one viewer over its SRTP session and nominated ICE pair."""
@@ -368,8 +373,7 @@ class ViewerOutput:
             high = nacked_high = track.nacked_high
             lost = 0
             for seq in seqs:
-                back = (track.seq - seq) & 0xFFFF
-                index = track.sent[seq & SENT_MASK] if 0 < back <= SENT_RING else -1
+                index = track.index_of(seq)
                 if index > nacked_high:
                     lost += 1
                     high = max(high, index)
@@ -405,8 +409,7 @@ class ViewerOutput:
         for seq in seqs:
             seq &= 0xFFFF
             slot = seq & SENT_MASK
-            back = (track.seq - seq) & 0xFFFF
-            index = track.sent[slot] if 0 < back <= SENT_RING else -1
+            index = track.index_of(seq)
             hit = cache.get(index, now)
             if hit is None:
                 if cache.awaited(index, now):
