@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,10 +26,12 @@ from liveshow.chat.protocol import (
     CLOSE_POLICY,
     CLOSE_TOO_BIG,
     CLOSE_TRY_LATER,
+    MAX_FRAME_BYTES,
     FrameTooBig,
     decode,
     reply_id,
 )
+from liveshow.chat.receive_lane import receive_lane_for
 from liveshow.chat.room import Connection, Room
 from liveshow.chat.service import RoomService
 from liveshow.context import AppContext
@@ -80,6 +83,27 @@ async def _receive(websocket: WebSocket) -> str | bytes | None:
     return data
 
 
+Reader = Callable[[], Awaitable[str | bytes | None]]
+
+
+def frame_reader(websocket: WebSocket) -> Reader:
+    """The socket's frames in the order they came: on the receive lane where it can be used (what the
+    server queued before the lane took over first, what it reads after handing back last)."""
+    lane = receive_lane_for(websocket, MAX_FRAME_BYTES)
+    if lane is None:
+        return lambda: _receive(websocket)
+
+    async def read() -> str | bytes | None:
+        if lane.backlog:
+            raw = await _receive(websocket)
+            lane.backlog -= 1
+            return raw
+        text = await lane.receive()
+        return text if text is not None else await _receive(websocket)
+
+    return read
+
+
 async def room_socket(websocket: WebSocket) -> None:
     context = ctx(websocket)
     service = context.room
@@ -107,9 +131,10 @@ async def room_socket(websocket: WebSocket) -> None:
     conn = service.new_connection(show_id, websocket, user)
     pending: list[Any] = []
     given, last_seq, query_error = _query_last_seq(websocket)
+    read = frame_reader(websocket)
     try:
         if not given:
-            last_seq, first = await _await_hello(websocket, conn)
+            last_seq, first = await _await_hello(read, conn)
             if first is _GONE:
                 return
             if first is not None:
@@ -134,7 +159,7 @@ async def room_socket(websocket: WebSocket) -> None:
             if not await _handle_raw(service, room, conn, raw):
                 return
         while not conn.closed:
-            raw = await _receive(websocket)
+            raw = await read()
             if raw is None or not await _handle_raw(service, room, conn, raw):
                 return
     except Exception as exc:  # a socket dying mid-await surfaces here in many shapes
@@ -171,10 +196,10 @@ async def _connect_allowed(service: RoomService, websocket: WebSocket, user_id: 
     return True
 
 
-async def _await_hello(websocket: WebSocket, conn: Connection) -> tuple[int | None, Any]:
+async def _await_hello(read: Reader, conn: Connection) -> tuple[int | None, Any]:
     """Wait briefly for a hello; returns (last_seq, a non-hello first frame to handle later | None)."""
     try:
-        raw = await asyncio.wait_for(_receive(websocket), HELLO_WAIT)
+        raw = await asyncio.wait_for(read(), HELLO_WAIT)
     except TimeoutError:
         return None, None
     if raw is None:
