@@ -292,3 +292,49 @@ async def test_a_stream_entry_is_never_split_between_batches_so_failover_loses_n
                 await second.stop()
             with contextlib.suppress(Exception):
                 await first.stop()
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_a_reply_stream_keeps_its_ttl_and_is_trimmed_without_a_round_trip_per_batch(
+    postgres_url: str, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The leader sets the TTL of a submitting process's reply stream once a while, not with every
+    batch, and the submitter trims what it has read at most every TRIM_EVERY_S (Redis trims whole
+    nodes of 100 entries), so a busy stream stays bounded without an XTRIM per read."""
+    monkeypatch.setattr(distributed, "TRIM_EVERY_S", 0.3)
+    async with redis_show(postgres_url, redis_prefix, viewers=2, quantity=500) as (w, make, probe):
+        leader = RedisDispatcher(REDIS_URL, redis_prefix, make)
+        other = RedisDispatcher(REDIS_URL, redis_prefix, make)
+        await leader.start([])
+
+        async def calls(command: str) -> int:
+            stats: dict[str, Any] = await probe.info("commandstats")
+            return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+        try:
+            assert "ok" in await leader.submit(open_claim(w.show_id, w.seller.id or 0, w.listings[0].id or 0))
+            await other.start([])
+
+            async def claim() -> None:
+                c = Command("claim", w.show_id, w.viewers[0].id, key(), {"quantity": 1, "lot_no": None})
+                assert "ok" in await other.submit(c)
+
+            await claim()
+            assert 0 < await probe.ttl(other.reply_key) <= distributed.REPLY_TTL_S
+            trims, expires, started = await calls("xtrim"), await calls("expire"), time.monotonic()
+            for _ in range(160):
+                await claim()  # one batch each: each answered before the next is sent
+            await asyncio.sleep(0.35)
+            await claim()
+            elapsed = time.monotonic() - started
+            assert await calls("expire") == expires  # the TTL was not renewed with every batch
+            assert 1 <= await calls("xtrim") - trims <= elapsed / 0.3 + 1
+            assert await probe.xlen(other.reply_key) < 150  # the first full node of entries is gone
+            await probe.persist(other.reply_key)
+            monkeypatch.setattr(distributed, "REPLY_TTL_RENEW_S", 0.0)
+            await claim()
+            assert 0 < await probe.ttl(other.reply_key) <= distributed.REPLY_TTL_S
+        finally:
+            await other.stop()
+            await leader.stop()

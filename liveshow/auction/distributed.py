@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -51,6 +52,11 @@ LOCAL = "=local"
 REPLY_TIMEOUT = 10.0
 EXPIRE_EVERY_S = 0.25  # how often commands past their REPLY_TIMEOUT are refused (see _expire_forever)
 BUSY = "The show is busy; try again with the same key."
+# Housekeeping of the reply streams, off the per-batch path: each is a Redis round trip (a few hundred
+# µs of redis-py on the event loop), and at thousands of bids a second there are hundreds of batches.
+REPLY_TTL_S = 3600  # a dead process's reply stream goes away on its own
+REPLY_TTL_RENEW_S = 60.0  # a leader renews that TTL at most this often per stream
+TRIM_EVERY_S = 1.0  # a reader trims what it has read at most this often (XADD's MAXLEN bounds it too)
 IDLE_RELEASE_MS = 60_000
 
 _RENEW = """
@@ -97,6 +103,9 @@ class RedisDispatcher:
         self._outbox_ready = asyncio.Event()
         self.writers: dict[int, ShowWriter] = {}
         self._inboxes: dict[int, _Inbox] = {}  # shows this process leads
+        # reply stream -> when this process last renewed its TTL (one entry per submitting process
+        # ever seen: a few per restart of a peer)
+        self._ttl_renewed: dict[str, float] = {}
 
     def _key(self, show_id: int, what: str) -> str:
         return f"{self.prefix}:auction:{show_id}:{what}"
@@ -223,6 +232,8 @@ class RedisDispatcher:
     async def _read_replies(self) -> None:
         conn = aioredis.from_url(self.url, decode_responses=True)
         last = "$"
+        loop = asyncio.get_running_loop()
+        trimmed_at = loop.time()
         try:
             while True:
                 try:
@@ -243,7 +254,8 @@ class RedisDispatcher:
                         )
                         for command_id, answer in answers:
                             self._answer(command_id, answer)
-                if resp:
+                if resp and loop.time() - trimmed_at >= TRIM_EVERY_S:
+                    trimmed_at = loop.time()
                     await conn.xtrim(self.reply_key, minid=last)
         finally:
             await conn.aclose()
@@ -283,10 +295,13 @@ class RedisDispatcher:
             if not grouped:
                 return
             pipe = self.redis.pipeline(transaction=False)
+            now = time.monotonic()
             for reply_key, batch in grouped.items():
                 body = jsonwire.dumps(batch)
                 pipe.xadd(reply_key, {"b": body}, maxlen=10_000, approximate=True)
-                pipe.expire(reply_key, 3600)
+                if now - self._ttl_renewed.get(reply_key, -REPLY_TTL_RENEW_S) >= REPLY_TTL_RENEW_S:
+                    self._ttl_renewed[reply_key] = now
+                    pipe.expire(reply_key, REPLY_TTL_S)
             await pipe.execute()
 
         return reply
