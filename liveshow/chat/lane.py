@@ -50,16 +50,18 @@ class Lane:
         self._open_state = open_state
         self._fd = fd
 
-    def write(self, frame: bytes) -> bool:
-        """Queue the frame on the socket; False once the socket can take no more messages (a close was
-        sent or received, or the connection is gone), as the ASGI send would have refused it."""
+    def write(self, frame: bytes) -> int:
+        """Queue the frame on the socket; the bytes the transport still holds afterwards (how far
+        behind the client is), or -1 once the socket can take no more messages (a close was sent or
+        received, or the connection is gone), as the ASGI send would have refused it."""
         p = self._protocol
         if p.close_sent or p.disconnected or p.conn.state is not self._open_state:
-            return False
+            return -1
         transport = self._transport
         if transport.is_closing():
-            return False
-        if self._fd >= 0 and not transport.get_write_buffer_size():
+            return -1
+        held: int = transport.get_write_buffer_size()
+        if self._fd >= 0 and not held:
             # Nothing queued: write to the socket ourselves. os.write releases the GIL for the
             # syscall (the transport's own write keeps it), so during a flush's thousands of writes
             # the database threads get to run instead of queueing behind the event loop.
@@ -68,21 +70,16 @@ class Lane:
             except BlockingIOError:
                 sent = 0
             except OSError:
-                return False  # reset by the peer: the reader side notices and cleans up
+                return -1  # reset by the peer: the reader side notices and cleans up
             if sent == len(frame):
-                return True
+                return 0
             frame = frame[sent:]
         transport.write(frame)
-        return True
+        return held + len(frame)
 
     def abort(self) -> None:
         """Drop the connection and everything still unsent (for a client that stopped reading)."""
         self._transport.abort()
-
-    def buffered(self) -> int:
-        """Bytes written but not yet taken by the kernel: how far behind the client is."""
-        size: int = self._transport.get_write_buffer_size()
-        return size
 
 
 def lane_for(websocket: WebSocket) -> Lane | None:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 from collections import Counter, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -52,6 +52,9 @@ LAG_BUDGET = 0.010
 OVERLOAD_TICK = 0.150
 
 
+_last_seq = attrgetter("last_seq")  # min() over a big room's sockets every round, without a lambda
+
+
 def next_stretch(stretch: float, late: float) -> float:
     """The extra interval between rounds after a round whose timers fired up to ``late`` s late."""
     if late > LAG_BUDGET:
@@ -70,17 +73,18 @@ class Connection:
     last_seq: int = 0
     # False while the connection catches up (history or snapshot): room events wait in the room.
     live: bool = False
-    slot: int = 0  # order of joining the room: which slice of a round writes to it
     closed: bool = False
     counted: bool = False  # in the metrics gauge and presence: undone exactly once
     writer: asyncio.Task[None] | None = None  # only while a send waits for the socket to drain
     # The fast lane, when the server allows it (looked up on first send, after the handshake).
     lane: Lane | None = None
     lane_checked: bool = False
+    # The account's id, read once: a round of writes looks at it for every socket, and on the ORM
+    # object each read goes through SQLAlchemy's attribute machinery.
+    user_id: int | None = field(init=False, default=None)
 
-    @property
-    def user_id(self) -> int | None:
-        return self.user.id if self.user is not None else None
+    def __post_init__(self) -> None:
+        self.user_id = self.user.id if self.user is not None else None
 
     def viewer(self) -> dict[str, Any] | None:
         if self.user is None:
@@ -130,7 +134,7 @@ class Connection:
         """push() of a message that many sockets get: ``frame`` is ``text`` already framed, once."""
         if self.closed:
             return True
-        lane = self._lane()
+        lane = self.lane if self.lane_checked else self._lane()
         return self._write(lane, frame) if lane is not None else self.push(text)
 
     def _lane(self) -> Lane | None:
@@ -140,10 +144,11 @@ class Connection:
         return self.lane
 
     def _write(self, lane: Lane, frame: bytes) -> bool:
-        if not lane.write(frame):
+        held = lane.write(frame)
+        if held < 0:
             self.closed = True  # closing or gone: the reader side notices and cleans up
             return True
-        return lane.buffered() <= SEND_BUFFER_LIMIT
+        return held <= SEND_BUFFER_LIMIT
 
     def send(self, frame: dict[str, Any]) -> bool:
         return self.push(encode(frame))
@@ -195,7 +200,8 @@ class Room:
         self.state = state
         self.tick = tick
         self.max_tick = max(tick, max_tick if max_tick is not None else tick)
-        self.connections: set[Connection] = set()
+        # An ordered set (a dict's keys): the order of joining, which slice of a round writes to each.
+        self.connections: dict[Connection, None] = {}
         self.reactions: Counter[str] = Counter()
         # Events read from the bus that some socket here may not have yet, with their wire JSON.
         self._recent: list[tuple[Event, str]] = []
@@ -206,7 +212,6 @@ class Room:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing: set[asyncio.Task[None]] = set()
         self._due = asyncio.Event()
-        self._slots = itertools.count()
         self._stretch = 0.0  # see next_stretch
 
     def start(self, events: Subscription, extra: list[Callable[[], Coroutine[Any, Any, None]]]) -> None:
@@ -225,8 +230,10 @@ class Room:
 
     def add(self, conn: Connection) -> None:
         """Join a socket, not yet live: events from here on wait for it in the room until go_live."""
-        conn.slot = next(self._slots)
-        self.connections.add(conn)
+        self.connections[conn] = None
+
+    def remove(self, conn: Connection) -> None:
+        self.connections.pop(conn, None)
 
     def members(self) -> dict[str, dict[str, Any] | None]:
         return {c.key: c.viewer() for c in self.connections}
@@ -264,7 +271,7 @@ class Room:
             await self._due.wait()
             started = loop.time()
             self._due.clear()
-            conns = sorted(self.connections, key=lambda c: c.slot)
+            conns = list(self.connections)
             tick = self.current_tick()
             phases = max(1, -(-len(conns) // PHASE_SOCKETS))
             late = 0.0
@@ -307,7 +314,7 @@ class Room:
                 continue
             since = conn.last_seq
             uid = conn.user_id
-            own = uid if uid is not None and private_to.get(uid, 0) > since else None
+            own = uid if private_to and uid is not None and private_to.get(uid, 0) > since else None
             key = (since, own)
             if key not in messages:
                 wires = [
@@ -327,7 +334,7 @@ class Room:
         its last_seq, so go_live can hand it what arrived meanwhile."""
         if not self._recent:
             return
-        floor = min((c.last_seq for c in self.connections), default=self._recent[-1][0].seq)
+        floor = min(map(_last_seq, self.connections), default=self._recent[-1][0].seq)
         if floor >= self._recent[-1][0].seq:
             self._recent.clear()
         elif floor >= self._recent[0][0].seq:
@@ -343,7 +350,7 @@ class Room:
 
     def drop(self, conn: Connection, why: str) -> None:
         log.info("dropping socket of show %s: %s", self.show_id, why)
-        self.connections.discard(conn)
+        self.remove(conn)
         conn.closed = True
         if conn.writer is not None:
             conn.writer.cancel()

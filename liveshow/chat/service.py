@@ -181,7 +181,7 @@ class RoomService:
             room.drop(conn, "outbox full while catching up")
 
     async def detach(self, room: Room, conn: Connection) -> None:
-        room.connections.discard(conn)
+        room.remove(conn)
         conn.closed = True
         if conn.writer is not None:
             conn.writer.cancel()
