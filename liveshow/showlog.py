@@ -71,7 +71,7 @@ class ShowLog:
         self.db = db
         self._loop_db: LoopConnection | None = loop_connection(db)
         self.flush_interval = flush_interval
-        self._pending: list[ShowEvent] = []
+        self._pending: list[dict[str, Any]] = []  # rows to archive at the next flush
         # Events other processes published and this one delivered: archived unless stored already.
         self._witnessed: list[tuple[float, dict[str, Any]]] = []  # (when delivered, row)
         # (show, seq) of what this process published lately: its own archive has them, no need to
@@ -101,16 +101,16 @@ class ShowLog:
         for event in kept:
             self._remember_mine((show_id, event.seq))
         try:
-            await self._archive_new([_row(_stored(show_id, e)) for e in kept])
+            await self._archive_new([_row(show_id, e) for e in kept])
         except Exception as exc:
             log.warning("archiving %d show events at once failed (%s); the flush retries", len(kept), exc)
-            self._pending.extend(_stored(show_id, e) for e in kept)
+            self._pending.extend(_row(show_id, e) for e in kept)
         return events
 
     def _archive(self, show_id: int, event: Event) -> None:
         if _public(event):
             self._remember_mine((show_id, event.seq))
-            self._pending.append(_stored(show_id, event))
+            self._pending.append(_row(show_id, event))
 
     def _remember_mine(self, key: tuple[int, int]) -> None:
         self._mine.add(key)
@@ -122,7 +122,7 @@ class ShowLog:
         """An event this process's room delivered: archive it too, unless this process published it."""
         if not _public(event) or (show_id, event.seq) in self._mine:
             return
-        self._witnessed.append((time.monotonic(), _row(_stored(show_id, event))))
+        self._witnessed.append((time.monotonic(), _row(show_id, event)))
         if len(self._witnessed) > MAX_PENDING:
             del self._witnessed[: len(self._witnessed) - MAX_PENDING]
 
@@ -148,14 +148,14 @@ class ShowLog:
         try:
             # Skipping what is stored already (another process witnessed it first, or a process that
             # crashed after archiving it).
-            await self._archive_new([_row(e) for e in batch])
+            await self._archive_new(batch)
         except Exception:
             # The database is away: keep them for the next flush rather than lose a sale from the replay.
             log.exception("archiving %d show events failed; will retry", len(batch))
             self._requeue(batch)
 
-    def _requeue(self, events: list[ShowEvent]) -> None:
-        self._pending[:0] = events
+    def _requeue(self, rows: list[dict[str, Any]]) -> None:
+        self._pending[:0] = rows
         if len(self._pending) > MAX_PENDING:
             dropped = len(self._pending) - MAX_PENDING
             del self._pending[:dropped]
@@ -212,18 +212,16 @@ def _public(event: Event) -> bool:
     return event.type not in EPHEMERAL_TYPES and "to" not in event.data
 
 
-def _stored(show_id: int, event: Event) -> ShowEvent:
-    return ShowEvent(
-        show_id=show_id,
-        seq=event.seq,
-        type=event.type,
-        data=jsonwire.dumps(event.data),
-        at=datetime.fromtimestamp(event.ts_ms / 1000, UTC),
-    )
-
-
-def _row(e: ShowEvent) -> dict[str, Any]:
-    return {"show_id": e.show_id, "seq": e.seq, "type": e.type, "data": e.data, "at": e.at}
+def _row(show_id: int, event: Event) -> dict[str, Any]:
+    """The event as a row of show_events. A plain dict, not the model: building a SQLModel object
+    validates every field, and every process builds one per public event it publishes or delivers."""
+    return {
+        "show_id": show_id,
+        "seq": event.seq,
+        "type": event.type,
+        "data": jsonwire.dumps(event.data),
+        "at": datetime.fromtimestamp(event.ts_ms / 1000, UTC),
+    }
 
 
 def archived_events(
