@@ -13,6 +13,8 @@ from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlsplit
 
+from liveshow.chat.wsframes import frame_head
+
 
 class RawSocket(asyncio.Protocol):
     """A minimal WebSocket client: handshake, unmasked server frames, ping -> pong, close code.
@@ -56,16 +58,9 @@ class RawSocket(asyncio.Protocol):
             del buf[: end + 4]
             self.opened.set_result(None)
         pos, n = 0, len(buf)
-        while n - pos >= 2:
-            opcode, length, head = buf[pos] & 0x0F, buf[pos + 1] & 0x7F, 2
-            if length == 126:
-                if n - pos < 4:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if n - pos < 10:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
+        while (found := frame_head(buf, pos)) is not None:
+            length, head = found
+            opcode = buf[pos] & 0x0F
             if n - pos < head + length:
                 break
             payload = bytes(buf[pos + head : pos + head + length])

@@ -27,18 +27,6 @@ from starlette.websockets import WebSocket
 SERVER_SEND = "liveshow.server_send"
 
 
-def text_frame(payload: bytes) -> bytes:
-    """One unfragmented, unmasked text frame (server to client)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x81, n))
-    elif n < 1 << 16:
-        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
-    return head + payload
-
-
 class Lane:
     """Direct writes to one accepted WebSocket's transport."""
 

@@ -32,6 +32,7 @@ except ImportError:  # pragma: no cover
     from websockets.utils import apply_mask
 
 from liveshow.chat.lane import SERVER_SEND
+from liveshow.chat.wsframes import frame_head
 
 _TEXT, _PING, _PONG = 0x1, 0x9, 0xA
 _MAX_CONTROL = 125  # a longer control frame is a protocol error: the server's parser says so
@@ -73,17 +74,9 @@ class ReceiveLane(asyncio.Protocol):
         buf += data
         pos, size = 0, len(buf)
         got = False
-        while size - pos >= 2:
+        while (found := frame_head(buf, pos)) is not None:
+            length, head = found
             b0, b1 = buf[pos], buf[pos + 1]
-            length, head = b1 & 0x7F, 2
-            if length == 126:
-                if size - pos < 4:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 4], "big"), 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length, head = int.from_bytes(buf[pos + 2 : pos + 10], "big"), 10
             opcode = b0 & 0x0F
             # FIN set, no reserved bit (no extension), masked as a client must.
             plain = b0 & 0xF0 == 0x80 and b1 & 0x80

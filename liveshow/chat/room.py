@@ -30,9 +30,10 @@ from starlette.websockets import WebSocket
 
 from liveshow.accounts.models import User
 from liveshow.bus import Event, Subscription
-from liveshow.chat.lane import Lane, lane_for, text_frame
+from liveshow.chat.lane import Lane, lane_for
 from liveshow.chat.moderation import ModState
 from liveshow.chat.protocol import CLOSE_TRY_LATER, encode, encode_batch
+from liveshow.chat.wsframes import text_frame
 
 log = logging.getLogger(__name__)
 
