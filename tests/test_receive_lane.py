@@ -196,6 +196,22 @@ def test_a_binary_frame_goes_to_the_server_and_the_order_holds(
     assert ids(raw.messages(1)) == ["later"]
 
 
+def test_a_hand_back_after_a_full_lane_leaves_the_reading_to_the_server(
+    app: Starlette, env: RoomEnv, raw: Raw
+) -> None:
+    """More frames than the lane holds, then a binary one, in one write: the lane hands back with its
+    queue over PAUSE_AT and must not pause the socket the server now reads."""
+    lane = lane_of(alice_socket(app, env))
+    count = PAUSE_AT + 8
+    raw.sock.sendall(b"".join(ping_frame(f"q{i}") for i in range(count)) + frame(BINARY, b"\x00"))
+    answers = raw.messages(count + 1)
+    assert ids(answers[:count]) == [f"q{i}" for i in range(count)]
+    assert answers[-1]["type"] == "error" and "Binary frames" in answers[-1]["reason"]
+    assert lane.handed_back
+    raw.sock.sendall(ping_frame("still"))
+    assert ids(raw.messages(1)) == ["still"]
+
+
 def test_a_fragmented_message_is_read_whole(app: Starlette, env: RoomEnv, raw: Raw) -> None:
     body = json.dumps({"type": "ping", "id": "parts"}).encode()
     raw.sock.sendall(frame(TEXT, body[:7], fin=False) + frame(CONT, body[7:]) + ping_frame("next"))

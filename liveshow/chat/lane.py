@@ -62,8 +62,9 @@ class Lane:
             if sent == len(frame):
                 return 0
             frame = frame[sent:]
-        transport.write(frame)
-        return held + len(frame)
+        transport.write(frame)  # may send some at once where nothing was held: ask what it keeps
+        after: int = transport.get_write_buffer_size()
+        return after
 
     def abort(self) -> None:
         """Drop the connection and everything still unsent (for a client that stopped reading)."""

@@ -106,7 +106,8 @@ class ReceiveLane(asyncio.Protocol):
             del buf[:pos]
         if got:
             self._wake()
-            if len(self._frames) >= PAUSE_AT and not self._paused:
+            # Once handed back, the socket's reading is the server's to pause and resume.
+            if len(self._frames) >= PAUSE_AT and not self._paused and not self._handed_back:
                 self._paused = True
                 self._transport.pause_reading()
 
