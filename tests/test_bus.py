@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from liveshow.bus import Bus, make_bus
+from liveshow.bus import Bus, Event, make_bus
 from liveshow.bus.memory import MemoryBus
 from liveshow.bus.redis import RedisBus
 from tests.conftest import REDIS_URL
@@ -66,6 +66,61 @@ async def test_two_redis_buses_share_a_topic(redis_prefix: str) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_a_batch_is_numbered_together_and_in_order(bus: Bus) -> None:
+    sub = bus.subscribe("show:3", after_seq=0)
+    await bus.publish("show:3", "chat", {"n": -1})
+    events = await bus.publish_many("show:3", [("chat", {"n": i}) for i in range(7)])
+    assert [e.seq for e in events] == list(range(2, 9))
+    assert [e.data["n"] for e in events] == list(range(7))
+    got = [await sub.get(timeout=5) for _ in range(8)]
+    assert [(e.seq, e.data["n"]) for e in got] == [(1, -1), *[(i + 2, i) for i in range(7)]]
+    sub.close()
+
+
+class _Reservations:
+    """A DurableLog's numbering, in memory: each reservation raises the ceiling by a block."""
+
+    def __init__(self) -> None:
+        self.ceiling = 0
+        self.calls = 0
+
+    async def reserve(self, topic: str, floor: int, block: int) -> int:
+        self.calls += 1
+        self.ceiling = max(self.ceiling, floor) + block
+        return self.ceiling
+
+    async def archived(self, topic: str, after_seq: int, before_seq: int | None) -> list[Event]:
+        return []
+
+
+@pytest.mark.redis
+async def test_a_batch_across_the_ceiling_and_after_losing_the_counter_keeps_numbering_in_order(
+    redis_prefix: str,
+) -> None:
+    """With the database as the authority the counter stops at the reserved ceiling: a batch that
+    reaches it part way keeps the numbers it got and the rest is numbered after a new reservation;
+    a counter that is gone (Redis restarted empty) is set again above everything handed out."""
+    durable = _Reservations()
+    bus = RedisBus(REDIS_URL, 100, redis_prefix, durable=durable, block=4)
+    await bus.start()
+    try:
+        assert await bus.last_seq("show:7") == 0  # the first reservation: numbers up to 4
+        sub = bus.subscribe("show:7", after_seq=0)
+        first = await bus.publish_many("show:7", [("chat", {"n": i}) for i in range(11)])
+        assert [e.seq for e in first] == list(range(1, 12))
+        assert durable.ceiling >= 11
+        await bus.redis.delete(f"{redis_prefix}:show:7:seq")  # as if Redis had restarted empty
+        after = await bus.publish_many("show:7", [("chat", {"n": i}) for i in range(11, 14)])
+        assert min(e.seq for e in after) > 11
+        assert [e.seq for e in after] == list(range(after[0].seq, after[0].seq + 3))
+        got = [await sub.get(timeout=5) for _ in range(14)]
+        assert [e.data["n"] for e in got] == list(range(14))
+        assert [e.seq for e in got] == [e.seq for e in first + after]
+        sub.close()
+    finally:
+        await bus.close()
 
 
 def test_make_bus_rejects_unknown_url() -> None:

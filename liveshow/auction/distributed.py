@@ -32,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from liveshow import jsonwire
 from liveshow.auction.commands import Command
 from liveshow.auction.errors import WriterUnavailable
+from liveshow.auction.pacing import BATCH_EVERY_S, pace
 from liveshow.auction.writer import Fenced, Replier, ShowWriter
 from liveshow.clock import wall_ms
 from liveshow.redisconn import connect
@@ -58,6 +59,9 @@ REPLY_TTL_S = 3600  # a dead process's reply stream goes away on its own
 REPLY_TTL_RENEW_S = 60.0  # a leader renews that TTL at most this often per stream
 TRIM_EVERY_S = 1.0  # a reader trims what it has read at most this often (XADD's MAXLEN bounds it too)
 IDLE_RELEASE_MS = 60_000
+# A process sends its sockets' commands to the leaders at most this often (group commit, as the
+# leader's batches: see pacing.py); a command into a quiet show goes at once.
+SEND_EVERY_S = 0.005
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -197,8 +201,14 @@ class RedisDispatcher:
                 self._refuse(deadlines.popleft()[1])  # already answered: nothing left to refuse
 
     async def _send_commands(self) -> None:
+        loop = asyncio.get_running_loop()
+        sent_at = float("-inf")
         while True:
             await self._outbox_ready.wait()
+            wait = pace(sent_at, loop.time(), SEND_EVERY_S)
+            if wait > 0:  # the commands coming meanwhile go in the same send
+                await asyncio.sleep(wait)
+            sent_at = loop.time()
             self._outbox_ready.clear()
             batch, self._outbox = self._outbox, []
             if not batch:
@@ -356,6 +366,8 @@ class RedisDispatcher:
             reader = asyncio.create_task(read_ahead(), name=f"lead-{show_id}-read")
             self._inboxes[show_id] = inbox
             idle_since = wall_ms()
+            loop = asyncio.get_running_loop()
+            batch_started = float("-inf")
             while not lost.is_set():
                 due = writer.due_ms()
                 if not inbox.items:
@@ -365,6 +377,10 @@ class RedisDispatcher:
                             await inbox.arrived.wait()
                 if lost.is_set():
                     break
+                wait = pace(batch_started, loop.time(), BATCH_EVERY_S)
+                if wait > 0 and inbox.items and len(inbox.items) < MAX_BATCH:
+                    await asyncio.sleep(wait)  # the commands coming meanwhile join this batch
+                batch_started = loop.time()
                 taken = inbox.take(MAX_BATCH)
                 items = [(command, reply_key) for command, reply_key, _id in taken]
                 due = writer.due_ms()

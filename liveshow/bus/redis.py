@@ -25,25 +25,35 @@ from liveshow.redisconn import connect
 
 log = logging.getLogger(__name__)
 
+# Both number and append a batch of events in one call: KEYS seq, log [, ceiling]; ARGV retain, then
+# the events in order. One call per batch rather than one per event in a pipeline: the readers wake
+# once for the batch (Redis serves blocked XREADs after each command), and no pipeline means no
+# SCRIPT EXISTS round trip (redis-py asks before every pipeline that holds a script).
+# Returns {first seq, how many were numbered, numbers left under the ceiling}.
 _PUBLISH = """
-local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', ARGV[1])
-return seq
+local n = #ARGV - 1
+local last = redis.call('INCRBY', KEYS[1], n)
+for i = 1, n do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], (last - n + i) .. '-0', 'e', ARGV[i + 1])
+end
+return {last - n + 1, n, 0}
 """
-# With a durable log: KEYS seq, log, ceiling; ARGV event, retain. Returns {seq, numbers left under the
-# ceiling}, or {NO_COUNTER, 0} when the counter is gone (Redis restarted empty), or {AT_CEILING, 0}
-# when the reserved numbers are used up; a refusal changes nothing.
+# With a durable log the counter never passes the ceiling: events are numbered in order until it is
+# reached, and the rest are left unnumbered (the caller reserves and sends them again). {NO_COUNTER, 0,
+# 0} when the counter is gone (Redis restarted empty); a refusal changes nothing.
 _PUBLISH_FENCED = """
 local last = redis.call('GET', KEYS[1])
-if not last then return {-1, 0} end
-local seq = tonumber(last) + 1
+if not last then return {-1, 0, 0} end
+local seq = tonumber(last)
 local ceiling = tonumber(redis.call('GET', KEYS[3]) or '0')
-if seq > ceiling then return {-2, 0} end
-redis.call('SET', KEYS[1], seq)
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], seq .. '-0', 'e', ARGV[1])
-return {seq, ceiling - seq}
+local n = math.min(#ARGV - 1, math.max(0, ceiling - seq))
+for i = 1, n do
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], (seq + i) .. '-0', 'e', ARGV[i + 1])
+end
+if n > 0 then redis.call('SET', KEYS[1], seq + n) end
+return {seq + 1, n, ceiling - seq - n}
 """
-NO_COUNTER, AT_CEILING = -1, -2
+NO_COUNTER = -1
 # After a reservation: KEYS seq, ceiling; ARGV start (the reservation's floor), ceiling. A counter that
 # exists is never moved back (another process set it from its own, as fresh, reservation); the ceiling
 # only rises.
@@ -157,11 +167,11 @@ class RedisBus:
         return (await self.publish_many(topic, [(type, data)]))[0]
 
     async def publish_many(self, topic: str, items: list[tuple[str, dict[str, Any]]]) -> list[Event]:
-        """One round trip for many events: a pipeline runs on one connection, so Redis numbers them
-        in the order given (separate concurrent publishes could interleave in any order).
+        """One script call for many events: Redis numbers them in the order given, together
+        (separate concurrent publishes could interleave in any order).
 
-        With a durable log, a refusal of the script (no counter, or the ceiling reached) reserves and
-        publishes the events not yet numbered again; those numbered keep their numbers."""
+        With a durable log, the events the script did not number (no counter, or the ceiling reached)
+        are published again after a reservation; those numbered keep their numbers."""
         if not items:
             return []
         keys = [self._seq_key(topic), self._log_key(topic)]
@@ -173,27 +183,19 @@ class RedisBus:
             stamped.append((type_, data, ts, event_body(type_, data, ts)))
         events: list[Event] = []
         for _attempt in range(5):
-            pipe = self._redis.pipeline(transaction=False)
-            for _type, _data, _ts, body in stamped:
-                # Queued on the pipeline (which loads the script first if Redis lost it).
-                await self._script(keys=keys, args=[body, self.retain], client=pipe)
-            answers: list[Any] = await pipe.execute()
-            if self.durable is None:
-                seqs, left = [int(seq) for seq in answers], self.block
-            else:
-                seqs, left = [int(a[0]) for a in answers], min(int(a[1]) for a in answers)
-            refused = next((i for i, seq in enumerate(seqs) if seq < 0), len(seqs))
+            answer: Any = await self._script(keys=keys, args=[self.retain, *[b for *_s, b in stamped]])
+            first, numbered, left = (int(x) for x in answer)
             events.extend(
-                Event(topic=topic, seq=seq, type=type_, data=data, ts_ms=ts)
-                for (type_, data, ts, _body), seq in zip(stamped[:refused], seqs[:refused], strict=True)
+                Event(topic=topic, seq=first + i, type=type_, data=data, ts_ms=ts)
+                for i, (type_, data, ts, _body) in enumerate(stamped[:numbered])
             )
-            if refused == len(seqs):
+            if numbered == len(stamped):
                 if self.durable is not None and left <= self.block // 2:
                     self._reserve_ahead(topic)
                 return events
-            # Past the first refusal every later one was refused too (the script changes nothing when
-            # it refuses, and the pipeline runs in order on one connection).
-            stamped = stamped[refused:]
+            # The counter is gone (first == NO_COUNTER) or the ceiling was reached part way: the rest
+            # waits for a fresh reservation.
+            stamped = stamped[numbered:]
             await self._reserve(topic)
         raise ConnectionError(f"could not number events of {topic}: the reserved numbers ran out")
 

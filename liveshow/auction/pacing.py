@@ -1,0 +1,19 @@
+"""Group commit: how long a round of work (a leader's batch, a process's send of commands) waits so
+that rounds start at most once per interval. Pure: the caller passes the clock's readings.
+
+Each round costs the same round trips whatever it holds, so when work comes faster than the interval
+the rounds carry more of it each, and the cost per item falls; a lone item into a quiet show waits
+for nothing (the last round started long enough ago)."""
+
+from __future__ import annotations
+
+# A show's writer starts a batch at most this often (local.py, distributed.py). Each batch costs the
+# same round trips whatever its size (the commit, the announce, the archive, the replies, and every
+# process's reads of them): at 2,000 bids/s, batches of 2 cost as much CPU as the bids
+# (bench/bids.py). A few ms against the 50 ms ack target.
+BATCH_EVERY_S = 0.005
+
+
+def pace(last_start: float, now: float, every: float) -> float:
+    """Seconds to wait before the next round, which must start at least ``every`` after the last."""
+    return max(0.0, last_start + every - now)
