@@ -249,7 +249,8 @@ def main() -> int:
             LIVESHOW_DATABASE_URL=db_url,
             LIVESHOW_BUS_PREFIX=prefix,
             LIVESHOW_SECRET_KEY="bench",
-            LIVESHOW_LOG_LEVEL="WARNING",
+            # The default level, as a server in production logs: a log line per bid would be counted.
+            LIVESHOW_LOG_LEVEL="INFO",
             **{f"LIVESHOW_{k.upper()}": v for k, v in UNLIMITED.items()},
         )
         addrs = []

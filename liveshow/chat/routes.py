@@ -235,7 +235,9 @@ async def _handle_raw(service: RoomService, room: Room, conn: Connection, raw: s
         await conn.websocket.close(CLOSE_TOO_BIG, "frame too big")
         return False
     except DomainError as exc:
-        log.info("room %s refused %s: %s (%s)", room.show_id, _kind(message), exc.message, exc.code)
+        # Refusals are the business as usual of a show (a bid under the asking price, a sold-out
+        # claim): thousands a second in a bidding war, each answered to its sender. Not an INFO line.
+        log.debug("room %s refused %s: %s (%s)", room.show_id, _kind(message), exc.message, exc.code)
         conn.send(_with_reply_to(exc.frame(), message))
         return True
     except Exception as exc:

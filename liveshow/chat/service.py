@@ -44,7 +44,7 @@ class RoomService:
         self,
         context: AppContext,
         presence: Presence,
-        tick: float = 0.04,
+        tick: float = 0.05,
         max_tick: float = 0.06,
         reaction_tick: float = 0.25,
         presence_interval: float = 2.0,
