@@ -61,7 +61,7 @@ TRIM_EVERY_S = 1.0  # a reader trims what it has read at most this often (XADD's
 IDLE_RELEASE_MS = 60_000
 # A process sends its sockets' commands to the leaders at most this often (group commit, as the
 # leader's batches: see pacing.py); a command into a quiet show goes at once.
-SEND_EVERY_S = 0.005
+SEND_EVERY_S = 0.010
 
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end

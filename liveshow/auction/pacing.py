@@ -9,9 +9,10 @@ from __future__ import annotations
 
 # A show's writer starts a batch at most this often (local.py, distributed.py). Each batch costs the
 # same round trips whatever its size (the commit, the announce, the archive, the replies, and every
-# process's reads of them): at 2,000 bids/s, batches of 2 cost as much CPU as the bids
-# (bench/bids.py). A few ms against the 50 ms ack target.
-BATCH_EVERY_S = 0.005
+# process's reads of them): at 2,000 bids/s, batches of 2 cost as much CPU as the bids. In
+# bench/bids.py at 2,000 bids/s, 10 ms rather than 5 cut the CPU per 1,000 decisions by a sixth and
+# the ack p99 with it (less CPU, less queueing), for about 4 ms more ack p50 (docs/performance.md).
+BATCH_EVERY_S = 0.010
 
 
 def pace(last_start: float, now: float, every: float) -> float:
