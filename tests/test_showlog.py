@@ -28,7 +28,9 @@ async def test_publish_fans_out_and_archives_public_events(database_url: str) ->
     bus = MemoryBus()
     showlog = ShowLog(bus, db, flush_interval=60)
     sub = bus.subscribe(show_topic(show_id))
-    first = await showlog.publish(show_id, "chat.message", {"text": "hi"})
+    # quotes, a backslash and text beyond ASCII: the rows travel as JSON text on PostgreSQL
+    said = 'hi "all" \\ café ✓ 😀'
+    first = await showlog.publish(show_id, "chat.message", {"text": said})
     await showlog.publish(show_id, "presence", {"count": 3})
     await showlog.publish(show_id, "notice", {"to": [1], "text": "you were outbid"})
     last = await showlog.publish(show_id, "lot.opened", {"lot": 1})
@@ -36,8 +38,8 @@ async def test_publish_fans_out_and_archives_public_events(database_url: str) ->
     await showlog.stop()  # flushes what is pending
     archived = showlog.archived(show_id)
     assert [(e.seq, e.type) for e in archived] == [(first.seq, "chat.message"), (last.seq, "lot.opened")]
-    assert json.loads(archived[0].data) == {"text": "hi"}
-    # the time survives the bulk path (COPY on PostgreSQL) to the millisecond, in UTC
+    assert json.loads(archived[0].data) == {"text": said}
+    # the time survives the bulk path (one statement on PostgreSQL) to the millisecond, in UTC
     assert archived[0].at == datetime.fromtimestamp(first.ts_ms / 1000, UTC)
     assert showlog.archived(show_id, after_seq=1)[0].seq == 4
     db.close()

@@ -375,11 +375,11 @@ class RedisDispatcher:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(wait):
                             await inbox.arrived.wait()
-                if lost.is_set():
-                    break
                 wait = pace(batch_started, loop.time(), BATCH_EVERY_S)
                 if wait > 0 and inbox.items and len(inbox.items) < MAX_BATCH:
                     await asyncio.sleep(wait)  # the commands coming meanwhile join this batch
+                if lost.is_set():
+                    break
                 batch_started = loop.time()
                 taken = inbox.take(MAX_BATCH)
                 items = [(command, reply_key) for command, reply_key, _id in taken]
