@@ -32,7 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from liveshow import jsonwire
 from liveshow.auction.commands import Command
 from liveshow.auction.errors import WriterUnavailable
-from liveshow.auction.pacing import BATCH_EVERY_S, pace
+from liveshow.auction.pacing import BATCH_EVERY_S, Pacer
 from liveshow.auction.writer import Fenced, Replier, ShowWriter
 from liveshow.clock import wall_ms
 from liveshow.redisconn import connect
@@ -201,14 +201,10 @@ class RedisDispatcher:
                 self._refuse(deadlines.popleft()[1])  # already answered: nothing left to refuse
 
     async def _send_commands(self) -> None:
-        loop = asyncio.get_running_loop()
-        sent_at = float("-inf")
+        pacer = Pacer(SEND_EVERY_S)
         while True:
             await self._outbox_ready.wait()
-            wait = pace(sent_at, loop.time(), SEND_EVERY_S)
-            if wait > 0:  # the commands coming meanwhile go in the same send
-                await asyncio.sleep(wait)
-            sent_at = loop.time()
+            await pacer.next_round()  # the commands coming meanwhile go in the same send
             self._outbox_ready.clear()
             batch, self._outbox = self._outbox, []
             if not batch:
@@ -366,8 +362,7 @@ class RedisDispatcher:
             reader = asyncio.create_task(read_ahead(), name=f"lead-{show_id}-read")
             self._inboxes[show_id] = inbox
             idle_since = wall_ms()
-            loop = asyncio.get_running_loop()
-            batch_started = float("-inf")
+            pacer = Pacer(BATCH_EVERY_S)
             while not lost.is_set():
                 due = writer.due_ms()
                 if not inbox.items:
@@ -375,12 +370,9 @@ class RedisDispatcher:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(wait):
                             await inbox.arrived.wait()
-                wait = pace(batch_started, loop.time(), BATCH_EVERY_S)
-                if wait > 0 and inbox.items and len(inbox.items) < MAX_BATCH:
-                    await asyncio.sleep(wait)  # the commands coming meanwhile join this batch
+                await pacer.next_round(0 < len(inbox.items) < MAX_BATCH)
                 if lost.is_set():
                     break
-                batch_started = loop.time()
                 taken = inbox.take(MAX_BATCH)
                 items = [(command, reply_key) for command, reply_key, _id in taken]
                 due = writer.due_ms()

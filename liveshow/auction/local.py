@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from liveshow.auction.commands import Command
 from liveshow.auction.errors import WriterUnavailable
-from liveshow.auction.pacing import BATCH_EVERY_S, pace
+from liveshow.auction.pacing import BATCH_EVERY_S, Pacer
 from liveshow.auction.writer import Fenced, ShowWriter
 from liveshow.clock import wall_ms
 
@@ -79,8 +79,7 @@ class LocalDispatcher:
             await writer.close()
 
     async def _decide_forever(self, show_id: int, queue: asyncio.Queue[Item], writer: ShowWriter) -> None:
-        loop = asyncio.get_running_loop()
-        batch_started = float("-inf")
+        pacer = Pacer(BATCH_EVERY_S)
         while True:
             due = writer.due_ms()
             timeout = None if due is None else max(0.0, (due - wall_ms()) / 1000)
@@ -89,10 +88,7 @@ class LocalDispatcher:
                 items.append(await asyncio.wait_for(queue.get(), timeout))
             except TimeoutError:
                 pass
-            wait = pace(batch_started, loop.time(), BATCH_EVERY_S)
-            if items and wait > 0 and queue.qsize() < BATCH:
-                await asyncio.sleep(wait)  # the commands coming meanwhile join this batch
-            batch_started = loop.time()
+            await pacer.next_round(bool(items) and queue.qsize() < BATCH)
             while items and len(items) < BATCH and not queue.empty():
                 items.append(queue.get_nowait())
             due = writer.due_ms()

@@ -39,8 +39,8 @@ end
 return {last - n + 1, n, 0}
 """
 # With a durable log the counter never passes the ceiling: events are numbered in order until it is
-# reached, and the rest are left unnumbered (the caller reserves and sends them again). {NO_COUNTER, 0,
-# 0} when the counter is gone (Redis restarted empty); a refusal changes nothing.
+# reached, and the rest are left unnumbered (the caller reserves and sends them again). {-1, 0, 0} when
+# the counter is gone (Redis restarted empty); a refusal changes nothing.
 _PUBLISH_FENCED = """
 local last = redis.call('GET', KEYS[1])
 if not last then return {-1, 0, 0} end
@@ -53,7 +53,6 @@ end
 if n > 0 then redis.call('SET', KEYS[1], seq + n) end
 return {seq + 1, n, ceiling - seq - n}
 """
-NO_COUNTER = -1
 # After a reservation: KEYS seq, ceiling; ARGV start (the reservation's floor), ceiling. A counter that
 # exists is never moved back (another process set it from its own, as fresh, reservation); the ceiling
 # only rises.
@@ -193,7 +192,7 @@ class RedisBus:
                 if self.durable is not None and left <= self.block // 2:
                     self._reserve_ahead(topic)
                 return events
-            # The counter is gone (first == NO_COUNTER) or the ceiling was reached part way: the rest
+            # The counter is gone (nothing numbered) or the ceiling was reached part way: the rest
             # waits for a fresh reservation.
             stamped = stamped[numbered:]
             await self._reserve(topic)
