@@ -15,6 +15,7 @@ import math
 import re
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.types import Message, Receive
 
@@ -60,19 +61,43 @@ def _finite(raw: str) -> float:
 
 # Built once: json.loads with options builds a decoder per call, which tripled the cost of a bid frame.
 _DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+# The values a flat object read by orjson may hold and be exactly what the standard library reads: no
+# float (orjson reads an integer past 64 bits as one), no container (left to the depth rules below).
+_PLAIN = frozenset({str, int, bool, type(None)})
+
+
+def _flat(raw: str) -> dict[str, Any] | None:
+    """The object orjson reads, where that is certainly what the standard library would read: a flat
+    object of strings, integers, booleans and nulls (a bid, a claim, a chat line). None otherwise,
+    including all that orjson refuses (lone surrogates, NaN, a BOM...), for the standard library to
+    read or refuse with its own reason. A bid frame costs a quarter of the standard parse this way."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if type(data) is not dict:
+        return None
+    for value in data.values():
+        if type(value) not in _PLAIN:
+            return None
+    return data
 
 
 def parse_object(raw: str | bytes, *, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """A JSON object from client text, or ValidationFailed with a reason a person can act on.
 
-    The standard library parses, not orjson: a client's 10**30 must stay an integer (and be refused as
-    an absurd amount by the rules), where orjson would read it as a float.
+    The standard library parses anything but a flat object of plain values (see _flat): a client's
+    10**30 must stay an integer (and be refused as an absurd amount by the rules), where orjson would
+    read it as a float.
     """
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise ValidationFailed("JSON must be UTF-8 text.") from None
+    flat = _flat(raw)
+    if flat is not None:
+        return flat
     # Counting openers is C-speed and bounds the depth: the scan runs only when it could matter.
     if raw.count("[") + raw.count("{") > max_depth and depth_of(raw) > max_depth:
         raise ValidationFailed(f"JSON nested more than {max_depth} levels deep.")

@@ -97,3 +97,35 @@ def test_room_frames_use_the_same_reader() -> None:
         decode('{"type": "chat.send", "text": ' + "[" * 2000 + "]" * 2000 + "}")
     with pytest.raises(ValidationFailed, match="NaN"):
         decode('{"type": "bid", "max_cents": NaN}')
+
+
+# What a client may put in a flat frame, the awkward cases included: integers past 64 bits, floats,
+# NaN and infinities (json.dumps writes them), lone surrogates (escaped or raw), nested values.
+flat_values = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**64 + 2)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(alphabet=st.characters(blacklist_categories=()), max_size=6)
+    | st.lists(st.integers(), max_size=2)
+)
+
+
+@given(st.dictionaries(st.text(max_size=4), flat_values, max_size=5), st.booleans())
+@settings(max_examples=400, deadline=None)
+def test_the_flat_fast_path_reads_exactly_what_the_standard_library_reads(
+    value: dict[str, Any], ascii_only: bool
+) -> None:
+    from liveshow.jsonbody import _DECODER
+
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    try:
+        expected = _DECODER.decode(text)
+    except (ValueError, ValidationFailed):
+        with pytest.raises(ValidationFailed):
+            parse_object(text)
+        return
+    got = parse_object(text)
+    assert got == expected or (json.dumps(got) == json.dumps(expected))  # NaN != NaN
+    assert [type(v) for v in got.values()] == [type(v) for v in expected.values()]

@@ -3,10 +3,14 @@ stored message's retry check, and the events page's cursor and filtering."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from liveshow import jsonwire
 from liveshow.chat.answers import Answer, fingerprint
@@ -87,3 +91,22 @@ def test_a_page_moves_its_cursor_past_every_row_read() -> None:
         "more": False,
     }
     assert page([], after_seq=7, limit=3) == {"events": [], "next_after_seq": 7, "more": False}
+
+
+# A command's fingerprint is stored with its decision and compared with a retry's, maybe by another
+# version: orjson's fast path must hash exactly the standard library's text, whatever the payload.
+command_payloads = st.dictionaries(
+    st.text(max_size=6),
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=2**63 - 2) | st.text(max_size=4),
+    max_size=4,
+)
+
+
+@given(st.sampled_from(["bid", "claim", "lot.open", "lot.close", "é"]), command_payloads)
+@settings(max_examples=400, deadline=None)
+def test_command_fingerprint_hashes_the_standard_librarys_text(kind: str, payload: dict[str, Any]) -> None:
+    from liveshow.auction.commands import Command
+
+    text = json.dumps([kind, payload], sort_keys=True, separators=(",", ":"))
+    expected = hashlib.sha256(text.encode()).hexdigest()[:32]
+    assert Command(kind, 1, 2, "k-12345678", payload).fingerprint() == expected

@@ -67,6 +67,16 @@ def test_an_off_rule_allows_everything() -> None:
     assert all(log.hit(rule, float(t)).allowed for t in range(1000))
 
 
+def test_limits_say_which_rules_count(tmp_path: Path) -> None:
+    from liveshow.ratelimit.service import Limits
+
+    settings = make_settings(tmp_path, "sqlite://", limit_chat_account="off", limit_socket_address="5/60")
+    limits = Limits(settings, MemoryLimiter())
+    assert not limits.counts("bid.account")  # off: the bid path skips the check
+    assert limits.counts("chat.account")  # off, but slow mode may still space chat
+    assert limits.counts("socket.address")
+
+
 def test_refusal_says_when_to_try_again_in_both_shapes() -> None:
     exc = refusal(Rule("signin.address", 20, 300.0), Verdict(False, 12.2))
     assert exc.status == 429 and exc.code == "rate_limited"

@@ -14,6 +14,8 @@ import secrets
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+import orjson
+
 from liveshow import jsonwire
 from liveshow.auction.errors import BadAmount, BadKey
 from liveshow.auction.rules import Bid, Claim, Lot, rank_bids
@@ -25,6 +27,8 @@ MAX_QUANTITY = 999
 MAX_DURATION_S = 3_600
 KEY_RE = re.compile(r"^[A-Za-z0-9_.:-]{8,80}$")
 
+# Payload values whose JSON text orjson and the standard library write alike (see fingerprint).
+_EXACT = frozenset({int, bool, type(None)})
 VIEWER_KINDS = frozenset({"claim", "bid"})
 HOST_KINDS = frozenset({"lot.open", "lot.close", "lot.next", "lot.cancel"})
 
@@ -46,8 +50,10 @@ class Command:
     id: str = field(default_factory=lambda: f"{_ID_PREFIX}{next(_ID_COUNTER):x}")
 
     def fingerprint(self) -> str:
-        body = json.dumps([self.kind, self.payload], sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(body.encode()).hexdigest()[:32]
+        """A hash of what the command asks. Fingerprints are stored with their decisions and compared
+        across versions, so the text hashed is the standard library's; orjson writes the same bytes
+        for a payload of integers, booleans and nulls (a bid's, a claim's) in a fifth of the time."""
+        return hashlib.sha256(_fingerprinted(self.kind, self.payload)).hexdigest()[:32]
 
     def to_json(self) -> str:
         # vars(), not dataclasses.asdict: no deep copy of the payload, a few µs per command on the
@@ -57,6 +63,15 @@ class Command:
     @classmethod
     def from_json(cls, raw: str) -> Command:
         return cls(**jsonwire.loads(raw))
+
+
+def _fingerprinted(kind: str, payload: dict[str, Any]) -> bytes:
+    if kind.isascii() and all(type(v) in _EXACT and k.isascii() for k, v in payload.items()):
+        try:
+            return orjson.dumps([kind, payload], option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # an integer past 64 bits
+            pass
+    return json.dumps([kind, payload], sort_keys=True, separators=(",", ":")).encode()
 
 
 def cents(value: Any, what: str = "amount") -> int:

@@ -36,6 +36,7 @@ from liveshow.auction.pacing import BATCH_EVERY_S, Pacer
 from liveshow.auction.writer import Fenced, Replier, ShowWriter
 from liveshow.clock import wall_ms
 from liveshow.redisconn import connect
+from liveshow.resp import RespConnection, stream_entries
 
 log = logging.getLogger(__name__)
 # A killed leader's show waits up to a lease for the next one: the field's target is decisions again
@@ -89,6 +90,10 @@ class RedisDispatcher:
         self.make_writer = make_writer
         self.token = uuid.uuid4().hex
         self.redis = connect(url)
+        # The hot loops' own lean connections (resp.py): the commands out, the replies in, the
+        # replies of the shows led here out (one for all of them: each reply is one write).
+        self._sender = RespConnection(url)
+        self._replies_out = RespConnection(url)
         self._renew = self.redis.register_script(_RENEW)
         self._release = self.redis.register_script(_RELEASE)
         self.reply_key = f"{prefix}:auction:reply:{self.token}"
@@ -99,6 +104,7 @@ class RedisDispatcher:
         # show -> when this process last sent it a command: it campaigns for the show while the answer
         # may still be pending, then lets go (a leader with nothing to do steps down after idling).
         self._interest: dict[int, int] = {}
+        self._interest_ms = max(idle_release_ms, int(reply_timeout * 1000))
         self._leading: dict[int, asyncio.Task[None]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         # Commands waiting to be appended to their show's stream: one sender pipelines them all, so a
@@ -150,6 +156,8 @@ class RedisDispatcher:
         with contextlib.suppress(Exception):
             await self.redis.delete(self.reply_key)
         await self.redis.aclose()
+        await self._sender.close()
+        await self._replies_out.close()
 
     # ------------------------------------------------------------ asking
 
@@ -165,8 +173,10 @@ class RedisDispatcher:
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._futures[command.id] = future
         self._deadlines.append((loop.time() + self.reply_timeout, command.id))
-        fresh = not self._interested(command.show_id)
-        self._interest[command.show_id] = wall_ms()
+        now = wall_ms()
+        since = self._interest.get(command.show_id)
+        fresh = since is None or now - since >= self._interest_ms  # not _interested(): one clock read
+        self._interest[command.show_id] = now
         try:
             # Queued before anything is awaited, so one process's commands keep the order they came in.
             inbox = self._inboxes.get(command.show_id)
@@ -214,13 +224,13 @@ class RedisDispatcher:
             per_stream: dict[str, list[Command]] = {}
             for stream, command in batch:
                 per_stream.setdefault(stream, []).append(command)
-            pipe = self.redis.pipeline(transaction=False)
-            for stream, commands in per_stream.items():
-                for group in _chunks(commands, GROUP):
-                    fields = {"cs": jsonwire.dumps([vars(c) for c in group]), "r": self.reply_key}
-                    pipe.xadd(stream, fields, maxlen=200_000, approximate=True)  # type: ignore[arg-type]
+            appends: list[list[str | int]] = [
+                ["XADD", stream, "MAXLEN", "~", 200_000, "*", "cs", body, "r", self.reply_key]
+                for stream, commands in per_stream.items()
+                for body in (jsonwire.dumps([vars(c) for c in group]) for group in _chunks(commands, GROUP))
+            ]
             try:
-                await pipe.execute()
+                await self._sender.pipeline(appends)
             except (OSError, aioredis.RedisError) as exc:
                 log.warning("auction commands not sent to Redis: %s", exc)
                 for _stream, command in batch:
@@ -232,23 +242,20 @@ class RedisDispatcher:
 
     def _interested(self, show_id: int) -> bool:
         since = self._interest.get(show_id)
-        window = max(self.idle_release_ms, int(self.reply_timeout * 1000))
-        return since is not None and wall_ms() - since < window
+        return since is not None and wall_ms() - since < self._interest_ms
 
     async def _read_replies(self) -> None:
-        conn = aioredis.from_url(self.url, decode_responses=True)
+        conn = RespConnection(self.url)
         last = "$"
         loop = asyncio.get_running_loop()
         trimmed_at = loop.time()
         try:
             while True:
                 try:
-                    resp: Any = await conn.xread({self.reply_key: last}, block=2000, count=1000)
-                except (OSError, aioredis.ConnectionError) as exc:
-                    log.warning("auction reply reader lost Redis: %s", exc)
-                    await asyncio.sleep(0.5)
-                    continue
-                for _key, entries in resp or []:
+                    resp: Any = await conn.call(
+                        "XREAD", "COUNT", 1000, "BLOCK", 2000, "STREAMS", self.reply_key, last, timeout=12
+                    )
+                    entries = stream_entries(resp)
                     for entry_id, fields in entries:
                         last = entry_id
                         # "b": a batch's answers (this version); "id"/"a": one answer, as a process
@@ -260,11 +267,14 @@ class RedisDispatcher:
                         )
                         for command_id, answer in answers:
                             self._answer(command_id, answer)
-                if resp and loop.time() - trimmed_at >= TRIM_EVERY_S:
-                    trimmed_at = loop.time()
-                    await conn.xtrim(self.reply_key, minid=last)
+                    if entries and loop.time() - trimmed_at >= TRIM_EVERY_S:
+                        trimmed_at = loop.time()
+                        await conn.call("XTRIM", self.reply_key, "MINID", last)
+                except (OSError, aioredis.ConnectionError) as exc:
+                    log.warning("auction reply reader lost Redis: %s", exc)
+                    await asyncio.sleep(0.5)
         finally:
-            await conn.aclose()
+            await conn.close()
 
     # ------------------------------------------------------------ leading
 
@@ -300,15 +310,14 @@ class RedisDispatcher:
                     grouped.setdefault(reply_key, []).append((command.id, answer))
             if not grouped:
                 return
-            pipe = self.redis.pipeline(transaction=False)
+            writes: list[list[str | int]] = []
             now = time.monotonic()
             for reply_key, batch in grouped.items():
-                body = jsonwire.dumps(batch)
-                pipe.xadd(reply_key, {"b": body}, maxlen=10_000, approximate=True)
+                writes.append(["XADD", reply_key, "MAXLEN", "~", 10_000, "*", "b", jsonwire.dumps(batch)])
                 if now - self._ttl_renewed.get(reply_key, -REPLY_TTL_RENEW_S) >= REPLY_TTL_RENEW_S:
                     self._ttl_renewed[reply_key] = now
-                    pipe.expire(reply_key, REPLY_TTL_S)
-            await pipe.execute()
+                    writes.append(["EXPIRE", reply_key, REPLY_TTL_S])
+            await self._replies_out.pipeline(writes)
 
         return reply
 
@@ -327,7 +336,7 @@ class RedisDispatcher:
                     lost.set()
 
         renewer = asyncio.create_task(renew())
-        conn = aioredis.from_url(self.url, decode_responses=True)
+        conn = RespConnection(self.url)
         writer = self.make_writer(show_id)
         inbox = _Inbox()
         reader: asyncio.Task[None] | None = None
@@ -342,12 +351,13 @@ class RedisDispatcher:
                         inbox.drained.clear()
                         await inbox.drained.wait()
                         continue
-                    resp: Any = await conn.xread({stream: pos}, block=1000, count=BATCH)
-                    for _key, entries in resp or []:
-                        for entry_id, fields in entries:
-                            for command in _commands_of(fields):
-                                inbox.put(command, fields["r"], entry_id)
-                            pos = entry_id
+                    resp: Any = await conn.call(
+                        "XREAD", "COUNT", BATCH, "BLOCK", 1000, "STREAMS", stream, pos, timeout=11
+                    )
+                    for entry_id, fields in stream_entries(resp):
+                        for command in _commands_of(fields):
+                            inbox.put(command, fields["r"], entry_id)
+                        pos = entry_id
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -420,7 +430,7 @@ class RedisDispatcher:
             with contextlib.suppress(Exception):
                 await self._release(keys=[lease], args=[self.token])
             with contextlib.suppress(Exception):
-                await conn.aclose()
+                await conn.close()
 
     def _fail_local(self, items: list[tuple[Command, str, str | None]]) -> None:
         for command, reply_key, _id in items:

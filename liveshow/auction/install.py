@@ -34,9 +34,10 @@ LIMITED_TYPES = frozenset({"bid", "claim"})
 def bid_limited(handler: RoomHandler, context: AppContext) -> RoomHandler:
     limits = context.limits
     assert limits is not None
+    counted = limits.counts("bid.account")  # read once: the rules are fixed at startup
 
     async def limited(show_id: int, user: User | None, message: dict[str, Any]) -> dict[str, Any] | None:
-        if user is not None and message.get("type") in LIMITED_TYPES:
+        if counted and user is not None and message.get("type") in LIMITED_TYPES:
             await limits.check("bid.account", f"{show_id}:{user.id}")
         return await handler(show_id, user, message)
 

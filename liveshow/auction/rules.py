@@ -395,7 +395,7 @@ def bid(book: Book, bidder_id: int, max_cents: int, now_ms: int, lot_no: int | N
     if bidder_id == lot.seller_id:
         raise SelfBidding("You cannot bid on your own item.")
     before = standing(lot)
-    minimum = min_next_bid(lot)
+    minimum = next_bid(before.price_cents) if lot.bid_count else lot.start_cents  # min_next_bid(lot)
     if max_cents < minimum:
         raise BidTooLow(f"The next bid is at least {minimum} cents.", min_cents=minimum)
     # Only the leader can hold a maximum at or above the minimum: everyone else's is at most the
@@ -425,7 +425,7 @@ def bid(book: Book, bidder_id: int, max_cents: int, now_ms: int, lot_no: int | N
                 "price_cents": after.price_cents,
                 "ends_at_ms": ends,
                 "bids": new_lot.bid_count,
-                "next_min_cents": min_next_bid(new_lot),
+                "next_min_cents": next_bid(after.price_cents),  # min_next_bid(new_lot): it has a bid
             },
         ),
     ]

@@ -153,7 +153,8 @@ class AuctionService:
         if kind in cmds.HOST_KINDS:
             result = await self.host(show_id, user, kind, message)
         else:
-            await self._show(show_id)
+            if show_id not in self._sellers:  # known after the first: no coroutine per bid for it
+                await self._show(show_id)
             key, payload = cmds.parse_viewer(kind, message)
             result = await self.execute(cmds.Command(kind, show_id, user.id, key, payload, user.username))
         return {"type": f"{kind}.result", "ok": True, **result}

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 from liveshow.bus.base import SEQ_BLOCK, DurableLog, Event, Subscription, event_body
 from liveshow.clock import wall_ms
 from liveshow.redisconn import connect
+from liveshow.resp import RespConnection, Script, stream_entries
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,10 @@ class RedisBus:
         self.durable = durable
         self.block = block
         self._redis = connect(url)
-        self._script = self._redis.register_script(_PUBLISH_FENCED if durable is not None else _PUBLISH)
+        # Publishing is a hot loop (a batch of a show's decisions a few hundred times a second): on a
+        # lean connection of its own (resp.py); the rest stays on redis-py.
+        self._publisher = RespConnection(url)
+        self._script = Script(_PUBLISH_FENCED if durable is not None else _PUBLISH)
         self._set_reserved = self._redis.register_script(_SET_RESERVED)
         self._url = url
         self._subs: dict[str, set[Subscription]] = {}
@@ -121,6 +125,7 @@ class RedisBus:
             for sub in list(subs):
                 sub.close()
         await self._redis.aclose()
+        await self._publisher.close()
 
     async def ping(self) -> bool:
         try:
@@ -182,7 +187,9 @@ class RedisBus:
             stamped.append((type_, data, ts, event_body(type_, data, ts)))
         events: list[Event] = []
         for _attempt in range(5):
-            answer: Any = await self._script(keys=keys, args=[self.retain, *[b for *_s, b in stamped]])
+            answer: Any = await self._publisher.run(
+                self._script, keys, [self.retain, *[b for *_s, b in stamped]]
+            )
             first, numbered, left = (int(x) for x in answer)
             events.extend(
                 Event(topic=topic, seq=first + i, type=type_, data=data, ts_ms=ts)
@@ -230,19 +237,29 @@ class RedisBus:
             sub.queue.put_nowait(event)
 
     async def _read(self, topic: str, after_seq: int | None) -> None:
-        # redis-py defaults to a 5 s socket timeout, which a blocking XREAD on a quiet topic would hit:
-        # give the reader room beyond its block time, and treat a timeout as "nothing yet".
-        conn = aioredis.from_url(self._url, decode_responses=True, socket_timeout=30)
+        # A reply late past the block time by 25 s is a Redis in trouble: the connection is dropped
+        # and the reader goes on ("nothing yet"), on a fresh one.
+        conn = RespConnection(self._url, timeout=25)
         lost_at: float | None = None  # when this reader last lost Redis, until it has filled the gap
         loop = asyncio.get_running_loop()
         try:
             if after_seq is None:
-                after_seq = int(await conn.get(self._seq_key(topic)) or 0)
+                after_seq = int(await conn.call("GET", self._seq_key(topic)) or 0)
             last = after_seq
             while not self._closing:
                 try:
                     block = 5000 if lost_at is None else 200
-                    resp: Any = await conn.xread({self._log_key(topic): f"{last}-0"}, block=block, count=500)
+                    resp: Any = await conn.call(
+                        "XREAD",
+                        "COUNT",
+                        500,
+                        "BLOCK",
+                        block,
+                        "STREAMS",
+                        self._log_key(topic),
+                        f"{last}-0",
+                        timeout=25 + block / 1000,
+                    )
                 except aioredis.TimeoutError:
                     self._raise_if_cancelled()
                     continue
@@ -252,7 +269,7 @@ class RedisBus:
                     lost_at = loop.time()
                     await asyncio.sleep(0.5)
                     continue
-                entries = [entry for _key, batch in resp or [] for entry in batch]
+                entries = stream_entries(resp)
                 if lost_at is not None and self.durable is not None:
                     # What was published before the loss and not read here yet is gone from Redis;
                     # the archive has it (every public event): deliver it first, in order.
@@ -274,7 +291,7 @@ class RedisBus:
                     last = event.seq
                     self._deliver(topic, event)
         finally:
-            await conn.aclose()
+            await conn.close()
 
     async def _archived(self, topic: str, after_seq: int, before_seq: int | None) -> list[Event]:
         """The archive's events in the gap; the database may be away too: try for a few seconds."""

@@ -35,7 +35,8 @@ def decode(raw: str | bytes | None) -> dict[str, Any]:
     """The validated client message; ValidationFailed (-> error frame) for anything malformed."""
     if raw is None:
         raise ValidationFailed("Empty frame.")
-    size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
+    # A character is at most 4 bytes of UTF-8: a frame that short needs no encoding to be measured.
+    size = len(raw) if isinstance(raw, bytes) or len(raw) * 4 <= MAX_FRAME_BYTES else _utf8_size(raw)
     if size > MAX_FRAME_BYTES:
         raise FrameTooBig(f"frame of {size} bytes is over {MAX_FRAME_BYTES}")
     if isinstance(raw, bytes):
@@ -52,6 +53,10 @@ def decode(raw: str | bytes | None) -> dict[str, Any]:
     ):
         raise ValidationFailed("Field id must be a string (up to 64 characters) or an integer.")
     return message
+
+
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def reply_id(message: dict[str, Any] | None) -> str | int | None:

@@ -39,6 +39,12 @@ class Limits:
         peer = conn.client.host if conn.client else None
         return budget_key(client_address(peer, conn.headers.get("x-forwarded-for"), self.proxies))
 
+    def counts(self, name: str) -> bool:
+        """Whether ``check`` under ``name`` counts anything (a rule switched off, with no slow mode,
+        never refuses): a caller on a hot path skips the call."""
+        rule = self.rules[name]
+        return not rule.off or rule.spaced
+
     async def check(self, name: str, key: object, slow: float = 0.0) -> None:
         """Count one hit of ``key`` under the rule ``name``, or raise RateLimited."""
         await check(self.limiter, self.rules[name], str(key), slow)
