@@ -47,7 +47,7 @@ def pack(commands: Sequence[Sequence[Arg]]) -> bytes:
                 raw = arg.encode()
             elif isinstance(arg, bytes):
                 raw = arg
-            elif isinstance(arg, int):  # bool is refused by Redis's own clients too: say 0 or 1
+            elif isinstance(arg, int):  # a bool goes as 1 or 0
                 raw = b"%d" % arg
             else:
                 raw = repr(arg).encode()
@@ -150,7 +150,12 @@ class RespConnection:
         if options.get("db"):
             hello.append(["SELECT", int(options["db"])])
         if hello:
-            await self._send(protocol, hello)
+            try:
+                await self._send(protocol, hello)
+            except BaseException:  # a wrong password, say: this connection is not kept
+                if protocol.transport is not None:
+                    protocol.transport.close()
+                raise
         return protocol
 
     async def _send(

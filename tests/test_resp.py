@@ -139,6 +139,17 @@ async def test_the_url_s_password_and_database_are_used(redis_with_password: str
     finally:
         await conn.close()
     wrong = RespConnection(redis_with_password.replace("s3cret", "nope"))
-    with pytest.raises(rx.ResponseError):
-        await wrong.call("PING")
+    for _ in range(3):
+        with pytest.raises(rx.ResponseError):
+            await wrong.call("PING")
     await wrong.close()
+    # A connection refused at AUTH is closed, not left open on the server once per try.
+    checker = RespConnection(redis_with_password)
+    try:
+        for _ in range(50):
+            if (await checker.call("CLIENT", "LIST")).count("\n") == 1:  # itself alone
+                break
+            await asyncio.sleep(0.02)
+        assert (await checker.call("CLIENT", "LIST")).count("\n") == 1
+    finally:
+        await checker.close()
