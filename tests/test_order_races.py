@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
+from liveshow.auction.lot_bids import ranked_bids
 from liveshow.clock import utcnow
 from liveshow.db import Database
 from liveshow.errors import DomainError
@@ -148,7 +149,7 @@ def test_concurrent_checkouts_and_webhook_deliveries_charge_and_refund_once(
         assert len(standin.intents) == 1
         intent_id = payments[0].intent_id or ""
         with db.session() as s:
-            assert len(service.expire_unpaid(s, utcnow() + timedelta(minutes=16), 15)) == 1
+            assert len(service.expire_unpaid(s, ranked_bids, utcnow() + timedelta(minutes=16), 15)) == 1
         event = standin.confirm(intent_id)
         twin = json.loads(event)
         twin["id"] = "evt_twin"

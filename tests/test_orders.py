@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from liveshow.auction.errors import SoldOut
+from liveshow.auction.lot_bids import ranked_bids
 from liveshow.auction.models import AuctionBid, AuctionLot
 from liveshow.clock import utcnow
 from liveshow.closet.models import Listing
@@ -126,20 +127,24 @@ def test_unpaid_auction_win_cancelled_then_second_chance(database_url: str) -> N
             now=t0,
             payment_window_minutes=15,
         )
-        assert service.expire_unpaid(s, t0 + timedelta(minutes=14), 15) == []
-        expired = service.expire_unpaid(s, t0 + timedelta(minutes=16), 15)
+        assert service.expire_unpaid(s, ranked_bids, t0 + timedelta(minutes=14), 15) == []
+        expired = service.expire_unpaid(s, ranked_bids, t0 + timedelta(minutes=16), 15)
         assert [o.id for o in expired] == [order.id] and expired[0].status == "cancelled"
-        assert service.expire_unpaid(s, t0 + timedelta(minutes=17), 15) == []  # only once
+        assert service.expire_unpaid(s, ranked_bids, t0 + timedelta(minutes=17), 15) == []  # only once
         with pytest.raises(Conflict):
             service.pay(s, order.id or 0, winner, PAY, now=t0 + timedelta(minutes=16))
         offer = s.exec(select(SecondChanceOffer)).one()
         assert (offer.buyer_id, offer.price_cents) == (runner, 3000)
         with pytest.raises(NotFound):
-            service.accept_second_chance(s, offer.id or 0, third, now=t0 + timedelta(minutes=17))
-        second = service.accept_second_chance(s, offer.id or 0, runner, now=t0 + timedelta(minutes=17))
+            service.accept_second_chance(s, offer.id or 0, third, ranked_bids, now=t0 + timedelta(minutes=17))
+        second = service.accept_second_chance(
+            s, offer.id or 0, runner, ranked_bids, now=t0 + timedelta(minutes=17)
+        )
         assert (second.buyer_id, second.price_cents, second.source) == (runner, 3000, "second_chance")
         with pytest.raises(Conflict):
-            service.accept_second_chance(s, offer.id or 0, runner, now=t0 + timedelta(minutes=18))
+            service.accept_second_chance(
+                s, offer.id or 0, runner, ranked_bids, now=t0 + timedelta(minutes=18)
+            )
     db.close()
 
 
@@ -162,7 +167,7 @@ def test_second_chance_offer_expires(database_url: str) -> None:
         s.commit()
         with pytest.raises(Conflict):
             service.accept_second_chance(
-                s, offer.id or 0, w.viewers[0].id or 0, now=t0 + timedelta(minutes=1)
+                s, offer.id or 0, w.viewers[0].id or 0, ranked_bids, now=t0 + timedelta(minutes=1)
             )
         s.refresh(offer)
         assert offer.status == "expired"
@@ -231,7 +236,7 @@ def test_second_chance_passes_on_when_declined_or_lapsed(database_url: str) -> N
         order = service.create_order(
             s, winner, listing_id, 3200, "auction", show_id=w.show_id, lot_id=lot.id, now=t0
         )
-        service.expire_unpaid(s, t0 + timedelta(minutes=16), 15)
+        service.expire_unpaid(s, ranked_bids, t0 + timedelta(minutes=16), 15)
 
         def offers() -> list[tuple[int, int, str]]:
             rows = s.exec(select(SecondChanceOffer).order_by(col(SecondChanceOffer.id))).all()
@@ -242,28 +247,34 @@ def test_second_chance_passes_on_when_declined_or_lapsed(database_url: str) -> N
         assert offers() == [(first, 3000, "open")]
         offer = s.exec(select(SecondChanceOffer)).one()
         with pytest.raises(NotFound):  # only the bidder it was offered to may decline it
-            service.decline_second_chance(s, offer.id or 0, second)
-        service.decline_second_chance(s, offer.id or 0, first, now=t0 + timedelta(minutes=17))
+            service.decline_second_chance(s, offer.id or 0, second, ranked_bids)
+        service.decline_second_chance(s, offer.id or 0, first, ranked_bids, now=t0 + timedelta(minutes=17))
         assert offers() == [(first, 3000, "declined"), (second, 2000, "open")]
         with pytest.raises(Conflict):  # declining twice changes nothing
-            service.decline_second_chance(s, offer.id or 0, first, now=t0 + timedelta(minutes=17))
+            service.decline_second_chance(
+                s, offer.id or 0, first, ranked_bids, now=t0 + timedelta(minutes=17)
+            )
         assert len(offers()) == 2
         # 'second' lets it lapse: the sweep passes it on to 'third'
-        assert service.expire_offers(s, t0 + timedelta(minutes=20), 15) == []
-        lapsed = service.expire_offers(s, t0 + timedelta(minutes=33), 15)
+        assert service.expire_offers(s, ranked_bids, t0 + timedelta(minutes=20), 15) == []
+        lapsed = service.expire_offers(s, ranked_bids, t0 + timedelta(minutes=33), 15)
         assert [o.buyer_id for o in lapsed] == [second]
-        assert service.expire_offers(s, t0 + timedelta(minutes=33), 15) == []  # only once
+        assert service.expire_offers(s, ranked_bids, t0 + timedelta(minutes=33), 15) == []  # only once
         assert offers()[1:] == [(second, 2000, "expired"), (third, 1000, "open")]
         # 'third' tries too late: the offer lapses on the spot and goes on to 'fourth'
         third_offer = s.exec(select(SecondChanceOffer).where(SecondChanceOffer.buyer_id == third)).one()
         with pytest.raises(Conflict):
-            service.accept_second_chance(s, third_offer.id or 0, third, now=t0 + timedelta(minutes=50))
+            service.accept_second_chance(
+                s, third_offer.id or 0, third, ranked_bids, now=t0 + timedelta(minutes=50)
+            )
         assert offers()[2:] == [(third, 1000, "expired"), (fourth, 900, "open")]
         last = s.exec(select(SecondChanceOffer).where(SecondChanceOffer.buyer_id == fourth)).one()
-        bought = service.accept_second_chance(s, last.id or 0, fourth, now=t0 + timedelta(minutes=51))
+        bought = service.accept_second_chance(
+            s, last.id or 0, fourth, ranked_bids, now=t0 + timedelta(minutes=51)
+        )
         assert (bought.buyer_id, bought.price_cents, bought.source) == (fourth, 900, "second_chance")
         # every bidder has had their chance: declining now would offer nobody else
-        assert service.offer_next(s, order, t0 + timedelta(minutes=52), 15) is None
+        assert service.offer_next(s, order, ranked_bids, t0 + timedelta(minutes=52), 15) is None
     db.close()
 
 
@@ -321,21 +332,23 @@ def test_second_chance_accept_racing_the_sweeper_sells_one_unit(database_url: st
             )
         s.commit()
         service.create_order(s, winner, listing_id, 3200, "auction", show_id=w.show_id, lot_id=lot.id, now=t0)
-        service.expire_unpaid(s, t0 + timedelta(minutes=16), 15)
+        service.expire_unpaid(s, ranked_bids, t0 + timedelta(minutes=16), 15)
         offer_id = s.exec(select(SecondChanceOffer.id)).one() or 0
     with db.session() as accepting, db.session() as sweeping:
         # The runner-up's request has read the offer (still open, not yet due) ...
         seen = accepting.get(SecondChanceOffer, offer_id)
         assert seen is not None and seen.status == "open"
         # ... when the sweeper, a moment past its deadline, lapses it and offers the win to 'third'.
-        assert [o.id for o in service.expire_offers(sweeping, t0 + timedelta(minutes=31, seconds=1))] == [
-            offer_id
-        ]
+        assert [
+            o.id for o in service.expire_offers(sweeping, ranked_bids, t0 + timedelta(minutes=31, seconds=1))
+        ] == [offer_id]
         with pytest.raises(Conflict):
-            service.accept_second_chance(accepting, offer_id, runner, now=t0 + timedelta(minutes=30))
+            service.accept_second_chance(
+                accepting, offer_id, runner, ranked_bids, now=t0 + timedelta(minutes=30)
+            )
         passed_on = sweeping.exec(select(SecondChanceOffer).where(SecondChanceOffer.buyer_id == third)).one()
         bought = service.accept_second_chance(
-            sweeping, passed_on.id or 0, third, now=t0 + timedelta(minutes=32)
+            sweeping, passed_on.id or 0, third, ranked_bids, now=t0 + timedelta(minutes=32)
         )
         assert bought.buyer_id == third
     with db.session() as s:
@@ -369,7 +382,7 @@ def test_second_chance_accept_with_no_unit_left_leaves_the_offer_open(database_u
         service.create_order(s, elsewhere, listing_id, 1500, "replay", now=t0)  # the unit went elsewhere
         offer_id = offer.id or 0
         with pytest.raises(SoldOut):
-            service.accept_second_chance(s, offer_id, runner, now=t0 + timedelta(minutes=1))
+            service.accept_second_chance(s, offer_id, runner, ranked_bids, now=t0 + timedelta(minutes=1))
     with db.session() as s:
         row = s.get(SecondChanceOffer, offer_id)
         assert row is not None and (row.status, row.new_order_id) == ("open", None)

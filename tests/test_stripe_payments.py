@@ -19,6 +19,7 @@ from sqlmodel import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from liveshow.auction.lot_bids import ranked_bids
 from liveshow.clock import utcnow
 from liveshow.orders import service
 from liveshow.orders.models import Order, Payment, ProcessorEvent, SellerPayments
@@ -216,7 +217,7 @@ def test_payment_after_the_window_closed_is_refunded_once(shop: Shop) -> None:
     payment = shop.checkout()
     assert payment.intent_id
     with shop.db.session() as s:
-        cancelled = service.expire_unpaid(s, utcnow() + timedelta(minutes=16), 15)
+        cancelled = service.expire_unpaid(s, ranked_bids, utcnow() + timedelta(minutes=16), 15)
         assert len(cancelled) == 2
     event = shop.stripe.confirm(payment.intent_id)  # the buyer's card goes through a moment too late
     assert shop.deliver(event)["outcome"] == "refunded"

@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sqlmodel import col, select
 
 from liveshow.auction.commands import Command
+from liveshow.auction.lot_bids import ranked_bids
 from liveshow.auction.models import AuctionDecision
 from liveshow.auction.writer import ShowWriter
 from liveshow.bus import make_bus
@@ -196,8 +197,8 @@ class SellingMachine(RuleBasedStateMachine):
     def sweeper(self, minutes: int) -> None:
         self.advance(self.now_ms + minutes * MINUTE_MS)
         with self.db.session() as s:
-            orders.expire_unpaid(s, self.now)
-            orders.expire_offers(s, self.now)
+            orders.expire_unpaid(s, ranked_bids, self.now)
+            orders.expire_offers(s, ranked_bids, self.now)
 
     @precondition(lambda self: self.second_chance_open())
     @rule(sweeper_first=st.booleans(), late_ms=st.integers(0, 2000))
@@ -213,10 +214,10 @@ class SellingMachine(RuleBasedStateMachine):
             self.advance(int(offer.expires_at.replace(tzinfo=UTC).timestamp() * 1000))
             if sweeper_first:
                 orders.expire_offers(
-                    sweeping, datetime.fromtimestamp((self.now_ms + 1 + late_ms) / 1000, UTC)
+                    sweeping, ranked_bids, datetime.fromtimestamp((self.now_ms + 1 + late_ms) / 1000, UTC)
                 )
             try:
-                orders.accept_second_chance(accepting, offer.id or 0, offer.buyer_id, self.now)
+                orders.accept_second_chance(accepting, offer.id or 0, offer.buyer_id, ranked_bids, self.now)
             except DomainError:
                 pass
             # and the bidder it was passed on to, if anyone, takes it too
@@ -225,7 +226,9 @@ class SellingMachine(RuleBasedStateMachine):
             ).first()
             if passed_on is not None:
                 try:
-                    orders.accept_second_chance(sweeping, passed_on.id or 0, passed_on.buyer_id, self.now)
+                    orders.accept_second_chance(
+                        sweeping, passed_on.id or 0, passed_on.buyer_id, ranked_bids, self.now
+                    )
                 except DomainError:
                     pass
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from liveshow.errors import Conflict, DomainError, Forbidden, NotAuthenticated, NotFound, ValidationFailed
+from liveshow.orders.errors import SoldOut  # selling's own refusal; the rules raise it too
 
 
 class BadAmount(ValidationFailed):
@@ -29,10 +30,6 @@ class LotClosed(Conflict):
 
 class NotOnScreen(Conflict):
     code = "not_on_screen"
-
-
-class SoldOut(Conflict):
-    code = "sold_out"
 
 
 class LotStillOpen(Conflict):

@@ -9,6 +9,7 @@ from starlette.routing import BaseRoute
 from liveshow.accounts.models import User
 from liveshow.auction import api
 from liveshow.auction.install_types import ROOM_TYPES
+from liveshow.auction.lot_bids import ranked_bids
 from liveshow.auction.service import AuctionService
 from liveshow.context import AppContext, RoomHandler
 from liveshow.orders import web as orders_web
@@ -23,7 +24,7 @@ def install(context: AppContext) -> list[BaseRoute]:
     context.chat_hooks.append(service.on_chat)
     context.on_startup.append(service.start)
     context.on_shutdown.append(service.stop)
-    return [*api.routes(), *orders_web.routes()]
+    return [*api.routes(), *orders_web.routes(ranked_bids)]
 
 
 # Bids and claims are what a bot would spam: counted per account and show (the room and the HTTP API

@@ -12,11 +12,12 @@ from sqlmodel import col, select
 from liveshow import jsonwire
 from liveshow.auction import rules
 from liveshow.auction.commands import Command
-from liveshow.auction.errors import LotStillOpen, SoldOut
+from liveshow.auction.errors import LotStillOpen
 from liveshow.auction.models import AuctionDecision, AuctionLot
 from liveshow.closet.models import Listing, ListingPhoto
 from liveshow.db import Database
 from liveshow.errors import Conflict, Forbidden, NotFound
+from liveshow.orders.errors import SoldOut
 from liveshow.shows.models import LineupItem, Show
 
 Answer = tuple[str, dict[str, Any]]

@@ -19,9 +19,9 @@ from liveshow.auction.errors import (
     NotOnScreen,
     OverBuyerLimit,
     SelfBidding,
-    SoldOut,
 )
 from liveshow.auction.increments import increment, next_bid
+from liveshow.orders.errors import SoldOut
 
 ANTI_SNIPE_MS = 10_000
 DEFAULT_DURATION_MS = 30_000

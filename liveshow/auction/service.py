@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from liveshow.accounts.models import User
 from liveshow.auction import commands as cmds
 from liveshow.auction.errors import HostOnly, error_from_dict
+from liveshow.auction.lot_bids import ranked_bids
 from liveshow.auction.models import AuctionLot
 from liveshow.auction.writer import ShowWriter
 from liveshow.bus import is_redis_url
@@ -207,8 +208,8 @@ class AuctionService:
     def sweep(self) -> int:
         with self.db.session() as s:
             window = self.settings.payment_window_minutes
-            lapsed = expire_unpaid(s, utcnow(), window)
-            return len(lapsed) + len(expire_offers(s, utcnow(), window))
+            lapsed = expire_unpaid(s, ranked_bids, utcnow(), window)
+            return len(lapsed) + len(expire_offers(s, ranked_bids, utcnow(), window))
 
 
 def make_dispatcher(settings: Settings, make_writer: Any) -> Dispatcher:

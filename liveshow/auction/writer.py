@@ -26,7 +26,7 @@ from liveshow import jsonwire
 from liveshow.accounts.models import User
 from liveshow.auction import rules
 from liveshow.auction.commands import Command, lot_from_dict, lot_to_dict
-from liveshow.auction.errors import KeyReused, SoldOut, error_to_dict
+from liveshow.auction.errors import KeyReused, error_to_dict
 from liveshow.auction.models import AuctionBid, AuctionClaim, AuctionDecision, AuctionLot, AuctionWriter
 from liveshow.auction.pg_batch import BatchRows, PgBatchCommitter
 from liveshow.auction.prepare import Prepared, apply_host, needs_db, prepare
@@ -34,6 +34,7 @@ from liveshow.clock import wall_ms
 from liveshow.db import Database, bulk_insert, loop_connection, table_of
 from liveshow.errors import DomainError
 from liveshow.metrics import Metrics
+from liveshow.orders.errors import SoldOut
 from liveshow.orders.models import Order
 from liveshow.orders.service import create_order
 from liveshow.showlog import ShowLog

@@ -3,21 +3,26 @@ auctions, accepted offers, giveaways) goes through ``create_order`` and so throu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from liveshow.auction.errors import SoldOut
 from liveshow.clock import utcnow
 from liveshow.closet.models import Listing
 from liveshow.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from liveshow.orders import money, states
+from liveshow.orders.errors import SoldOut
 from liveshow.orders.models import Order, SecondChanceOffer
 from liveshow.orders.providers import PaymentProvider
 
 SOURCES = ("claim", "auction", "second_chance", "offer", "giveaway", "replay")
+# The accepted bids of an auction lot, best first (highest maximum, then the earlier), as (bidder id,
+# maximum in cents): who an unpaid win is offered to next. The auction's tables say it, so the auction
+# hands this in (auction/lot_bids.py) rather than orders reading them.
+LotBids = Callable[[Session, int], list[tuple[int, int]]]
 
 
 def live_units(session: Session, listing_id: int) -> set[int]:
@@ -281,7 +286,9 @@ def _set_refund(session: Session, order: Order, status: str, **values: object) -
     return order
 
 
-def expire_unpaid(session: Session, now: datetime | None = None, window_minutes: int = 15) -> list[Order]:
+def expire_unpaid(
+    session: Session, lot_bids: LotBids, now: datetime | None = None, window_minutes: int = 15
+) -> list[Order]:
     """Cancel every order past its payment window; an unpaid auction win goes to the runner-up as a
     second-chance offer at their own maximum."""
 
@@ -298,7 +305,7 @@ def expire_unpaid(session: Session, now: datetime | None = None, window_minutes:
             continue
         refresh_sold_count(session, order.listing_id)
         if order.source == "auction":
-            offer_next(session, order, now, window_minutes)
+            offer_next(session, order, lot_bids, now, window_minutes)
         session.commit()
         session.refresh(order)
         cancelled.append(order)
@@ -306,34 +313,28 @@ def expire_unpaid(session: Session, now: datetime | None = None, window_minutes:
 
 
 def offer_next(
-    session: Session, order: Order, now: datetime, window_minutes: int
+    session: Session, order: Order, lot_bids: LotBids, now: datetime, window_minutes: int
 ) -> SecondChanceOffer | None:
     """Offer the unpaid win to the highest bidder of the lot not yet offered it, at their own maximum
     (the caller commits). None when every bidder has had their chance."""
-    from liveshow.auction.models import AuctionBid
-
     if order.lot_id is None or order.id is None:
         return None
     asked = set(
         session.exec(select(SecondChanceOffer.buyer_id).where(SecondChanceOffer.order_id == order.id)).all()
     )
     asked.add(order.buyer_id)
-    bids = session.exec(
-        select(AuctionBid)
-        .where(AuctionBid.lot_id == order.lot_id)
-        .order_by(col(AuctionBid.max_cents).desc(), col(AuctionBid.id))
-    ).all()
-    runner = next((b for b in bids if b.bidder_id not in asked), None)
+    runner = next(((b, m) for b, m in lot_bids(session, order.lot_id) if b not in asked), None)
     if runner is None:
         return None
+    bidder_id, max_cents = runner
     offer = SecondChanceOffer(
         order_id=order.id,
-        buyer_id=runner.bidder_id,
+        buyer_id=bidder_id,
         seller_id=order.seller_id,
         listing_id=order.listing_id,
         show_id=order.show_id,
         lot_id=order.lot_id,
-        price_cents=runner.max_cents,
+        price_cents=max_cents,
         created_at=now,
         expires_at=now + timedelta(minutes=window_minutes),
     )
@@ -342,7 +343,12 @@ def offer_next(
 
 
 def _close_offer(
-    session: Session, offer: SecondChanceOffer, status: str, now: datetime, window_minutes: int
+    session: Session,
+    offer: SecondChanceOffer,
+    status: str,
+    lot_bids: LotBids,
+    now: datetime,
+    window_minutes: int,
 ) -> bool:
     """Open -> declined/expired, then pass the win on; False when someone else closed it first."""
     result = session.execute(
@@ -355,14 +361,14 @@ def _close_offer(
         return False
     order = session.get(Order, offer.order_id)
     if order is not None:
-        offer_next(session, order, now, window_minutes)
+        offer_next(session, order, lot_bids, now, window_minutes)
     session.commit()
     session.refresh(offer)
     return True
 
 
 def expire_offers(
-    session: Session, now: datetime | None = None, window_minutes: int = 15
+    session: Session, lot_bids: LotBids, now: datetime | None = None, window_minutes: int = 15
 ) -> list[SecondChanceOffer]:
     """Close every open offer past its time and pass each win to the next bidder."""
     now = now or utcnow()
@@ -371,11 +377,16 @@ def expire_offers(
             SecondChanceOffer.status == "open", col(SecondChanceOffer.expires_at) < now
         )
     ).all()
-    return [offer for offer in due if _close_offer(session, offer, "expired", now, window_minutes)]
+    return [offer for offer in due if _close_offer(session, offer, "expired", lot_bids, now, window_minutes)]
 
 
 def accept_second_chance(
-    session: Session, offer_id: int, user_id: int, now: datetime | None = None, window_minutes: int = 15
+    session: Session,
+    offer_id: int,
+    user_id: int,
+    lot_bids: LotBids,
+    now: datetime | None = None,
+    window_minutes: int = 15,
 ) -> Order:
     now = now or utcnow()
     offer = session.get(SecondChanceOffer, offer_id)
@@ -384,7 +395,7 @@ def accept_second_chance(
     if offer.status != "open":
         raise Conflict(f"This offer is {offer.status}.")
     if now > offer.expires_at:
-        _close_offer(session, offer, "expired", now, window_minutes)
+        _close_offer(session, offer, "expired", lot_bids, now, window_minutes)
         raise Conflict("This offer has expired.")
     # Take the offer conditionally, before the unit, as every other offer path does: the sweeper lapsing
     # it at this moment passes the win on to the next bidder, and only one of the two may win, or one
@@ -426,6 +437,7 @@ def decline_second_chance(
     session: Session,
     offer_id: int,
     user_id: int,
+    lot_bids: LotBids,
     now: datetime | None = None,
     window_minutes: int = 15,
 ) -> SecondChanceOffer:
@@ -433,7 +445,7 @@ def decline_second_chance(
     if offer is None or offer.buyer_id != user_id:
         raise NotFound("No such offer.")
     if offer.status != "open" or not _close_offer(
-        session, offer, "declined", now or utcnow(), window_minutes
+        session, offer, "declined", lot_bids, now or utcnow(), window_minutes
     ):
         raise Conflict(f"This offer is {offer.status}.")
     return offer

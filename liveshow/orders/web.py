@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlmodel import col, select
@@ -96,48 +97,56 @@ async def orders_page(request: Request) -> Response:
     return render(request, "orders.html", user=user, payments=provider(request), **rows)
 
 
-async def order_action(request: Request) -> Response:
-    user = await run_in_threadpool(require_user, request)
-    await check_csrf(request)
-    form = await request.form()
-    action = request.path_params["action"]
-    target = int(request.path_params["order_id"])
-    context = ctx(request)
-    assert user.id is not None
-    uid = user.id
-    payments = provider(request)
-    carrier, tracking = str(form.get("carrier") or ""), str(form.get("tracking_number") or "")
+def _order_action(lot_bids: service.LotBids) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of an order's actions; ``lot_bids`` says who a declined or lapsed second-chance
+    offer goes to next (the auction's bids: orders does not read them itself)."""
 
-    def run() -> None:
-        with context.db.session() as s:
-            window = context.settings.payment_window_minutes
-            if action == "pay":
-                service.pay(s, target, uid, payments, fee_bps=context.settings.platform_fee_bps)
-            elif action == "confirm-paid":
-                if payments.name != "manual":
-                    raise Conflict(f"Payments go through {payments.name}; it confirms them.")
-                service.confirm_paid(s, target, uid)
-            elif action == "ship":
-                service.mark_shipped(s, target, uid, carrier=carrier, tracking_number=tracking)
-            elif action == "deliver":
-                service.mark_delivered(s, target, uid)
-            elif action == "cancel":
-                service.cancel(s, target, uid, payments)
-            elif action == "retry-refund":
-                service.retry_refund(s, target, uid, payments)
-            elif action == "accept-offer":
-                service.accept_second_chance(s, target, uid, window_minutes=window)
-            elif action == "decline-offer":
-                service.decline_second_chance(s, target, uid, window_minutes=window)
-            else:
-                raise NotFound("No such action.")
+    async def order_action(request: Request) -> Response:
+        user = await run_in_threadpool(require_user, request)
+        await check_csrf(request)
+        form = await request.form()
+        action = request.path_params["action"]
+        target = int(request.path_params["order_id"])
+        context = ctx(request)
+        assert user.id is not None
+        uid = user.id
+        payments = provider(request)
+        carrier, tracking = str(form.get("carrier") or ""), str(form.get("tracking_number") or "")
 
-    await run_in_threadpool(run)
-    return RedirectResponse("/orders", status_code=303)
+        def run() -> None:
+            with context.db.session() as s:
+                window = context.settings.payment_window_minutes
+                if action == "pay":
+                    service.pay(s, target, uid, payments, fee_bps=context.settings.platform_fee_bps)
+                elif action == "confirm-paid":
+                    if payments.name != "manual":
+                        raise Conflict(f"Payments go through {payments.name}; it confirms them.")
+                    service.confirm_paid(s, target, uid)
+                elif action == "ship":
+                    service.mark_shipped(s, target, uid, carrier=carrier, tracking_number=tracking)
+                elif action == "deliver":
+                    service.mark_delivered(s, target, uid)
+                elif action == "cancel":
+                    service.cancel(s, target, uid, payments)
+                elif action == "retry-refund":
+                    service.retry_refund(s, target, uid, payments)
+                elif action == "accept-offer":
+                    service.accept_second_chance(s, target, uid, lot_bids, window_minutes=window)
+                elif action == "decline-offer":
+                    service.decline_second_chance(s, target, uid, lot_bids, window_minutes=window)
+                else:
+                    raise NotFound("No such action.")
+
+        await run_in_threadpool(run)
+        return RedirectResponse("/orders", status_code=303)
+
+    return order_action
 
 
-def routes() -> list[BaseRoute]:
+def routes(lot_bids: service.LotBids) -> list[BaseRoute]:
     return [
         Route("/orders", orders_page, name="orders"),
-        Route("/orders/{order_id:int}/{action}", order_action, methods=["POST"], name="order_action"),
+        Route(
+            "/orders/{order_id:int}/{action}", _order_action(lot_bids), methods=["POST"], name="order_action"
+        ),
     ]
