@@ -154,3 +154,32 @@ def test_notification_centre_unread_and_mark_read(app: Starlette, client: TestCl
     assert client.post("/api/notices/read", json={}, headers=h).json() == {"marked": 2, "unread": 0}
     act_as(client, None)
     assert client.get("/notifications", follow_redirects=False).status_code == 303
+
+
+async def test_the_scan_asks_the_database_once_per_show_announcement() -> None:
+    """The watcher's scan comes back to every open show each second: whether to announce it (an INSERT
+    that another process may have made first) is asked once per process, not every second."""
+    from types import SimpleNamespace
+
+    from liveshow.social.watcher import ShowWatcher
+
+    asked: list[str] = []
+    answers = iter([RuntimeError("database away"), False, False])
+
+    def claim_fanout(key: str) -> bool:
+        asked.append(key)
+        answer = next(answers, False)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    watcher = ShowWatcher(db=None, bus=None, notifier=SimpleNamespace(claim_fanout=claim_fanout))  # type: ignore[arg-type]
+    try:
+        await watcher.announce_live(7)
+    except RuntimeError:
+        pass  # not an answer: asked again
+    for _ in range(3):
+        await watcher.announce_live(7)  # another process announced it: never asked again
+    for _ in range(2):
+        await watcher.announce_scheduled(SimpleNamespace(id=8))  # type: ignore[arg-type]
+    assert asked == ["live:7", "live:7", "scheduled:8"]

@@ -51,6 +51,10 @@ class ShowWatcher:
         self._watching: dict[int, asyncio.Task[None]] = {}
         self._subscribed: set[int] = set()
         self._sampled: dict[int, datetime] = {}
+        # The show announcements this process has claimed or seen claimed, by show: the scan comes
+        # back to every open show each second, and asking the database again (an INSERT refused as a
+        # duplicate) cost a statement per live show per second per process, for hours.
+        self._asked: dict[int, set[str]] = {}
         self.sample_seconds = 5.0
         self._task: asyncio.Task[None] | None = None
 
@@ -92,6 +96,19 @@ class ShowWatcher:
         for show_id, task in list(self._watching.items()):
             if task.done():
                 del self._watching[show_id]
+        open_ids = {show.id for show in shows}
+        for show_id in [s for s in self._asked if s not in open_ids]:
+            del self._asked[show_id]
+
+    async def _claim_once(self, show_id: int, key: str) -> bool:
+        """Whether this process is the one to announce ``key`` of the show, asked of the database once
+        per process (an error is not an answer: asked again next time)."""
+        asked = self._asked.setdefault(show_id, set())
+        if key in asked:
+            return False
+        claimed: bool = await run_in_threadpool(self.notifier.claim_fanout, key)
+        asked.add(key)
+        return claimed
 
     def _open_shows(self) -> list[Show]:
         with self.db.session() as session:
@@ -134,7 +151,7 @@ class ShowWatcher:
 
     async def announce_scheduled(self, show: Show) -> None:
         assert show.id is not None
-        if not await run_in_threadpool(self.notifier.claim_fanout, f"scheduled:{show.id}"):
+        if not await self._claim_once(show.id, f"scheduled:{show.id}"):
             return
         seller, fans = await run_in_threadpool(self._seller_and_followers, show.seller_id)
         when = _aware(show.starts_at).strftime("%b %d, %H:%M UTC")
@@ -142,7 +159,7 @@ class ShowWatcher:
         await self.notifier.notify(fans, "show_scheduled", text, f"/shows/{show.id}")
 
     async def announce_live(self, show_id: int) -> None:
-        if not await run_in_threadpool(self.notifier.claim_fanout, f"live:{show_id}"):
+        if not await self._claim_once(show_id, f"live:{show_id}"):
             return
         show = await run_in_threadpool(self._show, show_id)
         if show is None or show.visibility != "public":
