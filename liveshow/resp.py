@@ -76,14 +76,26 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         waiters = self.waiters
-        while (reply := self.reader.gets()) is not False:
+        while True:
+            try:
+                reply = self.reader.gets()
+            except hiredis.ProtocolError:  # not RESP: nothing after it can be trusted
+                self._out_of_step()
+                return
+            if reply is False:
+                return
             if not waiters:  # a reply nobody asked for: the stream is out of step
-                assert self.transport is not None
-                self.transport.abort()
+                self._out_of_step()
                 return
             future = waiters.popleft()
             if not future.done():  # else its caller was cancelled: the reply is dropped in order
                 future.set_result(reply)
+
+    def _out_of_step(self) -> None:
+        """Drop the connection: its waiters fail (connection_lost) and the next call reconnects."""
+        self.lost = True
+        assert self.transport is not None
+        self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True

@@ -153,3 +153,35 @@ async def test_the_url_s_password_and_database_are_used(redis_with_password: str
         assert (await checker.call("CLIENT", "LIST")).count("\n") == 1
     finally:
         await checker.close()
+
+
+async def test_a_reply_that_is_not_resp_drops_the_connection_and_the_next_call_connects_again() -> None:
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        first = connections == 1
+        while await reader.read(4096):
+            # First connection: not Redis at all (an HTTP server, say); then a Redis that says PONG.
+            writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n" if first else b"+PONG\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = RespConnection(f"redis://127.0.0.1:{port}/0", timeout=2)
+    loop = asyncio.get_running_loop()
+    crashes: list[dict[str, object]] = []  # a protocol callback that raised: a fatal error in the log
+    loop.set_exception_handler(lambda _loop, context: crashes.append(context))
+    try:
+        with pytest.raises(rx.ConnectionError):
+            await conn.call("PING")
+        assert await conn.call("PING") == "PONG"
+        assert connections == 2
+        assert crashes == []
+    finally:
+        loop.set_exception_handler(None)
+        await conn.close()
+        server.close()
+        await server.wait_closed()
