@@ -184,13 +184,18 @@ class RespConnection:
             replies = [await future for future in futures]
         finally:
             timer.cancel()
+            for future in futures:  # after a failure or a cancellation part way through a pipeline:
+                if not future.done():
+                    future.cancel()  # its reply is dropped in order when it comes
+                elif not future.cancelled():
+                    future.exception()  # seen: no "exception was never retrieved" in the log
         for reply in replies:
             if isinstance(reply, rx.RedisError):
                 raise reply
         return replies
 
     async def call(self, *args: Arg, timeout: float | None = None) -> Any:
-        """One command's reply; ``timeout`` beyond the connection's (a blocking read's block time)."""
+        """One command's reply; ``timeout`` instead of the connection's (a blocking read's, longer)."""
         return (await self._send(await self._ready(), [args], timeout))[0]
 
     async def pipeline(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:

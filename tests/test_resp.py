@@ -5,6 +5,7 @@ a caller cancelled mid-wait, a password and a database."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import secrets
 import socket
 import subprocess
@@ -180,6 +181,32 @@ async def test_a_reply_that_is_not_resp_drops_the_connection_and_the_next_call_c
         assert await conn.call("PING") == "PONG"
         assert connections == 2
         assert crashes == []
+    finally:
+        loop.set_exception_handler(None)
+        await conn.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_a_pipeline_cut_off_part_way_fails_once_and_logs_nothing() -> None:
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(4096)
+        writer.write(b"+OK\r\n")  # the first of three replies, then the server goes away
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    conn = RespConnection(f"redis://127.0.0.1:{port}/0", timeout=2)
+    loop = asyncio.get_running_loop()
+    logged: list[dict[str, object]] = []
+    loop.set_exception_handler(lambda _loop, context: logged.append(context))
+    try:
+        with pytest.raises(rx.ConnectionError):
+            await conn.pipeline([["SET", "a", "1"], ["SET", "b", "2"], ["SET", "c", "3"]])
+        await asyncio.sleep(0.05)
+        gc.collect()  # a failed future nobody looked at would be reported now
+        assert logged == []
     finally:
         loop.set_exception_handler(None)
         await conn.close()
