@@ -112,11 +112,34 @@ def drop_database(name: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+_PDT = re.compile(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)")
+
+
+def part_started(lines: list[str], uri: str) -> float:
+    """When the part ``uri`` of a media playlist began (epoch s): the program date-time above it plus
+    the durations of the parts between. StopIteration or ValueError when the playlist does not say."""
+    at = next(i for i, line in enumerate(lines) if f'URI="{uri}"' in line)
+    dated = max(i for i, line in enumerate(lines[:at]) if _PDT.match(line))
+    match = _PDT.match(lines[dated])
+    assert match is not None
+    start = datetime.fromisoformat(match[1].replace("Z", "+00:00")).timestamp()
+    return start + sum(
+        float(line.split("DURATION=")[1].split(",")[0])
+        for line in lines[dated:at]
+        if line.startswith("#EXT-X-PART:")
+    )
+
+
+def preload_hint(lines: list[str]) -> str:
+    """The URI of the playlist's preload hint (the part to ask for next); StopIteration without one."""
+    last = next(line for line in reversed(lines) if line.startswith("#EXT-X-PRELOAD-HINT"))
+    return last.split('URI="')[1].rstrip('"')
+
+
 def part_probe(url: str, show_id: int, stop: threading.Event, out: list[float], errors: list[str]) -> None:
     """Follow the live edge as an LL-HLS player does, and time each part's arrival against the arrival
     of its first frame at the server: fetch the hinted part (held until it exists), then the playlist
     held until it lists that part (which gives the part's start time and the next hint)."""
-    pdt = re.compile(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)")
     hint: str | None = None
     with httpx.Client(follow_redirects=True, timeout=10) as client:
         base = f"{url}/hls/{show_id}"
@@ -142,19 +165,8 @@ def part_probe(url: str, show_id: int, stop: threading.Event, out: list[float], 
                 base = str(playlist.url).rsplit("/", 1)[0]
                 lines = playlist.text.splitlines()
                 if hint is not None:
-                    at = next(i for i, line in enumerate(lines) if f'URI="{hint}"' in line)
-                    dated = max(i for i, line in enumerate(lines[:at]) if pdt.match(line))
-                    match = pdt.match(lines[dated])
-                    assert match is not None
-                    start = datetime.fromisoformat(match[1].replace("Z", "+00:00")).timestamp()
-                    start += sum(
-                        float(line.split("DURATION=")[1].split(",")[0])
-                        for line in lines[dated:at]
-                        if line.startswith("#EXT-X-PART:")
-                    )
-                    out.append((received - start) * 1000)
-                last = next(line for line in reversed(lines) if line.startswith("#EXT-X-PRELOAD-HINT"))
-                hint = last.split('URI="')[1].rstrip('"')
+                    out.append((received - part_started(lines, hint)) * 1000)
+                hint = preload_hint(lines)
             except (httpx.HTTPError, StopIteration, ValueError) as exc:
                 errors.append(type(exc).__name__)
                 hint = None
@@ -186,7 +198,6 @@ async def follow_live_edge(
 ) -> None:
     """One LL-HLS client: the hinted part (held until it exists), then the playlist held until it lists
     it, again and again; each part's arrival is timed against its first frame's arrival at the server."""
-    pdt = re.compile(r"#EXT-X-PROGRAM-DATE-TIME:(\S+)")
     hint: str | None = None
     while time.monotonic() < until:
         query, received = "", 0.0
@@ -213,19 +224,8 @@ async def follow_live_edge(
             base = str(playlist.url).rsplit("/", 1)[0]
             lines = playlist.text.splitlines()
             if hint is not None:
-                at = next(i for i, line in enumerate(lines) if f'URI="{hint}"' in line)
-                dated = max(i for i, line in enumerate(lines[:at]) if pdt.match(line))
-                match = pdt.match(lines[dated])
-                assert match is not None
-                start = datetime.fromisoformat(match[1].replace("Z", "+00:00")).timestamp()
-                start += sum(
-                    float(line.split("DURATION=")[1].split(",")[0])
-                    for line in lines[dated:at]
-                    if line.startswith("#EXT-X-PART:")
-                )
-                latencies.append((received - start) * 1000)
-            last = next(line for line in reversed(lines) if line.startswith("#EXT-X-PRELOAD-HINT"))
-            hint = last.split('URI="')[1].rstrip('"')
+                latencies.append((received - part_started(lines, hint)) * 1000)
+            hint = preload_hint(lines)
         except (httpx.HTTPError, StopIteration, ValueError) as exc:
             counts[type(exc).__name__] = counts.get(type(exc).__name__, 0) + 1
             hint = None
