@@ -10,8 +10,9 @@ import os
 from typing import Any
 
 CHROMIUM = os.environ.get("LIVESHOW_CHROMIUM", "/usr/bin/chromium")
-ARGS = [
-    "--use-fake-device-for-media-stream=fps=30",  # its default is 20 fps
+# Headless on this machine, no prompt for the fake camera, nothing of its own on the network, media
+# that plays without a click: what the browser tests (tests/conftest.py) run too.
+COMMON_ARGS = [
     "--use-fake-ui-for-media-stream",
     "--no-sandbox",
     "--disable-background-networking",
@@ -21,6 +22,10 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
     "--autoplay-policy=no-user-gesture-required",
+]
+ARGS = [
+    "--use-fake-device-for-media-stream=fps=30",  # its default is 20 fps
+    *COMMON_ARGS,
     # A hidden page's timers and frames would be throttled; these pages are measured.
     "--disable-background-timer-throttling",
     "--disable-renderer-backgrounding",

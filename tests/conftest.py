@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from bench.chromium import CHROMIUM, COMMON_ARGS
 from bench.services import PrivatePostgres, PrivateRedis
 from bench.services import Unavailable as ServiceUnavailable
 from liveshow.app import create_app
@@ -27,19 +28,7 @@ from liveshow.settings import Settings, coerce_values
 
 PG_ADMIN_URL = os.environ.get("LIVESHOW_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
-CHROMIUM = os.environ.get("LIVESHOW_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--no-sandbox",
-    "--disable-background-networking",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-    "--autoplay-policy=no-user-gesture-required",
-]
+CHROMIUM_ARGS = ["--use-fake-device-for-media-stream", *COMMON_ARGS]  # the fake camera at its own 20 fps
 
 
 # ---------------------------------------------------------------- databases
