@@ -24,6 +24,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "recorder": ("recorder.py", "recording a live show to disk while it is relayed"),
     "bids": ("bids.py", "claims and bids through two server processes, Redis and PostgreSQL"),
     "room": ("room.py", "chat fan-out to thousands of room WebSockets"),
+    "redisclient": ("redis_client.py", "CPU of one hot Redis command: redis-py against liveshow/resp.py"),
     "relay": ("relay.py", "WebRTC viewers per publisher, no transcoding"),
     "glass": ("glass.py", "glass to glass in Chromium, through the server and peer to peer"),
     "network": ("network.py", "viewers on lossy and narrow links (namespaces: root), features on/off"),
