@@ -26,7 +26,7 @@ import redis.asyncio as aioredis  # noqa: E402
 import uvloop  # noqa: E402
 
 from liveshow.redisconn import connect  # noqa: E402
-from liveshow.resp import RespConnection, stream_entries  # noqa: E402
+from liveshow.resp import RespConnection  # noqa: E402
 
 REDIS_URL = os.environ.get("LIVESHOW_TEST_REDIS", "redis://127.0.0.1:6379/0")
 BODY = "x" * 200  # about a batch entry of a few commands
@@ -69,8 +69,7 @@ async def main(count: int) -> int:
             return await reader.xread({stream: "0-0"}, count=5, block=10)
 
         async def lean_xread() -> object:
-            reply = await lean.call("XREAD", "COUNT", 5, "BLOCK", 10, "STREAMS", stream, "0-0", timeout=5)
-            return stream_entries(reply)
+            return await lean.xread(stream, "0-0", count=5, block_ms=10)
 
         print(f"{count} of each against {REDIS_URL}, one after the other (this process's CPU):")
         results = [

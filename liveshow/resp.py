@@ -203,6 +203,25 @@ class RespConnection:
         every reply was read)."""
         return await self._send(await self._ready(), commands) if commands else []
 
+    async def xread(
+        self, stream: str, after: str, *, count: int, block_ms: int
+    ) -> list[tuple[str, dict[str, str]]]:
+        """The entries of ``stream`` after the id ``after`` as (id, fields), up to ``count``, waiting up
+        to ``block_ms`` for the first; none when none came. The reply may take the block time longer
+        than any other command's."""
+        reply = await self.call(
+            "XREAD",
+            "COUNT",
+            count,
+            "BLOCK",
+            block_ms,
+            "STREAMS",
+            stream,
+            after,
+            timeout=self.timeout + block_ms / 1000,
+        )
+        return _stream_entries(reply)
+
     async def run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
         try:
             return await self.call("EVALSHA", script.sha, len(keys), *keys, *args)
@@ -229,8 +248,8 @@ def _expire(protocol: _Protocol, last: asyncio.Future[Any]) -> None:
         protocol.transport.abort()
 
 
-def stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
-    """The entries of an XREAD reply for one stream, as (id, fields); none when it timed out."""
+def _stream_entries(reply: Any) -> list[tuple[str, dict[str, str]]]:
+    """The entries of an XREAD reply, as (id, fields); none when it timed out."""
     if not reply:
         return []
     return [(entry_id, _fields(flat)) for _key, entries in reply for entry_id, flat in entries]

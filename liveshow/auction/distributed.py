@@ -36,7 +36,7 @@ from liveshow.auction.pacing import BATCH_EVERY_S, Pacer
 from liveshow.auction.writer import Fenced, Replier, ShowWriter
 from liveshow.clock import wall_ms
 from liveshow.redisconn import connect
-from liveshow.resp import RespConnection, stream_entries
+from liveshow.resp import RespConnection
 
 log = logging.getLogger(__name__)
 # A killed leader's show waits up to a lease for the next one: the field's target is decisions again
@@ -173,9 +173,8 @@ class RedisDispatcher:
         future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self._futures[command.id] = future
         self._deadlines.append((loop.time() + self.reply_timeout, command.id))
-        now = wall_ms()
-        since = self._interest.get(command.show_id)
-        fresh = since is None or now - since >= self._interest_ms  # not _interested(): one clock read
+        now = wall_ms()  # one clock read for both
+        fresh = not self._interested(command.show_id, now)
         self._interest[command.show_id] = now
         try:
             # Queued before anything is awaited, so one process's commands keep the order they came in.
@@ -240,9 +239,9 @@ class RedisDispatcher:
         task = self._leading.get(show_id)
         return task is not None and not task.done()
 
-    def _interested(self, show_id: int) -> bool:
+    def _interested(self, show_id: int, now_ms: int | None = None) -> bool:
         since = self._interest.get(show_id)
-        return since is not None and wall_ms() - since < self._interest_ms
+        return since is not None and (wall_ms() if now_ms is None else now_ms) - since < self._interest_ms
 
     async def _read_replies(self) -> None:
         conn = RespConnection(self.url)
@@ -252,10 +251,7 @@ class RedisDispatcher:
         try:
             while True:
                 try:
-                    resp: Any = await conn.call(
-                        "XREAD", "COUNT", 1000, "BLOCK", 2000, "STREAMS", self.reply_key, last, timeout=12
-                    )
-                    entries = stream_entries(resp)
+                    entries = await conn.xread(self.reply_key, last, count=1000, block_ms=2000)
                     for entry_id, fields in entries:
                         last = entry_id
                         # "b": a batch's answers (this version); "id"/"a": one answer, as a process
@@ -351,10 +347,7 @@ class RedisDispatcher:
                         inbox.drained.clear()
                         await inbox.drained.wait()
                         continue
-                    resp: Any = await conn.call(
-                        "XREAD", "COUNT", BATCH, "BLOCK", 1000, "STREAMS", stream, pos, timeout=11
-                    )
-                    for entry_id, fields in stream_entries(resp):
+                    for entry_id, fields in await conn.xread(stream, pos, count=BATCH, block_ms=1000):
                         for command in _commands_of(fields):
                             inbox.put(command, fields["r"], entry_id)
                         pos = entry_id

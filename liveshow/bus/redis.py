@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from liveshow.bus.base import SEQ_BLOCK, DurableLog, Event, Subscription, event_body
 from liveshow.clock import wall_ms
 from liveshow.redisconn import connect
-from liveshow.resp import RespConnection, Script, stream_entries
+from liveshow.resp import RespConnection, Script
 
 log = logging.getLogger(__name__)
 
@@ -249,17 +249,7 @@ class RedisBus:
             while not self._closing:
                 try:
                     block = 5000 if lost_at is None else 200
-                    resp: Any = await conn.call(
-                        "XREAD",
-                        "COUNT",
-                        500,
-                        "BLOCK",
-                        block,
-                        "STREAMS",
-                        self._log_key(topic),
-                        f"{last}-0",
-                        timeout=25 + block / 1000,
-                    )
+                    entries = await conn.xread(self._log_key(topic), f"{last}-0", count=500, block_ms=block)
                 except aioredis.TimeoutError:
                     self._raise_if_cancelled()
                     continue
@@ -269,7 +259,6 @@ class RedisBus:
                     lost_at = loop.time()
                     await asyncio.sleep(0.5)
                     continue
-                entries = stream_entries(resp)
                 if lost_at is not None and self.durable is not None:
                     # What was published before the loss and not read here yet is gone from Redis;
                     # the archive has it (every public event): deliver it first, in order.
