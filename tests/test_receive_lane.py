@@ -23,6 +23,7 @@ from liveshow.chat.lane import SERVER_SEND
 from liveshow.chat.protocol import CLOSE_TOO_BIG, MAX_FRAME_BYTES
 from liveshow.chat.receive_lane import PAUSE_AT, ReceiveLane
 from liveshow.chat.room import Connection, Room
+from liveshow.chat.wsframes import text_frame
 from liveshow.context import AppContext
 from tests.conftest import LiveServer
 from tests.roomkit import RoomEnv
@@ -279,3 +280,21 @@ def test_frames_the_server_queued_before_the_lane_come_first(
         assert not lane.handed_back
     finally:
         client.sock.close()
+
+
+def test_the_send_lane_stops_at_the_servers_close(app: Starlette, env: RoomEnv, raw: Raw) -> None:
+    """Once the server has sent its close frame, nothing more goes out on the lane, though the
+    transport stays open while the client has not answered the close (it is the state machine's
+    CLOSING, not a closing transport, that stops the lane)."""
+    conn = alice_socket(app, env)
+    assert conn.lane is not None  # the socket has had the room's messages: its lane is looked up
+    protocol = conn.websocket.scope[SERVER_SEND].__self__
+
+    async def close_then_write() -> tuple[bool, int]:
+        await conn.websocket.close(1001, "going away")
+        assert conn.lane is not None
+        return protocol.transport.is_closing(), conn.lane.write(text_frame(b'{"type": "late"}'))
+
+    closing, held = asyncio.run_coroutine_threadsafe(close_then_write(), protocol.loop).result(5)
+    assert not closing and held == -1
+    assert raw.close_code() == 1001
