@@ -162,6 +162,15 @@ def test_coalesced_and_split_frames_are_answered_in_order(app: Starlette, env: R
     assert not lane.handed_back
 
 
+def test_a_frame_alone_in_its_read_is_answered(app: Starlette, env: RoomEnv, raw: Raw) -> None:
+    """A whole frame per read (the lane's shortcut), with a 7-bit and a 16-bit length."""
+    lane = lane_of(alice_socket(app, env))
+    for ident, pad in (("short", 0), ("medium", 200)):
+        raw.sock.sendall(ping_frame(ident, pad=pad))
+        assert ids(raw.messages(1)) == [ident]
+    assert not lane.handed_back
+
+
 def test_more_frames_than_the_lane_holds_are_all_answered(app: Starlette, env: RoomEnv, raw: Raw) -> None:
     lane = lane_of(alice_socket(app, env))
     count = PAUSE_AT * 6  # the lane stops reading the socket while its task catches up, then goes on
