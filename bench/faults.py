@@ -51,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.fault_check import ClientRecord, check, pct  # noqa: E402
 from bench.fault_clients import Lots, Room, buyer, host, key  # noqa: E402
+from bench.room import uvicorn_command  # noqa: E402
 from bench.services import PrivatePostgres, PrivateRedis, free_port  # noqa: E402
 from liveshow.ratelimit.service import UNLIMITED  # noqa: E402
 
@@ -84,20 +85,7 @@ class Server:
         return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
-        cmd = [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "liveshow.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
+        cmd = uvicorn_command(self.port)
         self.proc = subprocess.Popen(
             cmd, env={**os.environ, **self.env}, cwd=ROOT, stdout=self.log, stderr=self.log
         )

@@ -52,9 +52,9 @@ from aiortc.mediastreams import AudioStreamTrack
 from starlette.routing import Route
 
 from bench import machine
-from bench.relay import CLIP, FPS, ClipTrack, CountingViewer, Poller, av_caps, cpu_seconds, make_clip
+from bench.relay import CLIP, ClipTrack, CountingViewer, Poller, av_caps, cpu_seconds, make_clip
 from bench.services import free_port
-from bench.tally import ViewerWindow, relay_step, viewer_expected_frames
+from bench.tally import ViewerWindow, relay_step
 from liveshow.media.peers import tolerate_late_consent
 
 ADD_RETRY_S = 60.0
@@ -273,19 +273,7 @@ async def run_viewers(url: str) -> None:
             window = time.monotonic() - started
             out = []
             for v in viewers:
-                f0, ts0, p0, l0 = v.marks.get("start", (0, 0, 0, 0))
-                frames = v.frames - f0
-                span = ((v.last_ts - ts0) % 2**32) / 3000 if frames and f0 else 0
-                out.append(
-                    {
-                        "frames": frames,
-                        "expected": viewer_expected_frames(window, FPS, span),
-                        "window": window,
-                        "packets": v.packets - p0,
-                        "lost": v.lost - l0,
-                        "connected": v.pc.connectionState == "connected",
-                    }
-                )
+                out.append({**v.since_start(window), "connected": v.pc.connectionState == "connected"})
             print(json.dumps({"viewers": out}), flush=True)
     for v in viewers:
         await v.pc.close()

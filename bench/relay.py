@@ -279,6 +279,22 @@ class CountingViewer:
     def mark(self, name: str) -> None:
         self.marks[name] = (self.frames, self.last_ts, self.packets, self.lost)
 
+    def since_start(self, window: float) -> dict[str, Any]:
+        """What this viewer got since its "start" mark, over a window of ``window`` seconds: frames,
+        the frames expected, packets and packets lost."""
+        f0, ts0, p0, l0 = self.marks.get("start", (0, 0, 0, 0))
+        frames = self.frames - f0
+        # frames the RTP clock says were sent between the last one before the window and the
+        # last one received; 0 without a frame before the window (the window then bounds it)
+        span = ((self.last_ts - ts0) % 2**32) / 3000 if frames and f0 else 0
+        return {
+            "frames": frames,
+            "expected": viewer_expected_frames(window, FPS, span),
+            "window": window,
+            "packets": self.packets - p0,
+            "lost": self.lost - l0,
+        }
+
 
 async def run_probes(url: str, count: int) -> None:
     """Join one viewer at a time and time its first complete video frame."""
@@ -332,22 +348,8 @@ async def run_viewers(url: str) -> None:
             window = time.monotonic() - started
             out = []
             for v in viewers:
-                f0, ts0, p0, l0 = v.marks.get("start", (0, 0, 0, 0))
-                frames = v.frames - f0
-                # frames the RTP clock says were sent between the last one before the window and the
-                # last one received; 0 without a frame before the window (the window then bounds it)
-                span = ((v.last_ts - ts0) % 2**32) / 3000 if frames and f0 else 0
                 ttff = (v.first_frame - v.t0) if v.first_frame else None
-                out.append(
-                    {
-                        "frames": frames,
-                        "expected": viewer_expected_frames(window, FPS, span),
-                        "window": window,
-                        "ttff": ttff,
-                        "packets": v.packets - p0,
-                        "lost": v.lost - l0,
-                    }
-                )
+                out.append({**v.since_start(window), "ttff": ttff})
             print(json.dumps({"failed": failed, "viewers": out}), flush=True)
     for v in viewers:
         await v.pc.close()

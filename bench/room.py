@@ -85,10 +85,10 @@ def cookie(secret: str, user_id: int) -> str:
     return TimestampSigner(secret).sign(payload).decode()
 
 
-def start_server(
-    env: dict[str, str], port: int, ws: str, deflate: bool, backlog: int
-) -> subprocess.Popen[bytes]:
-    cmd = [
+def uvicorn_command(port: int, *options: str) -> list[str]:
+    """The command line of one liveshow server process on loopback: the app factory under uvicorn,
+    quiet, with no access log (a line per request would be counted as the server's work)."""
+    return [
         sys.executable,
         "-m",
         "uvicorn",
@@ -100,14 +100,16 @@ def start_server(
         str(port),
         "--log-level",
         "warning",
-        "--ws",
-        ws,
-        "--ws-per-message-deflate",
-        str(deflate).lower(),
         "--no-access-log",
-        "--backlog",
-        str(backlog),
+        *options,
     ]
+
+
+def start_server(
+    env: dict[str, str], port: int, ws: str, deflate: bool, backlog: int
+) -> subprocess.Popen[bytes]:
+    options = ["--ws", ws, "--ws-per-message-deflate", str(deflate).lower(), "--backlog", str(backlog)]
+    cmd = uvicorn_command(port, *options)
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
