@@ -15,6 +15,7 @@ from starlette.routing import BaseRoute, Route
 
 from liveshow.accounts.models import User
 from liveshow.auction.install_types import ROOM_TYPES
+from liveshow.context import RoomHandler
 from liveshow.errors import NotAuthenticated, NotFound, ValidationFailed
 from liveshow.jsonbody import read_json
 from liveshow.web.auth import bearer_token, check_csrf, ctx, current_user
@@ -52,7 +53,7 @@ class TokenUsers:
         return user
 
 
-def make_endpoint(users: TokenUsers) -> Callable[[Request], Awaitable[Response]]:
+def make_endpoint(users: TokenUsers, handler: RoomHandler) -> Callable[[Request], Awaitable[Response]]:
     async def command(request: Request) -> Response:
         await check_csrf(request)
         # Who is asking before what they ask: a wrong token is refused unread. Without credentials
@@ -66,14 +67,13 @@ def make_endpoint(users: TokenUsers) -> Callable[[Request], Awaitable[Response]]
         service = ctx(request).auction
         if service is None:
             raise NotFound("The auction is not running.")
-        # The registered room handler: the same limits as a frame in the room.
-        handler = ctx(request).room_handlers[message["type"]]
         reply = await handler(int(request.path_params["show_id"]), user, message)
         return JSONResponse(reply)
 
     return command
 
 
-def routes() -> list[BaseRoute]:
-    endpoint = make_endpoint(TokenUsers())
+def routes(handler: RoomHandler) -> list[BaseRoute]:
+    """``handler``: the service's messages with a refusal raised, behind the same limits as the room's."""
+    endpoint = make_endpoint(TokenUsers(), handler)
     return [Route("/api/shows/{show_id:int}/auction", endpoint, methods=["POST"], name="auction_command")]

@@ -93,3 +93,22 @@ def error_from_dict(raw: dict[str, Any]) -> DomainError:
     if cls is DomainError:
         exc.code = str(raw.get("code", "bad_request"))
     return exc
+
+
+def refusal_frame(raw: dict[str, Any]) -> dict[str, Any]:
+    """The error frame of a refusal answered by a writer: ``error_from_dict(raw).frame()`` without
+    making the exception. A bidding war is mostly refusals (outbid, too low), each otherwise an
+    exception built, raised through the handlers and caught, to be turned into this same frame."""
+    return {
+        "type": "error",
+        "code": str(raw["code"]) if "code" in raw else "bad_request",
+        "reason": str(raw.get("message", "refused")),
+        **dict(raw.get("details") or {}),
+    }
+
+
+def error_from_frame(frame: dict[str, Any]) -> DomainError:
+    """The refusal an error frame from refusal_frame says, to be raised where refusals are
+    exceptions (the HTTP API)."""
+    details = {k: v for k, v in frame.items() if k not in ("type", "code", "reason")}
+    return error_from_dict({"code": frame["code"], "message": frame["reason"], "details": details})

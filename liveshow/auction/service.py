@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from liveshow.accounts.models import User
 from liveshow.auction import commands as cmds
-from liveshow.auction.errors import HostOnly, error_from_dict
+from liveshow.auction.errors import HostOnly, error_from_dict, error_from_frame, refusal_frame
 from liveshow.auction.lot_bids import ranked_bids
 from liveshow.auction.models import AuctionLot
 from liveshow.auction.writer import ShowWriter
@@ -106,15 +106,20 @@ class AuctionService:
 
     async def execute(self, command: cmds.Command) -> dict[str, Any]:
         """Send a command to the show's writer; return its answer or raise its refusal."""
+        answer = await self._ask(command)
+        if "error" in answer:
+            raise error_from_dict(answer["error"])
+        result: dict[str, Any] = answer["ok"]
+        return result
+
+    async def _ask(self, command: cmds.Command) -> dict[str, Any]:
+        """The writer's answer to a command: {"ok": result} or {"error": refusal}."""
         started = time.perf_counter()
         answer = await self.dispatcher.submit(command)
         if self.metrics is not None:
             kind = command.kind if command.kind in ("claim", "bid") else "host"
             self.metrics.auction_answer_by_kind[kind].observe(time.perf_counter() - started)
-        if "error" in answer:
-            raise error_from_dict(answer["error"])
-        result: dict[str, Any] = answer["ok"]
-        return result
+        return answer
 
     async def claim(
         self, show_id: int, user: User, quantity: int, key: str, lot_no: int | None = None
@@ -142,6 +147,16 @@ class AuctionService:
     # ------------------------------------------------------------ room integration
 
     async def on_message(self, show_id: int, user: User | None, message: dict[str, Any]) -> dict[str, Any]:
+        """The answer to a room message (or its HTTP twin); every refusal raised as its DomainError."""
+        reply = await self.answer(show_id, user, message)
+        if reply["type"] == "error":
+            raise error_from_frame(reply)
+        return reply
+
+    async def answer(self, show_id: int, user: User | None, message: dict[str, Any]) -> dict[str, Any]:
+        """on_message for a room socket: a writer's refusal of a claim or bid comes back as its error
+        frame instead of raised (see refusal_frame); a message refused before it reaches the writer
+        (not signed in, malformed, a host command from a viewer) is still raised."""
         kind = str(message.get("type"))
         if kind == "lot.state":
             return {
@@ -153,12 +168,14 @@ class AuctionService:
             raise NotAuthenticated("Sign in to take part.")
         if kind in cmds.HOST_KINDS:
             result = await self.host(show_id, user, kind, message)
-        else:
-            if show_id not in self._sellers:  # known after the first: no coroutine per bid for it
-                await self._show(show_id)
-            key, payload = cmds.parse_viewer(kind, message)
-            result = await self.execute(cmds.Command(kind, show_id, user.id, key, payload, user.username))
-        return {"type": f"{kind}.result", "ok": True, **result}
+            return {"type": f"{kind}.result", "ok": True, **result}
+        if show_id not in self._sellers:  # known after the first: no coroutine per bid for it
+            await self._show(show_id)
+        key, payload = cmds.parse_viewer(kind, message)
+        answer = await self._ask(cmds.Command(kind, show_id, user.id, key, payload, user.username))
+        if "error" in answer:
+            return refusal_frame(answer["error"])
+        return {"type": f"{kind}.result", "ok": True, **answer["ok"]}
 
     async def on_chat(self, show_id: int, user: User, text: str, message_id: int) -> None:
         """ "claim" or "claim 2" (the show's keyword) in chat claims like a tap on Claim."""
