@@ -35,6 +35,7 @@ def assert_unavailable_json(resp: object) -> None:
     assert headers["retry-after"] == str(RETRY_AFTER_S)
     body = resp.json()  # type: ignore[attr-defined]
     assert body["error"] == "unavailable" and body["retry_after"] == RETRY_AFTER_S and body["reason"]
+    assert body["retry_after_ms"] == RETRY_AFTER_S * 1000  # the unit room frames and other refusals give
 
 
 def test_seller_api_and_signed_in_pages_answer_503_while_the_database_is_down(

@@ -36,9 +36,15 @@ async def database_down_handler(request: Request, exc: Exception) -> Response:
     log.warning("database unavailable for %s %s: %s", request.method, request.url.path, type(exc).__name__)
     headers = {"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"}
     if wants_json(request):
-        return JSONResponse(
-            {"error": CODE, "reason": REASON, "retry_after": RETRY_AFTER_S}, status_code=503, headers=headers
-        )
+        # Both units, as every refusal that says when to come back (a rate limit, a full server, a
+        # room frame's retry_after_ms): a client reads the same field whatever refused it.
+        body = {
+            "error": CODE,
+            "reason": REASON,
+            "retry_after": RETRY_AFTER_S,
+            "retry_after_ms": RETRY_AFTER_S * 1000,
+        }
+        return JSONResponse(body, status_code=503, headers=headers)
     # user=None: who is signed in would be one more question to the database that is down.
     response = render(request, "error.html", status_code=503, message=REASON, status=503, user=None)
     response.headers.update(headers)
