@@ -191,6 +191,12 @@ def main() -> int:
     parser.add_argument("--bidders", type=int, default=200)
     parser.add_argument("--transport", choices=("ws", "http"), default="ws")
     parser.add_argument("--sockets", type=int, default=1000, help="room WebSockets in all (ws transport)")
+    parser.add_argument(
+        "--bid-limit",
+        default="off",
+        help="the servers' limit_bid_account (default off, as one address's load generator needs): a rule "
+        "no bidder reaches, e.g. 1000000/10, counts every bid as production does without refusing any",
+    )
     args = parser.parse_args()
     steps = [float(x) for x in args.steps.split(",")]
     print(machine.describe(), flush=True)
@@ -252,6 +258,7 @@ def main() -> int:
             # The default level, as a server in production logs: a log line per bid would be counted.
             LIVESHOW_LOG_LEVEL="INFO",
             **{f"LIVESHOW_{k.upper()}": v for k, v in UNLIMITED.items()},
+            LIVESHOW_LIMIT_BID_ACCOUNT=args.bid_limit,
         )
         addrs = []
         for n in range(2):
@@ -383,7 +390,7 @@ def main() -> int:
 
         print(
             f"servers: 2 processes, Redis bus, PostgreSQL; clients: {transport}, open loop, "
-            f"{args.step_seconds:.0f} s per step; "
+            f"{args.step_seconds:.0f} s per step; bid limit per account: {args.bid_limit}; "
             f"{os.cpu_count()} cores shared by all of it"
         )
         sound = report(steps, args.step_seconds, results, parts) and sockets_ok
