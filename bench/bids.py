@@ -257,8 +257,10 @@ def main() -> int:
             LIVESHOW_SECRET_KEY="bench",
             # The default level, as a server in production logs: a log line per bid would be counted.
             LIVESHOW_LOG_LEVEL="INFO",
-            **{f"LIVESHOW_{k.upper()}": v for k, v in UNLIMITED.items()},
-            LIVESHOW_LIMIT_BID_ACCOUNT=args.bid_limit,
+            **{
+                f"LIVESHOW_{k.upper()}": v
+                for k, v in {**UNLIMITED, "limit_bid_account": args.bid_limit}.items()
+            },
         )
         addrs = []
         for n in range(2):
