@@ -115,15 +115,10 @@ class ReceiveLane(asyncio.Protocol):
         """The text of ``data`` when it is exactly one final, masked text frame with no reserved bit,
         as nearly every read of a client's socket is (a bid, a chat line); else None, and the general
         path reads it. Saves that path's buffer, its loop and its slices on every frame."""
-        size = len(data)
-        if size < 6 or data[0] != 0x81 or not data[1] & 0x80:
+        if len(data) < 6 or data[0] != 0x81 or not data[1] & 0x80 or (found := frame_head(data, 0)) is None:
             return None
-        length, head = data[1] & 0x7F, 2
-        if length == 126 and size >= 4:
-            length, head = int.from_bytes(data[2:4], "big"), 4
-        elif length > 125:
-            return None
-        if size != head + 4 + length or length > self._max_payload:
+        length, head = found
+        if len(data) != head + 4 + length or length > self._max_payload:
             return None
         try:
             return apply_mask(data[head + 4 :], data[head : head + 4]).decode("utf-8")
